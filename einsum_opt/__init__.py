@@ -1,0 +1,1 @@
+"""einsum-opt: Extended Einsum cascades, pass fusion and spatial-accelerator cost models on xDSL."""

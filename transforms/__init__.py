@@ -1,0 +1,1 @@
+"""einsum_opt.transforms"""
