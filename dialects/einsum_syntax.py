@@ -1,0 +1,398 @@
+"""The expression language shared by the einsum dialect's text form and the `.einsum` notation.
+
+Two small languages live here, each as a value type, a printer and a parser:
+
+- index expressions: affine forms of rank variables (lower case, `m1`) and rank sizes
+  (upper case, `M0`), e.g. `m1*M0+m0`, `m1+1`, `M1`;
+- scalar map expressions: `exp(QK[m,p] - GM[p])`, built from numbers, `inf`, tensor accesses,
+  `+ - * /`, unary minus and the functions in `FUNCTIONS`.
+
+The parsers read from a `TokenSource`, so the same grammar serves the MLIR parser (through an
+adapter in the dialect) and the notation frontend's own lexer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+
+def rank_of(variable: str) -> str:
+    """The rank a lower-case index variable ranges over (`m1` -> `M1`)."""
+    return variable.upper()
+
+
+def variable_of(rank: str) -> str:
+    """The index variable of a rank (`M1` -> `m1`)."""
+    return rank.lower()
+
+
+def is_variable_name(name: str) -> bool:
+    """Lower-case first letter: an index variable; upper-case: a rank size."""
+    return name[:1].islower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Index expressions
+
+
+@dataclass(frozen=True)
+class IndexTerm:
+    """`coef * var * size_1 * ... * size_n`; `var` is None for a term made of sizes only."""
+
+    coef: int
+    var: str | None
+    sizes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndexExpr:
+    """An affine index: a sum of terms plus a constant, normalised (like terms merged)."""
+
+    terms: tuple[IndexTerm, ...]
+    const: int = 0
+
+    @staticmethod
+    def var(name: str, offset: int = 0) -> IndexExpr:
+        """The index `name` or `name+offset`."""
+        return IndexExpr((IndexTerm(1, name),), offset)
+
+    @staticmethod
+    def extent(rank: str) -> IndexExpr:
+        """The index equal to a rank's size: the final value of an iterative rank."""
+        return IndexExpr((IndexTerm(1, None, (rank,)),))
+
+    @staticmethod
+    def normalised(terms: list[IndexTerm], const: int) -> IndexExpr:
+        """Merge like terms (same variable and sizes), dropping zero coefficients."""
+        merged: dict[tuple[str | None, tuple[str, ...]], int] = {}
+        for t in terms:
+            key = (t.var, tuple(sorted(t.sizes)))
+            merged[key] = merged.get(key, 0) + t.coef
+        return IndexExpr(
+            tuple(IndexTerm(c, v, s) for (v, s), c in merged.items() if c != 0), const
+        )
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The index variables used, in order of appearance."""
+        return tuple(t.var for t in self.terms if t.var is not None)
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """The rank sizes used, in order of appearance."""
+        return tuple(s for t in self.terms for s in t.sizes)
+
+    def as_variable(self) -> str | None:
+        """The variable if this index is exactly one bare variable, else None."""
+        if self.const == 0 and len(self.terms) == 1:
+            t = self.terms[0]
+            if t.coef == 1 and t.var is not None and not t.sizes:
+                return t.var
+        return None
+
+    def as_offset(self) -> tuple[str, int] | None:
+        """`(var, offset)` if this index is `var+offset` (offset may be 0), else None."""
+        if len(self.terms) == 1:
+            t = self.terms[0]
+            if t.coef == 1 and t.var is not None and not t.sizes:
+                return t.var, self.const
+        return None
+
+    def as_extent(self) -> str | None:
+        """The rank if this index is exactly that rank's size (a final-value read)."""
+        if self.const == 0 and len(self.terms) == 1:
+            t = self.terms[0]
+            if t.coef == 1 and t.var is None and len(t.sizes) == 1:
+                return t.sizes[0]
+        return None
+
+    def bounds(self, size_of: Callable[[str], int]) -> tuple[int, int]:
+        """Smallest and largest value over all variables in `[0, size-1]` of their ranks."""
+        lo = hi = self.const
+        for t in self.terms:
+            factor = t.coef * math.prod(size_of(s) for s in t.sizes)
+            if t.var is None:
+                lo, hi = lo + factor, hi + factor
+            else:
+                top = factor * (size_of(rank_of(t.var)) - 1)
+                lo, hi = lo + min(0, top), hi + max(0, top)
+        return lo, hi
+
+    def renamed(self, mapping: Callable[[str], str]) -> IndexExpr:
+        """The same index with every variable and size name passed through `mapping`."""
+        return IndexExpr(
+            tuple(
+                IndexTerm(t.coef, None if t.var is None else mapping(t.var),
+                          tuple(mapping(s) for s in t.sizes))
+                for t in self.terms
+            ),
+            self.const,
+        )
+
+    def __str__(self) -> str:
+        out = ""
+        for t in self.terms:
+            factors = ([t.var] if t.var else []) + list(t.sizes)
+            mag = abs(t.coef)
+            body = "*".join(([str(mag)] if mag != 1 else []) + factors)
+            if not out:
+                out = ("-" if t.coef < 0 else "") + body
+            else:
+                out += ("-" if t.coef < 0 else "+") + body
+        if self.const or not out:
+            if not out:
+                out = str(self.const)
+            else:
+                out += f"{'-' if self.const < 0 else '+'}{abs(self.const)}"
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalar map expressions
+
+
+@dataclass(frozen=True)
+class Const:
+    """A numeric constant (may be +-inf)."""
+
+    value: float | int
+
+
+@dataclass(frozen=True)
+class Access:
+    """The value of the einsum's `index`-th tensor access at the current point."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """An operator applied to arguments: binary arithmetic, unary minus or a function."""
+
+    fn: str
+    args: tuple[Expr, ...]
+
+
+Expr = Const | Access | Call
+
+BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+"""Infix operators and their spelling."""
+
+FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "abs": 1, "max": 2, "min": 2}
+"""Functions callable by name, with their arity."""
+
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "neg": 3}
+
+
+def format_number(value: float | int, shortest: Callable[[float], str] | None = None) -> str:
+    """Print a constant the way the parsers read it back (`inf`, `-inf`, `2`, `0.5`)."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+        return "nan"
+    text = shortest(value) if shortest else repr(value)
+    if not any(c in text for c in ".e"):
+        text += ".0"  # keep float constants visibly float
+    return text
+
+
+def format_expr(
+    expr: Expr,
+    access: Callable[[int], str],
+    number: Callable[[float | int], str] = format_number,
+) -> str:
+    """Print a scalar expression with minimal parentheses; `access(i)` spells access i."""
+
+    def go(e: Expr, parent: int, right: bool) -> str:
+        if isinstance(e, Const):
+            text = number(e.value)
+            return f"({text})" if text.startswith("-") and parent > 0 else text
+        if isinstance(e, Access):
+            return access(e.index)
+        if e.fn in BINARY_SYMBOLS:
+            prec = _PRECEDENCE[e.fn]
+            left = go(e.args[0], prec, False)
+            rightside = go(e.args[1], prec, True)
+            text = f"{left} {BINARY_SYMBOLS[e.fn]} {rightside}"
+            needs = prec < parent or (prec == parent and right)
+            return f"({text})" if needs else text
+        if e.fn == "neg":
+            text = "-" + go(e.args[0], _PRECEDENCE["neg"], False)
+            return f"({text})" if parent >= _PRECEDENCE["neg"] else text
+        return f"{e.fn}({', '.join(go(a, 0, False) for a in e.args)})"
+
+    return go(expr, 0, False)
+
+
+class TokenSource(Protocol):
+    """What the shared parsers need from a lexer."""
+
+    def accept(self, punct: str) -> bool:
+        """Consume `punct` if it is next."""
+        ...
+
+    def expect(self, punct: str, what: str) -> None:
+        """Consume `punct` or fail with `expected <what>`."""
+        ...
+
+    def identifier(self) -> str | None:
+        """Consume and return a bare identifier if one is next."""
+        ...
+
+    def number(self) -> int | float | None:
+        """Consume and return an unsigned numeric literal if one is next."""
+        ...
+
+    def fail(self, message: str) -> NoReturn:
+        """Raise the source's own error at the current position."""
+        ...
+
+
+def parse_index(src: TokenSource) -> IndexExpr:
+    """index := ['-'] term (('+'|'-') term)* ; term := factor ('*' factor)* ; factor := int | name."""
+    terms: list[IndexTerm] = []
+    const = 0
+    sign = -1 if src.accept("-") else 1
+    while True:
+        coef, var, sizes = sign, None, []
+        while True:
+            num = src.number()
+            if num is not None:
+                if not isinstance(num, int):
+                    src.fail("index expressions take integers only")
+                coef *= num
+            else:
+                name = src.identifier()
+                if name is None:
+                    src.fail("expected a rank variable, rank size or integer in index")
+                if is_variable_name(name):
+                    if var is not None:
+                        src.fail(f"index is not affine: {var}*{name}")
+                    var = name
+                else:
+                    sizes.append(name)
+            if not src.accept("*"):
+                break
+        if var is None and not sizes:
+            const += coef
+        else:
+            terms.append(IndexTerm(coef, var, tuple(sizes)))
+        if src.accept("+"):
+            sign = 1
+        elif src.accept("-"):
+            sign = -1
+        else:
+            return IndexExpr.normalised(terms, const)
+
+
+def parse_index_list(src: TokenSource) -> list[IndexExpr]:
+    """`[` index (`,` index)* `]`, or `[]`."""
+    src.expect("[", "'[' to open an index list")
+    if src.accept("]"):
+        return []
+    out = [parse_index(src)]
+    while src.accept(","):
+        out.append(parse_index(src))
+    src.expect("]", "']' or ',' in index list")
+    return out
+
+
+AccessHook = Callable[[str | None], int | None]
+"""Called for a primary that is not a number, call or parenthesis.
+
+With a tensor name (an identifier followed by `[`) it must parse the index list and return the
+access number; with None it may parse a source-specific access (e.g. `%X[...]`) or return None.
+"""
+
+
+def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
+    """expr := term (('+'|'-') term)* ; term := unary (('*'|'/') unary)*."""
+
+    def expression() -> Expr:
+        left = term()
+        while True:
+            if src.accept("+"):
+                left = Call("add", (left, term()))
+            elif src.accept("-"):
+                left = Call("sub", (left, term()))
+            else:
+                return left
+
+    def term() -> Expr:
+        left = unary()
+        while True:
+            if src.accept("*"):
+                left = Call("mul", (left, unary()))
+            elif src.accept("/"):
+                left = Call("div", (left, unary()))
+            else:
+                return left
+
+    def unary() -> Expr:
+        if src.accept("-"):
+            inner = unary()
+            if isinstance(inner, Const):
+                return Const(-inner.value)
+            return Call("neg", (inner,))
+        return primary()
+
+    def primary() -> Expr:
+        num = src.number()
+        if num is not None:
+            return Const(num)
+        if src.accept("("):
+            inner = expression()
+            src.expect(")", "')'")
+            return inner
+        found = access(None)
+        if found is not None:
+            return Access(found)
+        name = src.identifier()
+        if name is None:
+            src.fail("expected an expression")
+        if src.accept("("):
+            if name not in FUNCTIONS:
+                src.fail(f"unknown function '{name}' (known: {', '.join(FUNCTIONS)})")
+            args = [expression()]
+            while src.accept(","):
+                args.append(expression())
+            src.expect(")", "')' or ',' in call")
+            if len(args) != FUNCTIONS[name]:
+                src.fail(f"{name} takes {FUNCTIONS[name]} argument(s), got {len(args)}")
+            return Call(name, tuple(args))
+        if name == "inf":
+            return Const(math.inf)
+        if name == "nan":
+            return Const(math.nan)
+        index = access(name)
+        if index is None:
+            src.fail(f"expected '[' after tensor name '{name}'")
+        return Access(index)
+
+    return expression()
+
+
+def accesses_in_order(expr: Expr) -> list[int]:
+    """Access numbers in order of first appearance (left to right)."""
+    seen: list[int] = []
+
+    def go(e: Expr) -> None:
+        if isinstance(e, Access):
+            if e.index not in seen:
+                seen.append(e.index)
+        elif isinstance(e, Call):
+            for a in e.args:
+                go(a)
+
+    go(expr)
+    return seen
+
+
+def root_operator(expr: Expr) -> str | None:
+    """The outermost operator of an expression, or None for a leaf."""
+    return expr.fn if isinstance(expr, Call) else None

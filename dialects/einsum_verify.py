@@ -1,0 +1,85 @@
+"""Cascade-wide checks: names, declared ranks and index ranges across all Einsums."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xdsl.utils.exceptions import VerifyException
+
+from einsum_opt.dialects.einsum_attrs import TensorType, format_indices, format_rank_entries
+from einsum_opt.dialects.einsum_syntax import rank_of
+
+if TYPE_CHECKING:
+    from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
+
+
+def verify_cascade(cascade: CascadeOp) -> None:
+    """Raise `VerifyException` naming the cascade and Einsum when the cascade is ill formed."""
+    from einsum_opt.dialects.einsum import EinsumOp, ReturnOp
+
+    where = f"cascade @{cascade.cascade_name}"
+    names = [n.data for n in cascade.input_names.data]
+    arg_types = [a.type for a in cascade.body.block.args]
+    if len(names) != len(arg_types) or arg_types != list(cascade.function_type.inputs.data):
+        raise VerifyException(f"{where}: input names, block arguments and function type disagree")
+    declared = cascade.ranks.names
+    sizes = cascade.rank_sizes()
+
+    def check_rank(rank: str, context: str) -> None:
+        if rank not in declared:
+            raise VerifyException(
+                f"{context}: rank {rank} is not declared in {where} "
+                f"ranks({format_rank_entries(cascade.ranks.data)})"
+            )
+
+    seen: set[str] = set()
+    for n, t in zip(names, arg_types, strict=True):
+        if not n.isidentifier():
+            raise VerifyException(f"{where}: input name '{n}' is not an identifier")
+        if n in seen:
+            raise VerifyException(f"{where}: tensor {n} is defined twice")
+        seen.add(n)
+        assert isinstance(t, TensorType)
+        for r in t.rank_names:
+            check_rank(r, f"{where}: input {n}")
+    for op in cascade.body.block.ops:
+        if isinstance(op, ReturnOp):
+            continue
+        if not isinstance(op, EinsumOp):
+            raise VerifyException(f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}")
+        name = op.tensor_name
+        if name in seen:
+            raise VerifyException(f"{where}: tensor {name} is defined twice")
+        seen.add(name)
+        context = op.describe()
+        for r in op.result_type.rank_names:
+            check_rank(r, context)
+        for v in op.variables():
+            check_rank(rank_of(v), context)
+        for value, indices in op.accesses():
+            for index in indices:
+                for s in index.sizes:
+                    check_rank(s, context)
+            _check_ranges(op, value, indices, sizes)
+    for t in cascade.function_type.outputs.data:
+        assert isinstance(t, TensorType)
+        for r in t.rank_names:
+            check_rank(r, f"{where}: result")
+
+
+def _check_ranges(op: EinsumOp, value, indices, sizes: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    from einsum_opt.dialects.einsum import EinsumOp
+
+    t = op.access_type(value)
+    producer = op if value is None else value.owner
+    iterative = producer.iterative_rank() if isinstance(producer, EinsumOp) else None
+    for rank, index in zip(t.rank_names, indices, strict=True):
+        lo, hi = index.bounds(sizes.__getitem__)
+        top = sizes[rank] if iterative == rank.lower() else sizes[rank] - 1
+        if lo < 0 or hi > top:
+            tensor = op.access_name(value)
+            raise VerifyException(
+                f"{op.describe()}: index {index} of {tensor}{format_indices(indices)} ranges over "
+                f"[{lo}, {hi}] but rank {rank} has {'indices 0..' + str(top)} "
+                f"(size {sizes[rank]})"
+            )
