@@ -532,9 +532,20 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
             resolved.append((None, indices))
             continue
         defined = parser.ssa_values.get(operand.operand_name)
-        if defined is None or operand.index >= len(defined):
-            parser.raise_error(f"use of undefined value %{operand.operand_name}", operand.span)
-        resolved.append((defined[operand.index], indices))
+        if defined is not None and operand.index < len(defined):
+            resolved.append((defined[operand.index], indices))
+            continue
+        # A read ahead (the previous value of a later iterative Einsum): its ranks follow from
+        # its rank-variable indices; its element type is taken to be this Einsum's.
+        ranks = [ix.as_offset() for ix in indices]
+        if any(r is None for r in ranks):
+            parser.raise_error(
+                f"%{operand.operand_name} is used before it is defined; a tensor read ahead "
+                "must be indexed by plain rank variables",
+                operand.span,
+            )
+        ahead = TensorType([r[0].upper() for r in ranks if r], result_type.element_type)
+        resolved.append((parser.resolve_operand(operand, ahead), indices))
     arg_types = [
         result_type.element_type if v is None else _element_type(v, parser) for v, _ in resolved
     ]
@@ -659,6 +670,10 @@ class CascadeOp(IRDLOperation):
     def rank_sizes(self) -> dict[str, int]:
         """Every declared rank's size."""
         return self.ranks.sizes()
+
+    def set_rank_sizes(self, overrides: Mapping[str, int]) -> None:
+        """Give some declared ranks new sizes (derived sizes such as `M / M0` follow)."""
+        self.ranks = self.ranks.with_sizes(overrides)
 
     def verify_(self) -> None:
         from einsum_opt.dialects.einsum_verify import verify_cascade

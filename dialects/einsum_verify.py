@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from xdsl.utils.exceptions import VerifyException
 
 from einsum_opt.dialects.einsum_attrs import TensorType, format_indices, format_rank_entries
-from einsum_opt.dialects.einsum_syntax import rank_of
+from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
 
 if TYPE_CHECKING:
     from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
@@ -32,6 +32,7 @@ def verify_cascade(cascade: CascadeOp) -> None:
                 f"ranks({format_rank_entries(cascade.ranks.data)})"
             )
 
+    position = {op: i for i, op in enumerate(cascade.body.block.ops)}
     seen: set[str] = set()
     for n, t in zip(names, arg_types, strict=True):
         if not n.isidentifier():
@@ -61,6 +62,8 @@ def verify_cascade(cascade: CascadeOp) -> None:
                 for s in index.sizes:
                     check_rank(s, context)
             _check_ranges(op, value, indices, sizes)
+            if value is not None and position.get(value.owner, -1) > position[op]:
+                _check_read_ahead(op, value.owner, indices)
     for t in cascade.function_type.outputs.data:
         assert isinstance(t, TensorType)
         for r in t.rank_names:
@@ -83,3 +86,23 @@ def _check_ranges(op: EinsumOp, value, indices, sizes: dict[str, int]) -> None: 
                 f"[{lo}, {hi}] but rank {rank} has {'indices 0..' + str(top)} "
                 f"(size {sizes[rank]})"
             )
+
+
+def _check_read_ahead(op: EinsumOp, producer: object, indices) -> None:  # type: ignore[no-untyped-def]
+    """A tensor defined later may only be read at the previous index of its iterative rank."""
+    from einsum_opt.dialects.einsum import EinsumOp
+
+    if isinstance(producer, EinsumOp):
+        it = producer.iterative_rank()
+        if it is not None and it in op.output_variables():
+            expected = [IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix
+                        for ix in producer.output_indices]
+            if list(indices) == expected:
+                return
+        name = producer.tensor_name
+    else:
+        name = "?"
+    raise VerifyException(
+        f"{op.describe()}: reads {name}{format_indices(indices)} before {name} is defined; only "
+        "the previous value of an iterative rank that this einsum also iterates may be read ahead"
+    )
