@@ -73,6 +73,7 @@ from einsum_opt.dialects.einsum_map import (
     is_float,
     map_expression_printer,
 )
+from einsum_opt.dialects.locations import OpVerifyException, record_location
 from einsum_opt.dialects.einsum_syntax import (
     Expr,
     IndexExpr,
@@ -114,7 +115,8 @@ class ReturnOp(IRDLOperation):
         got = [v.type for v in self.values]
         want = list(cascade.function_type.outputs.data)
         if got != want:
-            raise VerifyException(
+            raise OpVerifyException(
+                self,
                 f"cascade @{cascade.sym_name.data} returns "
                 f"({', '.join(map(str, got))}) but declares ({', '.join(map(str, want))})"
             )
@@ -258,21 +260,21 @@ class EinsumOp(IRDLOperation):
     def verify_(self) -> None:
         name = self.tensor_name
         if not name.isidentifier():
-            raise VerifyException(f"einsum name '{name}' is not an identifier")
+            raise OpVerifyException(self, f"einsum name '{name}' is not an identifier")
         where = self.describe()
         accesses = self.accesses()
         selfs = self.self_read_positions()
         if len(selfs) + len(self.inputs) != len(self.access) or any(
             not 0 <= s < len(self.access) for s in selfs
         ):
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: {len(self.access)} accesses do not match {len(self.inputs)} operands "
                 f"and self reads {list(selfs)}"
             )
         out_t = self.result_type
         # Output indices: one per rank, the rank's own variable (+1 on an iterative rank).
         if len(self.output_indices) != len(out_t.rank_names):
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: output has {len(self.output_indices)} indices but type {out_t} has "
                 f"{len(out_t.rank_names)} ranks"
             )
@@ -280,19 +282,19 @@ class EinsumOp(IRDLOperation):
         for rank, index in zip(out_t.rank_names, self.output_indices, strict=True):
             off = index.as_offset()
             if off is None or off[0] != rank.lower() or off[1] not in (0, 1):
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: output rank {rank} is not iterated: its index is '{index}', "
                     f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank)"
                 )
             if off[1] == 1:
                 iterative.append(off[0])
         if len(iterative) > 1:
-            raise VerifyException(f"{where}: more than one iterative rank ({', '.join(iterative)})")
+            raise OpVerifyException(self, f"{where}: more than one iterative rank ({', '.join(iterative)})")
         # Accesses: one index per rank of the tensor read.
         for i, (value, indices) in enumerate(accesses):
             t = self.access_type(value)
             if len(indices) != len(t.rank_names):
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: access {self.access_name(value)}{format_indices(indices)} has "
                     f"{len(indices)} indices but {self.access_name(value)} has "
                     f"{len(t.rank_names)} ranks [{', '.join(t.rank_names)}]"
@@ -300,30 +302,30 @@ class EinsumOp(IRDLOperation):
             for rank, index in zip(t.rank_names, indices, strict=True):
                 var = index.as_variable()
                 if var is not None and var.upper() != rank:
-                    raise VerifyException(
+                    raise OpVerifyException(self, 
                         f"{where}: access {self.access_name(value)}{format_indices(indices)} "
                         f"indexes rank {rank} with variable {var} of rank {var.upper()}"
                     )
             arg_t = self.body.block.args[i].type if i < len(self.body.block.args) else None
             if arg_t != t.element_type:
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: map argument {i} has type {arg_t} but "
                     f"{self.access_name(value)} holds {t.element_type}"
                 )
         if len(self.body.block.args) != len(accesses):
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: map region takes {len(self.body.block.args)} arguments for "
                 f"{len(accesses)} accesses"
             )
         last = self.body.block.last_op
         if not isinstance(last, YieldOp) or last.value.type != out_t.element_type:
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: map region must end in einsum.yield of a {out_t.element_type}"
             )
         # Iteration and self reads.
         it = iterative[0] if iterative else None
         if selfs and it is None:
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: reads its own output but has no iterative rank (write it as "
                 f"{name}[..., r+1, ...])"
             )
@@ -333,19 +335,19 @@ class EinsumOp(IRDLOperation):
                 for ix in self.output_indices
             ]
             if list(self.access.data[s].data) != expected:
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: self read {name}{format_indices(self.access.data[s].data)} must "
                     f"read the previous value {name}{format_indices(expected)}"
                 )
         if it is not None and self.init is None:
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: iterative rank {it.upper()} has no initial value "
                 f"(declare {name}[{it}=0, ...] = value)"
             )
         if it is None and self.init is not None:
-            raise VerifyException(f"{where}: has an initial value but no iterative rank")
+            raise OpVerifyException(self, f"{where}: has an initial value but no iterative rank")
         if self.init is not None and self.init.type != out_t.element_type:
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: initial value has type {self.init.type}, expected {out_t.element_type}"
             )
         # Reductions: exactly the reduced variables, in order of first appearance.
@@ -354,20 +356,20 @@ class EinsumOp(IRDLOperation):
         outs = set(self.output_variables())
         for var, _ in ops:
             if var in outs:
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: reduce operator on rank {var.upper()}, which is not reduced "
                     "(it is an output rank)"
                 )
             if var not in reduced:
-                raise VerifyException(
+                raise OpVerifyException(self, 
                     f"{where}: reduce operator on rank {var.upper()}, which no access uses"
                 )
         listed = tuple(v for v, _ in ops)
         for var in reduced:
             if var not in listed:
-                raise VerifyException(f"{where}: reduced rank {var.upper()} has no reduce operator")
+                raise OpVerifyException(self, f"{where}: reduced rank {var.upper()} has no reduce operator")
         if listed != reduced:
-            raise VerifyException(
+            raise OpVerifyException(self, 
                 f"{where}: reductions must be listed in order of first use: "
                 f"{', '.join(reduced)}"
             )
@@ -440,6 +442,7 @@ def _print_einsum(op: EinsumOp, printer: Printer) -> None:
 
 def _parse_einsum(parser: Parser) -> EinsumOp:
     tokens = ParserTokens(parser)
+    start = parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
     name = parser.parse_identifier(" (the name of the tensor the einsum produces)")
     output = parse_index_list(tokens)
     parser.parse_punctuation("=")
@@ -580,6 +583,7 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
         init_attr,
     )
     op.attributes.update(attrs)
+    record_location(op, start)
     return op
 
 
@@ -703,6 +707,7 @@ class CascadeOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> CascadeOp:
+        start = parser._current_token.span  # noqa: SLF001
         name = parser.parse_symbol_name().data
         args = parser.parse_comma_separated_list(parser.Delimiter.PAREN, parser.parse_argument)
         parser.parse_punctuation("->")
@@ -729,6 +734,7 @@ class CascadeOp(IRDLOperation):
         op = cls(name, inputs, outs, RanksAttr(tuple(entries)), body)  # type: ignore[arg-type]
         if attrs is not None:
             op.attributes.update(attrs.data)
+        record_location(op, start)
         return op
 
 

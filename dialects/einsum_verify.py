@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from xdsl.utils.exceptions import VerifyException
 
+from einsum_opt.dialects.locations import OpVerifyException
+
 from einsum_opt.dialects.einsum_attrs import TensorType, format_indices, format_rank_entries
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
 
@@ -21,13 +23,14 @@ def verify_cascade(cascade: CascadeOp) -> None:
     names = [n.data for n in cascade.input_names.data]
     arg_types = [a.type for a in cascade.body.block.args]
     if len(names) != len(arg_types) or arg_types != list(cascade.function_type.inputs.data):
-        raise VerifyException(f"{where}: input names, block arguments and function type disagree")
+        raise OpVerifyException(cascade, f"{where}: input names, block arguments and function type disagree")
     declared = cascade.ranks.names
     sizes = cascade.rank_sizes()
 
-    def check_rank(rank: str, context: str) -> None:
+    def check_rank(rank: str, context: str, at: object = cascade) -> None:
         if rank not in declared:
-            raise VerifyException(
+            raise OpVerifyException(
+                at,  # type: ignore[arg-type]
                 f"{context}: rank {rank} is not declared in {where} "
                 f"ranks({format_rank_entries(cascade.ranks.data)})"
             )
@@ -36,9 +39,9 @@ def verify_cascade(cascade: CascadeOp) -> None:
     seen: set[str] = set()
     for n, t in zip(names, arg_types, strict=True):
         if not n.isidentifier():
-            raise VerifyException(f"{where}: input name '{n}' is not an identifier")
+            raise OpVerifyException(cascade, f"{where}: input name '{n}' is not an identifier")
         if n in seen:
-            raise VerifyException(f"{where}: tensor {n} is defined twice")
+            raise OpVerifyException(cascade, f"{where}: tensor {n} is defined twice")
         seen.add(n)
         assert isinstance(t, TensorType)
         for r in t.rank_names:
@@ -47,20 +50,20 @@ def verify_cascade(cascade: CascadeOp) -> None:
         if isinstance(op, ReturnOp):
             continue
         if not isinstance(op, EinsumOp):
-            raise VerifyException(f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}")
+            raise OpVerifyException(op, f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}")
         name = op.tensor_name
         if name in seen:
-            raise VerifyException(f"{where}: tensor {name} is defined twice")
+            raise OpVerifyException(op, f"{where}: tensor {name} is defined twice")
         seen.add(name)
         context = op.describe()
         for r in op.result_type.rank_names:
-            check_rank(r, context)
+            check_rank(r, context, op)
         for v in op.variables():
-            check_rank(rank_of(v), context)
+            check_rank(rank_of(v), context, op)
         for value, indices in op.accesses():
             for index in indices:
                 for s in index.sizes:
-                    check_rank(s, context)
+                    check_rank(s, context, op)
             _check_ranges(op, value, indices, sizes)
             if value is not None and position.get(value.owner, -1) > position[op]:
                 _check_read_ahead(op, value.owner, indices)
@@ -81,7 +84,8 @@ def _check_ranges(op: EinsumOp, value, indices, sizes: dict[str, int]) -> None: 
         top = sizes[rank] if iterative == rank.lower() else sizes[rank] - 1
         if lo < 0 or hi > top:
             tensor = op.access_name(value)
-            raise VerifyException(
+            raise OpVerifyException(
+                op,
                 f"{op.describe()}: index {index} of {tensor}{format_indices(indices)} ranges over "
                 f"[{lo}, {hi}] but rank {rank} has {'indices 0..' + str(top)} "
                 f"(size {sizes[rank]})"
@@ -102,7 +106,8 @@ def _check_read_ahead(op: EinsumOp, producer: object, indices) -> None:  # type:
         name = producer.tensor_name
     else:
         name = "?"
-    raise VerifyException(
+    raise OpVerifyException(
+        op,
         f"{op.describe()}: reads {name}{format_indices(indices)} before {name} is defined; only "
         "the previous value of an iterative rank that this einsum also iterates may be read ahead"
     )

@@ -1,0 +1,58 @@
+"""Where ops came from in the source text, so diagnostics can name `file:line:col`.
+
+xDSL's parser keeps no locations on ops; our custom parsers and frontends record them here.
+The table holds weak references: it never keeps IR alive.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from xdsl.ir import Operation
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.lexer import Span
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A 1-based line and column in a named input."""
+
+    filename: str
+    line: int
+    column: int
+
+    def shifted(self, lines: int) -> SourceLocation:
+        """The same place in a file whose chunk started `lines` lines further down."""
+        return SourceLocation(self.filename, self.line + lines, self.column)
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.column}"
+
+
+_LOCATIONS: weakref.WeakKeyDictionary[Operation, SourceLocation] = weakref.WeakKeyDictionary()
+
+
+def record_location(op: Operation, where: SourceLocation | Span) -> None:
+    """Remember where `op` was written."""
+    if isinstance(where, Span):
+        loc = where.get_location()
+        where = SourceLocation(loc.file, loc.line, loc.col)
+    _LOCATIONS[op] = where
+
+
+def location_of(op: Operation | None) -> SourceLocation | None:
+    """Where `op` (or the closest ancestor with a known place) was written, if known."""
+    while op is not None:
+        if op in _LOCATIONS:
+            return _LOCATIONS[op]
+        op = op.parent_op()
+    return None
+
+
+class OpVerifyException(VerifyException):
+    """A verifier failure that knows the op it is about, so it can be reported at its place."""
+
+    def __init__(self, op: Operation, message: str):
+        super().__init__(message)
+        self.op = op
