@@ -52,6 +52,7 @@ from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
 from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.lexer import Span
 
 from einsum_opt.dialects.einsum_attrs import (
     REDUCE_OPERATORS,
@@ -486,18 +487,24 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
     else:
         expr = parse_expr(tokens, access)
     reduce_ops: dict[str, str] = {}
+    reduce_spans: dict[str, Span] = {}
     if parser.parse_optional_punctuation(":") is not None:
         # `::` lists reduce operators; a single `:` starts the type.
         if parser.parse_optional_punctuation(":") is not None:
             while True:
+                op_span = parser._current_token.span  # noqa: SLF001
                 op_name = parser.parse_identifier(" (a reduce operator)")
                 if op_name not in REDUCE_OPERATORS:
                     parser.raise_error(
-                        f"unknown reduce operator '{op_name}' (known: {', '.join(REDUCE_OPERATORS)})"
+                        f"unknown reduce operator '{op_name}' (known: {', '.join(REDUCE_OPERATORS)})",
+                        op_span,
                     )
                 parser.parse_punctuation("(")
                 while True:
-                    reduce_ops[parser.parse_identifier(" (a reduced rank variable)")] = op_name
+                    var_span = parser._current_token.span  # noqa: SLF001
+                    var = parser.parse_identifier(" (a reduced rank variable)")
+                    reduce_ops[var] = op_name
+                    reduce_spans[var] = var_span
                     if parser.parse_optional_punctuation(",") is None:
                         break
                 parser.parse_punctuation(")")
@@ -528,7 +535,7 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
         parser.parse_punctuation(":")
     result_type = parser.parse_type()
     if not isinstance(result_type, TensorType):
-        parser.raise_error(f"einsum result must be an !einsum.tensor, got {result_type}")
+        parser.raise_error(f"einsum result must be an !einsum.tensor, got {result_type}", start)
     resolved: list[tuple[SSAValue | None, tuple[IndexExpr, ...]]] = []
     for operand, indices in accesses:
         if operand is None:
@@ -559,19 +566,20 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
         try:
             region = build_map_region(expr, arg_types, result_type.element_type)
         except MapBuildError as e:
-            parser.raise_error(f"einsum {name}: {e}")
+            parser.raise_error(f"einsum {name}: {e}", start)
     reduced = _reduced_in_order(output, [ix for _, ix in resolved])
     unknown = [v for v in reduce_ops if v not in reduced]
     if unknown:
         parser.raise_error(
-            f"einsum {name}: reduce operator on rank {unknown[0].upper()}, which is not reduced"
+            f"einsum {name}: reduce operator on rank {unknown[0].upper()}, which is not reduced",
+            reduce_spans[unknown[0]],
         )
     init_attr = None
     if init_value is not None:
         try:
             init_attr = constant_attr(init_value, result_type.element_type)
         except Exception as e:  # noqa: BLE001 - any conversion failure is a parse error
-            parser.raise_error(f"einsum {name}: bad initial value: {e}")
+            parser.raise_error(f"einsum {name}: bad initial value: {e}", start)
     op = EinsumOp(
         name,
         output,

@@ -81,13 +81,18 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        start = parser._current_token.span.start  # noqa: SLF001
         with parser.in_angle_brackets():
             ranks = parser.parse_comma_separated_list(
                 parser.Delimiter.SQUARE, parser.parse_identifier
             )
             parser.parse_punctuation(",")
             elt = parser.parse_type()
-        return (ArrayAttr([StringAttr(r) for r in ranks]), elt)
+        params = (ArrayAttr([StringAttr(r) for r in ranks]), elt)
+        problem = _tensor_type_problem(params[0], elt)
+        if problem:
+            parser.raise_error(problem, start, parser._current_token.span.start)  # noqa: SLF001
+        return params
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string(f"<[{', '.join(self.rank_names)}], ")
@@ -95,20 +100,25 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
         printer.print_string(">")
 
     def verify(self) -> None:
-        names = self.rank_names
-        for r in names:
-            if not RANK_NAME.fullmatch(r):
-                raise VerifyException(
-                    f"rank name '{r}' must start with an upper-case letter "
-                    "(its index variable is the lower-case name)"
-                )
-        dup = sorted({r for r in names if names.count(r) > 1})
-        if dup:
-            raise VerifyException(f"tensor type repeats rank {', '.join(dup)}")
-        if not isinstance(self.element_type, AnyFloat | IntegerType):
-            raise VerifyException(
-                f"element type must be a float or integer type, got {self.element_type}"
+        problem = _tensor_type_problem(self.ranks, self.element_type)
+        if problem:
+            raise VerifyException(problem)
+
+
+def _tensor_type_problem(ranks: ArrayAttr[StringAttr], element_type: Attribute) -> str | None:
+    names = [r.data for r in ranks]
+    for r in names:
+        if not RANK_NAME.fullmatch(r):
+            return (
+                f"rank name '{r}' must start with an upper-case letter "
+                "(its index variable is the lower-case name)"
             )
+    dup = sorted({r for r in names if names.count(r) > 1})
+    if dup:
+        return f"tensor type repeats rank {', '.join(dup)}"
+    if not isinstance(element_type, AnyFloat | IntegerType):
+        return f"element type must be a float or integer type, got {element_type}"
+    return None
 
 
 RankSize = int | tuple[str, str]
@@ -133,6 +143,14 @@ class RanksAttr(Data[tuple[tuple[str, RankSize], ...]]):
     def parse_parameter(cls, parser: AttrParser) -> tuple[tuple[str, RankSize], ...]:
         with parser.in_angle_brackets():
             return tuple(parse_rank_entries(parser))
+
+    @staticmethod
+    def checked(entries: Sequence[tuple[str, RankSize]]) -> RanksAttr | str:
+        """The rank table, or the reason it is ill formed."""
+        try:
+            return RanksAttr(tuple(entries))
+        except VerifyException as e:
+            return str(e)
 
     def print_parameter(self, printer: Printer) -> None:
         printer.print_string(f"<{format_rank_entries(self.data)}>")
@@ -209,7 +227,16 @@ def format_rank_entries(entries: Sequence[tuple[str, RankSize]]) -> str:
 
 
 def parse_rank_entries(parser: AttrParser) -> list[tuple[str, RankSize]]:
-    """`NAME = INT | NAME = NAME / NAME`, comma separated (possibly empty)."""
+    """`NAME = INT | NAME = NAME / NAME`, comma separated (possibly empty), checked."""
+    start = parser._current_token.span.start  # noqa: SLF001
+    entries = _parse_rank_entry_list(parser)
+    table = RanksAttr.checked(entries)
+    if isinstance(table, str):
+        parser.raise_error(table, start, parser._current_token.span.start)  # noqa: SLF001
+    return entries
+
+
+def _parse_rank_entry_list(parser: AttrParser) -> list[tuple[str, RankSize]]:
     entries: list[tuple[str, RankSize]] = []
     name = parser.parse_optional_identifier()
     while name is not None:

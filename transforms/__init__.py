@@ -1,1 +1,20 @@
-"""einsum_opt.transforms"""
+"""einsum_opt.transforms: one pass per file, registered lazily by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _set_ranks() -> type[ModulePass]:
+    from einsum_opt.transforms.set_ranks import SetRanksPass
+
+    return SetRanksPass
+
+
+def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Pass name -> factory returning the pass class (imported only when used)."""
+    return {
+        "set-ranks": _set_ranks,
+    }
