@@ -25,11 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import (
+    I64,
     ArrayAttr,
     DenseArrayBase,
     FloatAttr,
     FunctionType,
-    I64,
     IntegerAttr,
     StringAttr,
     SymbolNameConstraint,
@@ -38,6 +38,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Dialect, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
+    base,
     irdl_op_definition,
     lazy_traits_def,
     operand_def,
@@ -51,7 +52,6 @@ from xdsl.irdl import (
 from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
 from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure, SymbolOpInterface
-from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.lexer import Span
 
 from einsum_opt.dialects.einsum_attrs import (
@@ -74,7 +74,6 @@ from einsum_opt.dialects.einsum_map import (
     is_float,
     map_expression_printer,
 )
-from einsum_opt.dialects.locations import OpVerifyException, record_location
 from einsum_opt.dialects.einsum_syntax import (
     Expr,
     IndexExpr,
@@ -83,6 +82,7 @@ from einsum_opt.dialects.einsum_syntax import (
     parse_index_list,
     root_operator,
 )
+from einsum_opt.dialects.locations import OpVerifyException, record_location
 
 
 @irdl_op_definition
@@ -119,7 +119,7 @@ class ReturnOp(IRDLOperation):
             raise OpVerifyException(
                 self,
                 f"cascade @{cascade.sym_name.data} returns "
-                f"({', '.join(map(str, got))}) but declares ({', '.join(map(str, want))})"
+                f"({', '.join(map(str, got))}) but declares ({', '.join(map(str, want))})",
             )
 
 
@@ -140,7 +140,7 @@ class EinsumOp(IRDLOperation):
     self_reads = prop_def(DenseArrayBase[I64])
     reduce = prop_def(ReduceAttr)
     merge = prop_def(MergeAttr)
-    init = opt_prop_def(FloatAttr | IntegerAttr)
+    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
     body = region_def("single_block")
     result = result_def(TensorType)
     traits = traits_def(Pure())
@@ -268,88 +268,100 @@ class EinsumOp(IRDLOperation):
         if len(selfs) + len(self.inputs) != len(self.access) or any(
             not 0 <= s < len(self.access) for s in selfs
         ):
-            raise OpVerifyException(self, 
+            raise OpVerifyException(
+                self,
                 f"{where}: {len(self.access)} accesses do not match {len(self.inputs)} operands "
-                f"and self reads {list(selfs)}"
+                f"and self reads {list(selfs)}",
             )
         out_t = self.result_type
         # Output indices: one per rank, the rank's own variable (+1 on an iterative rank).
         if len(self.output_indices) != len(out_t.rank_names):
-            raise OpVerifyException(self, 
+            raise OpVerifyException(
+                self,
                 f"{where}: output has {len(self.output_indices)} indices but type {out_t} has "
-                f"{len(out_t.rank_names)} ranks"
+                f"{len(out_t.rank_names)} ranks",
             )
         iterative: list[str] = []
         for rank, index in zip(out_t.rank_names, self.output_indices, strict=True):
             off = index.as_offset()
             if off is None or off[0] != rank.lower() or off[1] not in (0, 1):
-                raise OpVerifyException(self, 
+                raise OpVerifyException(
+                    self,
                     f"{where}: output rank {rank} is not iterated: its index is '{index}', "
-                    f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank)"
+                    f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank)",
                 )
             if off[1] == 1:
                 iterative.append(off[0])
         if len(iterative) > 1:
-            raise OpVerifyException(self, f"{where}: more than one iterative rank ({', '.join(iterative)})")
+            raise OpVerifyException(
+                self, f"{where}: more than one iterative rank ({', '.join(iterative)})"
+            )
         # Accesses: one index per rank of the tensor read.
         for i, (value, indices) in enumerate(accesses):
             t = self.access_type(value)
             if len(indices) != len(t.rank_names):
-                raise OpVerifyException(self, 
+                raise OpVerifyException(
+                    self,
                     f"{where}: access {self.access_name(value)}{format_indices(indices)} has "
                     f"{len(indices)} indices but {self.access_name(value)} has "
-                    f"{len(t.rank_names)} ranks [{', '.join(t.rank_names)}]"
+                    f"{len(t.rank_names)} ranks [{', '.join(t.rank_names)}]",
                 )
             for rank, index in zip(t.rank_names, indices, strict=True):
                 var = index.as_variable()
                 if var is not None and var.upper() != rank:
-                    raise OpVerifyException(self, 
+                    raise OpVerifyException(
+                        self,
                         f"{where}: access {self.access_name(value)}{format_indices(indices)} "
-                        f"indexes rank {rank} with variable {var} of rank {var.upper()}"
+                        f"indexes rank {rank} with variable {var} of rank {var.upper()}",
                     )
             arg_t = self.body.block.args[i].type if i < len(self.body.block.args) else None
             if arg_t != t.element_type:
-                raise OpVerifyException(self, 
+                raise OpVerifyException(
+                    self,
                     f"{where}: map argument {i} has type {arg_t} but "
-                    f"{self.access_name(value)} holds {t.element_type}"
+                    f"{self.access_name(value)} holds {t.element_type}",
                 )
         if len(self.body.block.args) != len(accesses):
-            raise OpVerifyException(self, 
+            raise OpVerifyException(
+                self,
                 f"{where}: map region takes {len(self.body.block.args)} arguments for "
-                f"{len(accesses)} accesses"
+                f"{len(accesses)} accesses",
             )
         last = self.body.block.last_op
         if not isinstance(last, YieldOp) or last.value.type != out_t.element_type:
-            raise OpVerifyException(self, 
-                f"{where}: map region must end in einsum.yield of a {out_t.element_type}"
+            raise OpVerifyException(
+                self, f"{where}: map region must end in einsum.yield of a {out_t.element_type}"
             )
         # Iteration and self reads.
         it = iterative[0] if iterative else None
         if selfs and it is None:
-            raise OpVerifyException(self, 
+            raise OpVerifyException(
+                self,
                 f"{where}: reads its own output but has no iterative rank (write it as "
-                f"{name}[..., r+1, ...])"
+                f"{name}[..., r+1, ...])",
             )
         for s in selfs:
             expected = [
-                IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix
-                for ix in self.output_indices
+                IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix for ix in self.output_indices
             ]
             if list(self.access.data[s].data) != expected:
-                raise OpVerifyException(self, 
+                raise OpVerifyException(
+                    self,
                     f"{where}: self read {name}{format_indices(self.access.data[s].data)} must "
-                    f"read the previous value {name}{format_indices(expected)}"
+                    f"read the previous value {name}{format_indices(expected)}",
                 )
         if it is not None and self.init is None:
-            raise OpVerifyException(self, 
+            raise OpVerifyException(
+                self,
                 f"{where}: iterative rank {it.upper()} has no initial value "
-                f"(declare {name}[{it}=0, ...] = value)"
+                f"(declare {name}[{it}=0, ...] = value)",
             )
         if it is None and self.init is not None:
             raise OpVerifyException(self, f"{where}: has an initial value but no iterative rank")
         if self.init is not None and self.init.type != out_t.element_type:
-            raise OpVerifyException(self, 
-                f"{where}: initial value has type {self.init.type}, expected {out_t.element_type}"
+            raise OpVerifyException(
+                self,
+                f"{where}: initial value has type {self.init.type}, expected {out_t.element_type}",
             )
         # Reductions: exactly the reduced variables, in order of first appearance.
         reduced = self.reduced_variables()
@@ -357,22 +369,25 @@ class EinsumOp(IRDLOperation):
         outs = set(self.output_variables())
         for var, _ in ops:
             if var in outs:
-                raise OpVerifyException(self, 
+                raise OpVerifyException(
+                    self,
                     f"{where}: reduce operator on rank {var.upper()}, which is not reduced "
-                    "(it is an output rank)"
+                    "(it is an output rank)",
                 )
             if var not in reduced:
-                raise OpVerifyException(self, 
-                    f"{where}: reduce operator on rank {var.upper()}, which no access uses"
+                raise OpVerifyException(
+                    self, f"{where}: reduce operator on rank {var.upper()}, which no access uses"
                 )
         listed = tuple(v for v, _ in ops)
         for var in reduced:
             if var not in listed:
-                raise OpVerifyException(self, f"{where}: reduced rank {var.upper()} has no reduce operator")
+                raise OpVerifyException(
+                    self, f"{where}: reduced rank {var.upper()} has no reduce operator"
+                )
         if listed != reduced:
-            raise OpVerifyException(self, 
-                f"{where}: reductions must be listed in order of first use: "
-                f"{', '.join(reduced)}"
+            raise OpVerifyException(
+                self,
+                f"{where}: reductions must be listed in order of first use: {', '.join(reduced)}",
             )
 
 
@@ -393,14 +408,20 @@ def default_merge(body: Region) -> Merge:
     from einsum_opt.dialects.einsum_map import extract_expr
 
     expr = extract_expr(body)
-    return Merge.UNION if expr is not None and root_operator(expr) in ("add", "sub") else Merge.INTERSECT
+    return (
+        Merge.UNION
+        if expr is not None and root_operator(expr) in ("add", "sub")
+        else Merge.INTERSECT
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # EinsumOp text form
 
 
-def _print_access(printer: Printer, op: EinsumOp, value: SSAValue | None, indices: Sequence[IndexExpr]) -> None:
+def _print_access(
+    printer: Printer, op: EinsumOp, value: SSAValue | None, indices: Sequence[IndexExpr]
+) -> None:
     if value is None:
         printer.print_string(op.tensor_name)
     else:
@@ -432,8 +453,7 @@ def _print_einsum(op: EinsumOp, printer: Printer) -> None:
     if non_add:
         printer.print_string(" :: " + ", ".join(f"{o}({v})" for v, o in non_add))
     if op.init is not None:
-        value = op.init.value.data
-        printer.print_string(f" init({format_number(value)})")
+        printer.print_string(f" init({format_number(op.init.value.data)})")
     if op.merge.data != default_merge(op.body):
         printer.print_string(f" merge({op.merge.data.value})")
     printer.print_op_attributes(op.attributes)
@@ -463,7 +483,8 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
         key = (operand, tuple(parse_index_list(tokens)))
         for i, (o, ix) in enumerate(accesses):
             same = (o is None and operand is None) or (
-                o is not None and operand is not None
+                o is not None
+                and operand is not None
                 and (o.operand_name, o.index) == (operand.operand_name, operand.index)
             )
             if same and ix == key[1]:
@@ -496,7 +517,8 @@ def _parse_einsum(parser: Parser) -> EinsumOp:
                 op_name = parser.parse_identifier(" (a reduce operator)")
                 if op_name not in REDUCE_OPERATORS:
                     parser.raise_error(
-                        f"unknown reduce operator '{op_name}' (known: {', '.join(REDUCE_OPERATORS)})",
+                        f"unknown reduce operator '{op_name}' "
+                        f"(known: {', '.join(REDUCE_OPERATORS)})",
                         op_span,
                     )
                 parser.parse_punctuation("(")
@@ -601,7 +623,9 @@ def _element_type(value: SSAValue, parser: Parser) -> Attribute:
     return value.type.element_type
 
 
-def _reduced_in_order(output: Sequence[IndexExpr], accesses: Sequence[Sequence[IndexExpr]]) -> list[str]:
+def _reduced_in_order(
+    output: Sequence[IndexExpr], accesses: Sequence[Sequence[IndexExpr]]
+) -> list[str]:
     outs = {v for ix in output for v in ix.variables}
     seen: list[str] = []
     for indices in accesses:
@@ -665,7 +689,7 @@ class CascadeOp(IRDLOperation):
     def inputs(self) -> list[tuple[str, TensorType]]:
         """(name, type) of each input."""
         return [
-            (n.data, t)  # type: ignore[misc]
+            (n.data, t)
             for n, t in zip(self.input_names.data, self.function_type.inputs.data, strict=True)
         ]
 
@@ -739,7 +763,7 @@ class CascadeOp(IRDLOperation):
         for t in outs:
             if not isinstance(t, TensorType):
                 parser.raise_error(f"cascade result must be an !einsum.tensor, got {t}")
-        op = cls(name, inputs, outs, RanksAttr(tuple(entries)), body)  # type: ignore[arg-type]
+        op = cls(name, inputs, outs, RanksAttr(tuple(entries)), body)
         if attrs is not None:
             op.attributes.update(attrs.data)
         record_location(op, start)

@@ -1,4 +1,4 @@
-"""Types and attributes of the einsum dialect: named-rank tensors, rank tables, indices, reductions."""
+"""Types and attributes of the einsum dialect: tensors, rank tables, indices, reductions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from typing import NoReturn
 
 from xdsl.dialects.builtin import AnyFloat, ArrayAttr, IntegerType, StringAttr
 from xdsl.dialects.utils import EnumAttribute
-from xdsl.ir import Attribute, Data, ParametrizedAttribute, SpacedOpaqueSyntaxAttribute, TypeAttribute
-from xdsl.irdl import irdl_attr_definition, param_def
+from xdsl.ir import (
+    Attribute,
+    Data,
+    ParametrizedAttribute,
+    SpacedOpaqueSyntaxAttribute,
+    TypeAttribute,
+)
+from xdsl.irdl import AnyAttr, irdl_attr_definition, param_def
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
@@ -69,7 +75,7 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
 
     name = "einsum.tensor"
     ranks: ArrayAttr[StringAttr]
-    element_type: Attribute = param_def(Attribute)
+    element_type: Attribute = param_def(AnyAttr())
 
     def __init__(self, ranks: Sequence[str], element_type: Attribute):
         super().__init__(ArrayAttr([StringAttr(r) for r in ranks]), element_type)
@@ -258,7 +264,7 @@ def _parse_rank_entry_list(parser: AttrParser) -> list[tuple[str, RankSize]]:
 
 @irdl_attr_definition
 class IndicesAttr(Data[tuple[IndexExpr, ...]]):
-    """Index expressions of one tensor access or output, one per rank: `#einsum.indices<[m1+1, p]>`."""
+    """One index expression per rank of an access or output: `#einsum.indices<[m1+1, p]>`."""
 
     name = "einsum.indices"
 

@@ -9,6 +9,7 @@ same region, so printing and parsing round-trip exactly; anything else prints as
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import (
@@ -76,8 +77,8 @@ def widens_to(source: Attribute, target: Attribute) -> bool:
 
 def constant_attr(value: float | int, elt: Attribute) -> FloatAttr | IntegerAttr:
     """A constant of element type `elt`."""
-    if is_float(elt):
-        return FloatAttr(float(value), elt)  # type: ignore[arg-type]
+    if isinstance(elt, AnyFloat):
+        return FloatAttr(float(value), cast(Any, elt))
     if isinstance(elt, IntegerType):
         if isinstance(value, float) and not value.is_integer():
             raise MapBuildError(f"constant {value} is not an integer of type {elt}")
@@ -103,7 +104,7 @@ def build_map_region(expr: Expr, arg_types: Sequence[Attribute], result_type: At
                         f"access {i} has element type {value.type}, which does not convert "
                         f"implicitly to {result_type}"
                     )
-                ext = arith.ExtFOp(value, result_type)  # type: ignore[arg-type]
+                ext = arith.ExtFOp(value, cast(Any, result_type))
                 ops.append(ext)
                 value = ext.result
             converted[i] = value
@@ -157,9 +158,7 @@ def extract_expr(region: Region) -> Expr | None:
             values[op.result] = values[op.input]
         elif isinstance(op, arith.ConstantOp):
             value = op.value
-            if isinstance(value, FloatAttr):
-                values[op.result] = Const(value.value.data)
-            elif isinstance(value, IntegerAttr):
+            if isinstance(value, FloatAttr | IntegerAttr):
                 values[op.result] = Const(value.value.data)
             else:
                 return None
@@ -186,26 +185,25 @@ def _fold_integer_negation(e: Expr) -> Expr:
     """`0 - x` on integers is how `-x` is built; show it as `-x` again."""
     if isinstance(e, Call):
         args = tuple(_fold_integer_negation(a) for a in e.args)
-        if e.fn == "sub" and isinstance(args[0], Const) and args[0].value == 0 and isinstance(
-            args[0].value, int
+        if (
+            e.fn == "sub"
+            and isinstance(args[0], Const)
+            and args[0].value == 0
+            and isinstance(args[0].value, int)
         ):
             return Call("neg", (args[1],))
         return Call(e.fn, args)
     return e
 
 
-def _try_build(
-    expr: Expr, arg_types: Sequence[Attribute], result_type: Attribute
-) -> Region | None:
+def _try_build(expr: Expr, arg_types: Sequence[Attribute], result_type: Attribute) -> Region | None:
     try:
         return build_map_region(expr, arg_types, result_type)
     except MapBuildError:
         return None
 
 
-def map_expression_printer(
-    region: Region, access_text: Callable[[int], str]
-) -> str | None:
+def map_expression_printer(region: Region, access_text: Callable[[int], str]) -> str | None:
     """The expression text of a map region, or None when it must print as a region."""
     from einsum_opt.dialects.einsum_syntax import accesses_in_order, format_expr, format_number
 

@@ -71,9 +71,7 @@ class IndexExpr:
         for t in terms:
             key = (t.var, tuple(sorted(t.sizes)))
             merged[key] = merged.get(key, 0) + t.coef
-        return IndexExpr(
-            tuple(IndexTerm(c, v, s) for (v, s), c in merged.items() if c != 0), const
-        )
+        return IndexExpr(tuple(IndexTerm(c, v, s) for (v, s), c in merged.items() if c != 0), const)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -125,8 +123,11 @@ class IndexExpr:
         """The same index with every variable and size name passed through `mapping`."""
         return IndexExpr(
             tuple(
-                IndexTerm(t.coef, None if t.var is None else mapping(t.var),
-                          tuple(mapping(s) for s in t.sizes))
+                IndexTerm(
+                    t.coef,
+                    None if t.var is None else mapping(t.var),
+                    tuple(mapping(s) for s in t.sizes),
+                )
                 for t in self.terms
             ),
             self.const,
@@ -254,7 +255,10 @@ class TokenSource(Protocol):
 
 
 def parse_index(src: TokenSource) -> IndexExpr:
-    """index := ['-'] term (('+'|'-') term)* ; term := factor ('*' factor)* ; factor := int | name."""
+    """Parse `index := ['-'] term (('+'|'-') term)*`, `term := factor ('*' factor)*`.
+
+    A factor is an integer, a rank variable (lower case) or a rank size (upper case).
+    """
     terms: list[IndexTerm] = []
     const = 0
     sign = -1 if src.accept("-") else 1

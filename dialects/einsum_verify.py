@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from xdsl.utils.exceptions import VerifyException
-
-from einsum_opt.dialects.locations import OpVerifyException
+from xdsl.ir import Operation, SSAValue
 
 from einsum_opt.dialects.einsum_attrs import TensorType, format_indices, format_rank_entries
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
+from einsum_opt.dialects.locations import OpVerifyException
 
 if TYPE_CHECKING:
     from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
@@ -23,16 +23,18 @@ def verify_cascade(cascade: CascadeOp) -> None:
     names = [n.data for n in cascade.input_names.data]
     arg_types = [a.type for a in cascade.body.block.args]
     if len(names) != len(arg_types) or arg_types != list(cascade.function_type.inputs.data):
-        raise OpVerifyException(cascade, f"{where}: input names, block arguments and function type disagree")
+        raise OpVerifyException(
+            cascade, f"{where}: input names, block arguments and function type disagree"
+        )
     declared = cascade.ranks.names
     sizes = cascade.rank_sizes()
 
-    def check_rank(rank: str, context: str, at: object = cascade) -> None:
+    def check_rank(rank: str, context: str, at: Operation = cascade) -> None:
         if rank not in declared:
             raise OpVerifyException(
-                at,  # type: ignore[arg-type]
+                at,
                 f"{context}: rank {rank} is not declared in {where} "
-                f"ranks({format_rank_entries(cascade.ranks.data)})"
+                f"ranks({format_rank_entries(cascade.ranks.data)})",
             )
 
     position = {op: i for i, op in enumerate(cascade.body.block.ops)}
@@ -50,7 +52,9 @@ def verify_cascade(cascade: CascadeOp) -> None:
         if isinstance(op, ReturnOp):
             continue
         if not isinstance(op, EinsumOp):
-            raise OpVerifyException(op, f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}")
+            raise OpVerifyException(
+                op, f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}"
+            )
         name = op.tensor_name
         if name in seen:
             raise OpVerifyException(op, f"{where}: tensor {name} is defined twice")
@@ -73,7 +77,9 @@ def verify_cascade(cascade: CascadeOp) -> None:
             check_rank(r, f"{where}: result")
 
 
-def _check_ranges(op: EinsumOp, value, indices, sizes: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+def _check_ranges(
+    op: EinsumOp, value: SSAValue | None, indices: Sequence[IndexExpr], sizes: dict[str, int]
+) -> None:
     from einsum_opt.dialects.einsum import EinsumOp
 
     t = op.access_type(value)
@@ -88,19 +94,21 @@ def _check_ranges(op: EinsumOp, value, indices, sizes: dict[str, int]) -> None: 
                 op,
                 f"{op.describe()}: index {index} of {tensor}{format_indices(indices)} ranges over "
                 f"[{lo}, {hi}] but rank {rank} has {'indices 0..' + str(top)} "
-                f"(size {sizes[rank]})"
+                f"(size {sizes[rank]})",
             )
 
 
-def _check_read_ahead(op: EinsumOp, producer: object, indices) -> None:  # type: ignore[no-untyped-def]
+def _check_read_ahead(op: EinsumOp, producer: object, indices: Sequence[IndexExpr]) -> None:
     """A tensor defined later may only be read at the previous index of its iterative rank."""
     from einsum_opt.dialects.einsum import EinsumOp
 
     if isinstance(producer, EinsumOp):
         it = producer.iterative_rank()
         if it is not None and it in op.output_variables():
-            expected = [IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix
-                        for ix in producer.output_indices]
+            expected = [
+                IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix
+                for ix in producer.output_indices
+            ]
             if list(indices) == expected:
                 return
         name = producer.tensor_name
@@ -109,5 +117,5 @@ def _check_read_ahead(op: EinsumOp, producer: object, indices) -> None:  # type:
     raise OpVerifyException(
         op,
         f"{op.describe()}: reads {name}{format_indices(indices)} before {name} is defined; only "
-        "the previous value of an iterative rank that this einsum also iterates may be read ahead"
+        "the previous value of an iterative rank that this einsum also iterates may be read ahead",
     )

@@ -20,7 +20,9 @@ def _one_line(text: str) -> str:
     return lines[0] if lines else "unknown error"
 
 
-def format_diagnostic(error: BaseException, input_name: str = "<input>", line_offset: int = 0) -> str:
+def format_diagnostic(
+    error: BaseException, input_name: str = "<input>", line_offset: int = 0
+) -> str:
     """The single `error:` line describing `error`."""
     from einsum_opt.frontends.errors import NotationError
 

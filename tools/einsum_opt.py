@@ -71,7 +71,7 @@ class EinsumOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--ranks",
             metavar="NAME=SIZE,...",
-            help="resize declared ranks before the pipeline (derived sizes like M1 = M / M0 follow)",
+            help="resize declared ranks before the pipeline (derived sizes such as M / M0 follow)",
         )
         arg_parser.add_argument(
             "--check-equivalence",
@@ -80,12 +80,16 @@ class EinsumOptMain(xDSLOptMain):
             "inputs; report the errors on stderr and fail if they exceed the tolerance",
         )
         arg_parser.add_argument(
-            "--rtol", type=float, default=1e-5,
+            "--rtol",
+            type=float,
+            default=1e-5,
             help="relative tolerance of --check-equivalence: max|after-before| / max|before| "
             "(default 1e-5)",
         )
         arg_parser.add_argument(
-            "--atol", type=float, default=0.0,
+            "--atol",
+            type=float,
+            default=0.0,
             help="absolute tolerance of --check-equivalence (default 0)",
         )
         arg_parser.add_argument(
@@ -100,7 +104,9 @@ class EinsumOptMain(xDSLOptMain):
         except ValueError as e:
             if "Unrecognized passes" in str(e):
                 known = ", ".join(sorted(self.available_passes))
-                raise UserError(f"unknown pass in '{self.args.passes}' (available: {known})") from None
+                raise UserError(
+                    f"unknown pass in '{self.args.passes}' (available: {known})"
+                ) from None
             raise
         if self.args.ranks:
             from einsum_opt.transforms.set_ranks import SetRanksPass, parse_rank_sizes
@@ -126,7 +132,9 @@ class EinsumOptMain(xDSLOptMain):
 
     # -- input and output ---------------------------------------------------------------
 
-    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
+    def parse_chunk(
+        self, chunk: IO[bytes], file_extension: str, start_offset: int = 0
+    ) -> ModuleOp | None:
         self.chunk_line_offset = start_offset
         module = super().parse_chunk(chunk, file_extension, start_offset)
         if module is not None and not self.args.disable_verify:

@@ -1,4 +1,4 @@
-"""Reading input files into einsum IR: the context with our dialects, and one loader per extension."""
+"""Reading input files into einsum IR: a context with our dialects, one loader per extension."""
 
 from __future__ import annotations
 

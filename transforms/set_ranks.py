@@ -40,9 +40,11 @@ def parse_rank_sizes(text: str) -> dict[str, int]:
 
 def set_rank_sizes(module: ModuleOp | CascadeOp, sizes: Mapping[str, int]) -> None:
     """Resize ranks in every cascade that declares them; a rank no cascade declares is an error."""
-    cascades = [module] if isinstance(module, CascadeOp) else [
-        op for op in module.walk() if isinstance(op, CascadeOp)
-    ]
+    cascades = (
+        [module]
+        if isinstance(module, CascadeOp)
+        else [op for op in module.walk() if isinstance(op, CascadeOp)]
+    )
     unknown = [n for n in sizes if not any(n in c.ranks.names for c in cascades)]
     if unknown:
         declared = sorted({n for c in cascades for n in c.ranks.names})
