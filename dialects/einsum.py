@@ -341,6 +341,7 @@ class EinsumOp(IRDLOperation):
                 f"{name}[..., r+1, ...])",
             )
         for s in selfs:
+            assert it is not None
             expected = [
                 IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix for ix in self.output_indices
             ]
@@ -656,7 +657,7 @@ class CascadeOp(IRDLOperation):
         self,
         name: str,
         inputs: Sequence[tuple[str, TensorType]],
-        output_types: Sequence[TensorType],
+        output_types: Sequence[Attribute],
         ranks: Mapping[str, RankSize] | RanksAttr,
         body: Region | None = None,
     ):
@@ -688,10 +689,8 @@ class CascadeOp(IRDLOperation):
 
     def inputs(self) -> list[tuple[str, TensorType]]:
         """(name, type) of each input."""
-        return [
-            (n.data, t)
-            for n, t in zip(self.input_names.data, self.function_type.inputs.data, strict=True)
-        ]
+        types = [t for t in self.function_type.inputs.data if isinstance(t, TensorType)]
+        return [(n.data, t) for n, t in zip(self.input_names.data, types, strict=True)]
 
     def return_op(self) -> ReturnOp:
         """The terminator."""

@@ -69,8 +69,9 @@ def verify_cascade(cascade: CascadeOp) -> None:
                 for s in index.sizes:
                     check_rank(s, context, op)
             _check_ranges(op, value, indices, sizes)
-            if value is not None and position.get(value.owner, -1) > position[op]:
-                _check_read_ahead(op, value.owner, indices)
+            owner = None if value is None else value.owner
+            if isinstance(owner, Operation) and position.get(owner, -1) > position[op]:
+                _check_read_ahead(op, owner, indices)
     for t in cascade.function_type.outputs.data:
         assert isinstance(t, TensorType)
         for r in t.rank_names:
