@@ -99,6 +99,20 @@ class YieldOp(IRDLOperation):
 
 
 @irdl_op_definition
+class SizeOp(IRDLOperation):
+    """The size of a declared rank as a scalar inside a map computation (`S[t] / N`)."""
+
+    name = "einsum.size"
+    rank = prop_def(StringAttr)
+    result = result_def()
+    traits = lazy_traits_def(lambda: (HasParent(EinsumOp), Pure()))
+    assembly_format = "$rank attr-dict `:` type($result)"
+
+    def __init__(self, rank: str, result_type: Attribute):
+        super().__init__(properties={"rank": StringAttr(rank)}, result_types=[result_type])
+
+
+@irdl_op_definition
 class ReturnOp(IRDLOperation):
     """Ends a cascade, returning its output tensors (named by the Einsums that produce them)."""
 
@@ -776,7 +790,7 @@ def is_float_tensor(t: TensorType) -> bool:
 
 Einsum = Dialect(
     "einsum",
-    [CascadeOp, EinsumOp, YieldOp, ReturnOp],
+    [CascadeOp, EinsumOp, YieldOp, SizeOp, ReturnOp],
     [TensorType, RanksAttr, IndicesAttr, ReduceAttr, MergeAttr],
 )
 """The einsum dialect."""

@@ -57,6 +57,10 @@ class ParserTokens:
             return value
         return self.parser.parse_optional_float(allow_negative=False)
 
+    def peek_punct(self, punct: str) -> bool:
+        """Whether `punct` is next, without consuming it."""
+        return self.parser._current_token.text == punct  # noqa: SLF001
+
     def fail(self, message: str) -> NoReturn:
         """Raise a parse error at the current token."""
         self.parser.raise_error(message)

@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr
+from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, Size
 
 FLOAT_OPS: dict[str, type[Operation]] = {
     "add": arith.AddfOp,
@@ -88,7 +88,7 @@ def constant_attr(value: float | int, elt: Attribute) -> FloatAttr | IntegerAttr
 
 def build_map_region(expr: Expr, arg_types: Sequence[Attribute], result_type: Attribute) -> Region:
     """Build the map region computing `expr` over block arguments of `arg_types`."""
-    from einsum_opt.dialects.einsum import YieldOp
+    from einsum_opt.dialects.einsum import SizeOp, YieldOp
 
     block = Block(arg_types=arg_types)
     ops: list[Operation] = []
@@ -117,6 +117,10 @@ def build_map_region(expr: Expr, arg_types: Sequence[Attribute], result_type: At
             op: Operation = arith.ConstantOp(constant_attr(e.value, result_type))
             ops.append(op)
             return op.results[0]
+        if isinstance(e, Size):
+            op = SizeOp(e.rank, result_type)
+            ops.append(op)
+            return op.results[0]
         args = [emit(a) for a in e.args]
         if e.fn == "neg" and table is INT_OPS:
             zero = arith.ConstantOp(constant_attr(0, result_type))
@@ -142,7 +146,7 @@ _REVERSE: dict[type[Operation], str] = {
 
 def extract_expr(region: Region) -> Expr | None:
     """The expression whose `build_map_region` is exactly `region`, or None if there is none."""
-    from einsum_opt.dialects.einsum import YieldOp
+    from einsum_opt.dialects.einsum import SizeOp, YieldOp
 
     if len(region.blocks) != 1:
         return None
@@ -154,6 +158,8 @@ def extract_expr(region: Region) -> Expr | None:
             if len(op.operands) != 1 or op.operands[0] not in values:
                 return None
             result = values[op.operands[0]]
+        elif isinstance(op, SizeOp):
+            values[op.result] = Size(op.rank.data)
         elif isinstance(op, arith.ExtFOp) and op.input in block.args:
             values[op.result] = values[op.input]
         elif isinstance(op, arith.ConstantOp):

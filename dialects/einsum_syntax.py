@@ -4,8 +4,8 @@ Two small languages live here, each as a value type, a printer and a parser:
 
 - index expressions: affine forms of rank variables (lower case, `m1`) and rank sizes
   (upper case, `M0`), e.g. `m1*M0+m0`, `m1+1`, `M1`;
-- scalar map expressions: `exp(QK[m,p] - GM[p])`, built from numbers, `inf`, tensor accesses,
-  `+ - * /`, unary minus and the functions in `FUNCTIONS`.
+- scalar map expressions: `exp(QK[m,p] - GM[p])`, built from numbers, `inf`, rank sizes
+  (`S[t] / N`), tensor accesses, `+ - * /`, unary minus and the functions in `FUNCTIONS`.
 
 The parsers read from a `TokenSource`, so the same grammar serves the MLIR parser (through an
 adapter in the dialect) and the notation frontend's own lexer.
@@ -177,7 +177,14 @@ class Call:
     args: tuple[Expr, ...]
 
 
-Expr = Const | Access | Call
+@dataclass(frozen=True)
+class Size:
+    """The size of a rank, as a scalar value (`S[t] / N`); it follows when the rank is resized."""
+
+    rank: str
+
+
+Expr = Const | Access | Call | Size
 
 BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 """Infix operators and their spelling."""
@@ -215,6 +222,8 @@ def format_expr(
             return f"({text})" if text.startswith("-") and parent > 0 else text
         if isinstance(e, Access):
             return access(e.index)
+        if isinstance(e, Size):
+            return e.rank
         if e.fn in BINARY_SYMBOLS:
             prec = _PRECEDENCE[e.fn]
             left = go(e.args[0], prec, False)
@@ -243,6 +252,10 @@ class TokenSource(Protocol):
 
     def identifier(self) -> str | None:
         """Consume and return a bare identifier if one is next."""
+        ...
+
+    def peek_punct(self, punct: str) -> bool:
+        """Whether `punct` is next, without consuming it."""
         ...
 
     def number(self) -> int | float | None:
@@ -373,6 +386,8 @@ def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
             return Const(math.inf)
         if name == "nan":
             return Const(math.nan)
+        if not is_variable_name(name) and not src.peek_punct("["):
+            return Size(name)
         index = access(name)
         if index is None:
             src.fail(f"expected '[' after tensor name '{name}'")

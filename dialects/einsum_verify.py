@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def verify_cascade(cascade: CascadeOp) -> None:
     """Raise `VerifyException` naming the cascade and Einsum when the cascade is ill formed."""
-    from einsum_opt.dialects.einsum import EinsumOp, ReturnOp
+    from einsum_opt.dialects.einsum import EinsumOp, ReturnOp, SizeOp
 
     where = f"cascade @{cascade.cascade_name}"
     names = [n.data for n in cascade.input_names.data]
@@ -64,6 +64,9 @@ def verify_cascade(cascade: CascadeOp) -> None:
             check_rank(r, context, op)
         for v in op.variables():
             check_rank(rank_of(v), context, op)
+        for size in op.body.walk():
+            if isinstance(size, SizeOp):
+                check_rank(size.rank.data, context, op)
         for value, indices in op.accesses():
             for index in indices:
                 for s in index.sizes:

@@ -120,6 +120,10 @@ class NotationTokens:
         tok = self.peek(offset)
         return tok.kind == "punct" and tok.text == punct
 
+    def peek_punct(self, punct: str) -> bool:
+        """Whether the punctuation `punct` is next (the `TokenSource` look-ahead)."""
+        return self.next_is(punct)
+
     def at_end(self) -> bool:
         """Whether the whole line has been read."""
         return self.current.kind == "end"
