@@ -13,8 +13,15 @@ def _set_ranks() -> type[ModulePass]:
     return SetRanksPass
 
 
+def _count_passes() -> type[ModulePass]:
+    from einsum_opt.transforms.count_passes import CountPassesPass
+
+    return CountPassesPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
+        "count-passes": _count_passes,
         "set-ranks": _set_ranks,
     }
