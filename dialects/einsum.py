@@ -35,7 +35,7 @@ from xdsl.dialects.builtin import (
     SymbolNameConstraint,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Region, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     base,
@@ -781,6 +781,13 @@ class CascadeOp(IRDLOperation):
             op.attributes.update(attrs.data)
         record_location(op, start)
         return op
+
+
+def cascades_in(target: Operation) -> list[CascadeOp]:
+    """The cascades of a module (or the cascade itself), in order."""
+    if isinstance(target, CascadeOp):
+        return [target]
+    return [op for op in target.walk() if isinstance(op, CascadeOp)]
 
 
 def is_float_tensor(t: TensorType) -> bool:

@@ -412,6 +412,21 @@ def accesses_in_order(expr: Expr) -> list[int]:
     return seen
 
 
+def sizes_in(expr: Expr) -> list[str]:
+    """Ranks whose size the expression uses as a value, in order of first appearance."""
+    found: list[str] = []
+
+    def go(e: Expr) -> None:
+        if isinstance(e, Size) and e.rank not in found:
+            found.append(e.rank)
+        elif isinstance(e, Call):
+            for a in e.args:
+                go(a)
+
+    go(expr)
+    return found
+
+
 def root_operator(expr: Expr) -> str | None:
     """The outermost operator of an expression, or None for a leaf."""
     return expr.fn if isinstance(expr, Call) else None

@@ -350,6 +350,10 @@ class CascadeBuilder:
 
     def add_einsum(self, stmt: EinsumStmt) -> None:
         """Build the Einsum op of one statement and resolve reads that waited for it."""
+        for rank, at in stmt.sizes_at:
+            if rank not in self.ranks and rank in self.definitions:
+                fail_at(at, f"expected '[' after tensor name '{rank}'")
+            self.check_rank(rank, at, " (used as a value)")
         ranks = self.output_ranks(stmt)
         init = self.initial_value(stmt)
         accesses, element = self.resolve_accesses(stmt)

@@ -31,6 +31,7 @@ from einsum_opt.dialects.einsum_syntax import (
     is_variable_name,
     parse_index,
     parse_index_list,
+    sizes_in,
 )
 from einsum_opt.dialects.locations import SourceLocation
 from einsum_opt.frontends.notation_lexer import NotationTokens, fail_at
@@ -133,6 +134,8 @@ class EinsumStmt:
     accesses: tuple[AccessRef, ...]
     reduce: tuple[tuple[str, str, SourceLocation], ...]
     at: SourceLocation
+    sizes_at: tuple[tuple[str, SourceLocation], ...] = ()
+    """Ranks whose size the expression uses as a value (`S[t] / N`), with their places."""
 
 
 Statement = CascadeDecl | RankDecl | InputDecl | OutputDecl | InitStmt | EinsumStmt
@@ -315,7 +318,10 @@ def _parse_einsum(src: NotationTokens, lhs: _Lhs) -> EinsumStmt:
         accesses.append(AccessRef(tensor, indices, at, src.names_since(mark)))
         return len(accesses) - 1
 
+    start = src.mark()
     expr = src.parse_expression(access)
+    names = src.names_since(start)
+    sizes_at = tuple((rank, names[rank]) for rank in sizes_in(expr))
     reduce: list[tuple[str, str, SourceLocation]] = []
     if src.accept("::"):
         reduce = _parse_reduce_list(src)
@@ -328,6 +334,7 @@ def _parse_einsum(src: NotationTokens, lhs: _Lhs) -> EinsumStmt:
         tuple(accesses),
         tuple(reduce),
         lhs.at,
+        sizes_at,
     )
 
 

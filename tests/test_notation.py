@@ -76,8 +76,15 @@ def test_ranks_in_declaration_order_with_derived_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("spelling", "element"),
-    [("", f32), (": f16", f16), (": bf16", bf16), (": f32", f32), (": f64", f64),
-     (": i32", i32), (":i64", i64)],
+    [
+        ("", f32),
+        (": f16", f16),
+        (": bf16", bf16),
+        (": f32", f32),
+        (": f64", f64),
+        (": i32", i32),
+        (":i64", i64),
+    ],
 )
 def test_input_element_types(spelling: str, element: Any) -> None:
     cascade = cascade_of(parse(f"ranks M=4\ninput X[M]{spelling}, S[]\noutput X\n"))
@@ -250,13 +257,18 @@ NUMERIC_CASES: list[tuple[str, str, dict[str, int], Callable[[Mapping[str, np.nd
     ("attention/1pass.einsum", "AV", {"E": 8, "F": 4, "M": 16, "P": 6, "M0": 4}, _attention),
     ("softmax.einsum", "A", {"M": 16, "P": 5}, lambda a: _softmax(a["X"])),
     ("layernorm.einsum", "Y", {"T": 3}, _layernorm),  # N stays 1024: the file divides by it
-    ("matmul_chain.einsum", "Z", {"M": 3, "K": 5, "N": 4, "L": 2},
-     lambda a: a["A"] @ a["B"] @ a["C"]),
+    (
+        "matmul_chain.einsum",
+        "Z",
+        {"M": 3, "K": 5, "N": 4, "L": 2},
+        lambda a: a["A"] @ a["B"] @ a["C"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("path", "output", "ranks", "reference"), NUMERIC_CASES,
-                         ids=[c[0] for c in NUMERIC_CASES])
+@pytest.mark.parametrize(
+    ("path", "output", "ranks", "reference"), NUMERIC_CASES, ids=[c[0] for c in NUMERIC_CASES]
+)
 def test_example_computes_what_it_says(
     path: str,
     output: str,
@@ -285,76 +297,204 @@ HEAD = "ranks E=2, M=8, P=4\ninput Q[E,P], K[E,M]\noutput X\n"  # statements sta
 BAD_INPUTS: list[tuple[str, str, int, int, str]] = [
     # (id, text, line, column, message fragment)
     ("syntax", HEAD + "X[m,p] = Q[e,p] *\n", 4, 18, "expected an expression, got end of line"),
-    ("junk after expression", HEAD + "X[m,p] = Q[e,p] K[e,m]\n", 4, 17,
-     "expected an operator, '::' or the end of the line, got 'K'"),
+    (
+        "junk after expression",
+        HEAD + "X[m,p] = Q[e,p] K[e,m]\n",
+        4,
+        17,
+        "expected an operator, '::' or the end of the line, got 'K'",
+    ),
     ("not a statement", "inptu Q[E,P]\n", 1, 1, "expected a statement"),
     ("bad character", "ranks M=8 $\n", 1, 11, "unexpected character '$'"),
     ("unknown function", HEAD + "X[m,p] = foo(Q[e,p])\n", 4, 10, "unknown function 'foo'"),
     ("function arity", HEAD + "X[m,p] = max(K[e,m])\n", 4, 21, "max takes 2 argument(s)"),
-    ("missing bracket", HEAD + "X[m,p] = K + 1\n", 4, 12, "expected '[' after tensor name 'K'"),
-    ("undeclared rank in input", "ranks M=8\ninput Q[E,M]\noutput Q\n", 2, 9,
-     "rank E is not declared"),
-    ("undeclared rank in index", HEAD + "X[m,p] = Q[e,q] * K[e,m]\n", 4, 14,
-     "rank Q (of index q) is not declared"),
-    ("undeclared rank in output", HEAD + "X[m,z] = K[e,m]\n", 4, 5,
-     "rank Z (of index z) is not declared"),
+    ("missing bracket", HEAD + "X[m,p] = K + 1\n", 4, 10, "expected '[' after tensor name 'K'"),
+    (
+        "undeclared rank in input",
+        "ranks M=8\ninput Q[E,M]\noutput Q\n",
+        2,
+        9,
+        "rank E is not declared",
+    ),
+    (
+        "undeclared rank in index",
+        HEAD + "X[m,p] = Q[e,q] * K[e,m]\n",
+        4,
+        14,
+        "rank Q (of index q) is not declared",
+    ),
+    (
+        "undeclared rank in output",
+        HEAD + "X[m,z] = K[e,m]\n",
+        4,
+        5,
+        "rank Z (of index z) is not declared",
+    ),
     ("undeclared size in index", HEAD + "X[m,p] = K[e, m*M0]\n", 4, 17, "rank M0 is not declared"),
     ("undeclared rank in size", "ranks M=8, M1=M/M0\n", 1, 17, "rank M0 is not declared before M1"),
     ("lower-case input rank", "ranks M=8\ninput Q[m]\noutput Q\n", 2, 9, "write M, not m"),
-    ("bad element type", "ranks M=8\ninput Q[M]: f8\noutput Q\n", 2, 13,
-     "unknown element type 'f8'"),
+    (
+        "bad element type",
+        "ranks M=8\ninput Q[M]: f8\noutput Q\n",
+        2,
+        13,
+        "unknown element type 'f8'",
+    ),
     ("unknown tensor", HEAD + "X[m,p] = Q[e,p] * W[e,m]\n", 4, 19, "unknown tensor 'W'"),
-    ("duplicate definition", HEAD + "X[m,p] = K[e,m]\nX[m,p] = K[e,m]\n", 5, 1,
-     "tensor X is already defined on line 4"),
+    (
+        "duplicate definition",
+        HEAD + "X[m,p] = K[e,m]\nX[m,p] = K[e,m]\n",
+        5,
+        1,
+        "tensor X is already defined on line 4",
+    ),
     ("redefined input", HEAD + "Q[m,p] = K[e,m]\n", 4, 1, "tensor Q is already defined on line 2"),
-    ("unknown output", HEAD.replace("output X", "output Z") + "X[m,p] = K[e,m]\n", 3, 8,
-     "output names unknown tensor 'Z'"),
-    ("output twice", HEAD.replace("output X", "output X, X") + "X[m,p] = K[e,m]\n", 3, 11,
-     "output X listed twice"),
+    (
+        "unknown output",
+        HEAD.replace("output X", "output Z") + "X[m,p] = K[e,m]\n",
+        3,
+        8,
+        "output names unknown tensor 'Z'",
+    ),
+    (
+        "output twice",
+        HEAD.replace("output X", "output X, X") + "X[m,p] = K[e,m]\n",
+        3,
+        11,
+        "output X listed twice",
+    ),
     ("no outputs", "ranks M=8\ninput Q[M]\n", 1, 1, "the cascade has no outputs"),
-    ("missing init", HEAD + "X[m+1,p] = X[m,p] + Q[e,p]\n", 4, 1,
-     "X iterates rank M but no earlier line gives its initial value (write X[m=0, p] = value"),
-    ("init after recurrence", HEAD + "X[m+1,p] = X[m,p] + Q[e,p]\nX[m=0,p] = 0\n", 4, 1,
-     "no earlier line gives its initial value"),
-    ("init for non-iterative", HEAD + "X[m=0,p] = 0\nX[m,p] = K[e,m]\n", 4, 1,
-     "definition on line 5 is not iterative"),
-    ("init for undefined", HEAD + "Z[m=0,p] = 0\nX[m,p] = K[e,m]\n", 4, 1,
-     "initial value for Z, which is not defined by any line"),
-    ("init does not match", HEAD + "X[p=0,m] = 0\nX[m+1,p] = X[m,p] + Q[e,p]\n", 4, 1,
-     "initial value X[p=0, m] does not match the iterative definition X[m+1, p] on line 5"),
-    ("init not constant", HEAD + "X[m=0,p] = Q[e,p]\n", 4, 12, "an initial value must be a constant"),
+    (
+        "missing init",
+        HEAD + "X[m+1,p] = X[m,p] + Q[e,p]\n",
+        4,
+        1,
+        "X iterates rank M but no earlier line gives its initial value (write X[m=0, p] = value",
+    ),
+    (
+        "init after recurrence",
+        HEAD + "X[m+1,p] = X[m,p] + Q[e,p]\nX[m=0,p] = 0\n",
+        4,
+        1,
+        "no earlier line gives its initial value",
+    ),
+    (
+        "init for non-iterative",
+        HEAD + "X[m=0,p] = 0\nX[m,p] = K[e,m]\n",
+        4,
+        1,
+        "definition on line 5 is not iterative",
+    ),
+    (
+        "init for undefined",
+        HEAD + "Z[m=0,p] = 0\nX[m,p] = K[e,m]\n",
+        4,
+        1,
+        "initial value for Z, which is not defined by any line",
+    ),
+    (
+        "init does not match",
+        HEAD + "X[p=0,m] = 0\nX[m+1,p] = X[m,p] + Q[e,p]\n",
+        4,
+        1,
+        "initial value X[p=0, m] does not match the iterative definition X[m+1, p] on line 5",
+    ),
+    (
+        "init not constant",
+        HEAD + "X[m=0,p] = Q[e,p]\n",
+        4,
+        12,
+        "an initial value must be a constant",
+    ),
     ("init not at zero", HEAD + "X[m=1,p] = 0\n", 4, 5, "an iterative rank starts at index 0"),
-    ("reduce an output rank", HEAD + "X[m,p] = Q[e,p] * K[e,m] :: max(m)\n", 4, 33,
-     "cannot reduce m: it is an output index of X"),
-    ("reduce an unused rank", HEAD + "X[m,p] = Q[e,p] * K[e,m] :: max(e), max(f)\n", 4, 41,
-     "cannot reduce f: it is not used on the right of X"),
-    ("unknown reduce operator", HEAD + "X[m,p] = Q[e,p] * K[e,m] :: sum(e)\n", 4, 29,
-     "unknown reduce operator 'sum'"),
-    ("read ahead with wrong type",
-     "ranks M=8, P=4\ninput Q[M,P]: f16, Z[M,P]\noutput R\nR[m=0,p] = 0\n"
-     "Y[m,p] = R[m,p] * Q[m,p]\nR[m+1,p] = R[m,p] + Z[m,p] + Y[m,p]\n", 5, 10,
-     "R[m, p] is read by Y before its definition as !einsum.tensor<[M, P], f16>"),
-    ("read ahead with wrong ranks",
-     "ranks M=8, P=4, E=2\ninput Q[M,P,E]\noutput R\nR[m=0,p,e] = 0\n"
-     "Y[m,p] = R[m,p] * Q[m,p,e]\nR[m+1,p,e] = R[m,p,e] + Q[m,p,e]\n", 5, 10,
-     "but line 6 defines it as !einsum.tensor<[M, P, E], f32>"),
-    ("read ahead of a non-iterative tensor", HEAD + "X[m,p] = Y[m,p]\nY[m,p] = K[e,m]\n", 4, 1,
-     "reads Y[m, p] before Y is defined"),
-    ("mixed int and float", "ranks M=8\ninput A[M]: i32, B[M]\noutput C\nC[m] = A[m] + B[m]\n",
-     4, 15, "C mixes floating-point and integer operands"),
-    ("f16 with bf16", "ranks M=8\ninput A[M]: f16, B[M]: bf16\noutput C\nC[m] = A[m] + B[m]\n",
-     4, 15, "neither converts to the other"),
-    ("exp of an integer", "ranks M=8\ninput A[M]: i32\noutput C\nC[m] = exp(A[m])\n", 4, 1,
-     "C: exp is not defined on i32"),
-    ("integer init not integral",
-     "ranks M=8\ninput A[M]: i32\noutput C\nC[m=0] = 0.5\nC[m+1] = C[m] + A[m]\n", 4, 1,
-     "bad initial value of C"),
-    ("output index not a variable", HEAD + "X[m+2,p] = K[e,m]\n", 4, 3,
-     "output index 'm+2' must be a rank variable"),
+    (
+        "reduce an output rank",
+        HEAD + "X[m,p] = Q[e,p] * K[e,m] :: max(m)\n",
+        4,
+        33,
+        "cannot reduce m: it is an output index of X",
+    ),
+    (
+        "reduce an unused rank",
+        HEAD + "X[m,p] = Q[e,p] * K[e,m] :: max(e), max(f)\n",
+        4,
+        41,
+        "cannot reduce f: it is not used on the right of X",
+    ),
+    (
+        "unknown reduce operator",
+        HEAD + "X[m,p] = Q[e,p] * K[e,m] :: sum(e)\n",
+        4,
+        29,
+        "unknown reduce operator 'sum'",
+    ),
+    (
+        "read ahead with wrong type",
+        "ranks M=8, P=4\ninput Q[M,P]: f16, Z[M,P]\noutput R\nR[m=0,p] = 0\n"
+        "Y[m,p] = R[m,p] * Q[m,p]\nR[m+1,p] = R[m,p] + Z[m,p] + Y[m,p]\n",
+        5,
+        10,
+        "R[m, p] is read by Y before its definition as !einsum.tensor<[M, P], f16>",
+    ),
+    (
+        "read ahead with wrong ranks",
+        "ranks M=8, P=4, E=2\ninput Q[M,P,E]\noutput R\nR[m=0,p,e] = 0\n"
+        "Y[m,p] = R[m,p] * Q[m,p,e]\nR[m+1,p,e] = R[m,p,e] + Q[m,p,e]\n",
+        5,
+        10,
+        "but line 6 defines it as !einsum.tensor<[M, P, E], f32>",
+    ),
+    (
+        "read ahead of a non-iterative tensor",
+        HEAD + "X[m,p] = Y[m,p]\nY[m,p] = K[e,m]\n",
+        4,
+        1,
+        "reads Y[m, p] before Y is defined",
+    ),
+    (
+        "mixed int and float",
+        "ranks M=8\ninput A[M]: i32, B[M]\noutput C\nC[m] = A[m] + B[m]\n",
+        4,
+        15,
+        "C mixes floating-point and integer operands",
+    ),
+    (
+        "f16 with bf16",
+        "ranks M=8\ninput A[M]: f16, B[M]: bf16\noutput C\nC[m] = A[m] + B[m]\n",
+        4,
+        15,
+        "neither converts to the other",
+    ),
+    (
+        "exp of an integer",
+        "ranks M=8\ninput A[M]: i32\noutput C\nC[m] = exp(A[m])\n",
+        4,
+        1,
+        "C: exp is not defined on i32",
+    ),
+    (
+        "integer init not integral",
+        "ranks M=8\ninput A[M]: i32\noutput C\nC[m=0] = 0.5\nC[m+1] = C[m] + A[m]\n",
+        4,
+        1,
+        "bad initial value of C",
+    ),
+    (
+        "output index not a variable",
+        HEAD + "X[m+2,p] = K[e,m]\n",
+        4,
+        3,
+        "output index 'm+2' must be a rank variable",
+    ),
     ("two iterative ranks", HEAD + "X[m+1,p+1] = K[e,m]\n", 4, 7, "X iterates two ranks"),
     ("rank used twice in output", HEAD + "X[m,m] = K[e,m]\n", 4, 5, "rank M appears twice"),
-    ("access indexes the wrong rank", HEAD + "X[m,p] = Q[p,e] * K[e,m]\n", 4, 1,
-     "access Q[p, e] indexes rank E with variable p of rank P"),
+    (
+        "access indexes the wrong rank",
+        HEAD + "X[m,p] = Q[p,e] * K[e,m]\n",
+        4,
+        1,
+        "access Q[p, e] indexes rank E with variable p of rank P",
+    ),
     ("index out of range", HEAD + "X[m,p] = K[e,m+1]\n", 4, 1, "ranges over [1, 8]"),
     ("zero rank size", "ranks M=0\n", 1, 9, "rank M must have a positive size"),
     ("rank declared twice", "ranks M=8\nranks M=4\n", 2, 7, "rank M declared twice"),
@@ -363,8 +503,11 @@ BAD_INPUTS: list[tuple[str, str, int, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "column", "fragment"),
-                         [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("text", "line", "column", "fragment"),
+    [c[1:] for c in BAD_INPUTS],
+    ids=[c[0] for c in BAD_INPUTS],
+)
 def test_bad_input_is_one_located_error(text: str, line: int, column: int, fragment: str) -> None:
     with pytest.raises(NotationError) as info:
         parse(text, "bad.einsum")
@@ -380,18 +523,51 @@ def test_error_table_is_varied() -> None:
 
 
 MUTATION_TEXT = (EXAMPLES / "attention" / "1pass.einsum").read_text()
-PIECES = ["[", "]", "(", ")", ",", "=", "+", "-", "*", "/", ":", "::", "#", "0", "1.5", " ",
-          "\n", "m1", "M1", "p", "RD", "inf", "exp(", "max(", ": f16", "m1=0", "m1+1", "$"]
+PIECES = [
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    "=",
+    "+",
+    "-",
+    "*",
+    "/",
+    ":",
+    "::",
+    "#",
+    "0",
+    "1.5",
+    " ",
+    "\n",
+    "m1",
+    "M1",
+    "p",
+    "RD",
+    "inf",
+    "exp(",
+    "max(",
+    ": f16",
+    "m1=0",
+    "m1+1",
+    "$",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(MUTATION_TEXT)), st.integers(0, 3),
-                          st.sampled_from(PIECES)), min_size=1, max_size=3))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(MUTATION_TEXT)), st.integers(0, 3), st.sampled_from(PIECES)),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_mangled_input_gives_notation_error_or_ir(edits: list[tuple[int, int, str]]) -> None:
     text = MUTATION_TEXT
     for at, delete, insert in edits:
         at = min(at, len(text))
-        text = text[:at] + insert + text[at + delete:]
+        text = text[:at] + insert + text[at + delete :]
     try:
         parse(text, "m.einsum")
     except NotationError as e:
@@ -464,10 +640,18 @@ def signature(module: ModuleOp, tensor: Callable[[str], str], rank: Callable[[st
     return ranks, inputs, einsums, tuple(tensor(n) for n in cascade.output_names())
 
 
-tensor_names = st.lists(st.from_regex(r"[A-Z][A-Za-z0-9_]{0,3}", fullmatch=True),
-                        min_size=len(TENSORS), max_size=len(TENSORS), unique=True)
-rank_names = st.lists(st.from_regex(r"[A-Z][A-Z0-9_]{0,2}", fullmatch=True),
-                      min_size=len(RANKS), max_size=len(RANKS), unique=True)
+tensor_names = st.lists(
+    st.from_regex(r"[A-Z][A-Za-z0-9_]{0,3}", fullmatch=True),
+    min_size=len(TENSORS),
+    max_size=len(TENSORS),
+    unique=True,
+)
+rank_names = st.lists(
+    st.from_regex(r"[A-Z][A-Z0-9_]{0,2}", fullmatch=True),
+    min_size=len(RANKS),
+    max_size=len(RANKS),
+    unique=True,
+)
 
 
 @settings(max_examples=40, deadline=None)

@@ -43,7 +43,11 @@ def format_diagnostic(
         return f"error: cannot read '{error.filename}': it is a directory"
     if isinstance(error, OSError):
         return f"error: {error.filename or input_name}: {error.strerror or error}"
-    if isinstance(error, DiagnosticException | UserError | ValueError | ArgSpecParseError):
+    from einsum_opt.interpreters.einsum_values import ExecutionError
+
+    if isinstance(
+        error, DiagnosticException | UserError | ExecutionError | ValueError | ArgSpecParseError
+    ):
         message = _one_line(str(error.args[0]) if error.args else str(error))
         return f"error: {message}"
     return f"error: internal error ({type(error).__name__}): {_one_line(str(error))}"

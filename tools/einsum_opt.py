@@ -27,6 +27,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
 from einsum_opt.tools.loading import DIALECTS
+from einsum_opt.transforms.set_ranks import RANKS_HELP
 
 
 class EinsumOptMain(xDSLOptMain):
@@ -71,7 +72,7 @@ class EinsumOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--ranks",
             metavar="NAME=SIZE,...",
-            help="resize declared ranks before the pipeline (derived sizes such as M / M0 follow)",
+            help=RANKS_HELP,
         )
         arg_parser.add_argument(
             "--check-equivalence",
@@ -114,7 +115,7 @@ class EinsumOptMain(xDSLOptMain):
             try:
                 parse_rank_sizes(self.args.ranks)
             except ValueError as e:
-                raise UserError(f"--ranks: {e}") from None
+                raise UserError(f"--ranks {e}") from None
             self.pipeline = PassPipeline(
                 (SetRanksPass(self.args.ranks), *self.pipeline.passes), self.pipeline.callback
             )

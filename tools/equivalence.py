@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from einsum_opt.dialects.einsum import CascadeOp
+from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.tools.diagnostics import UserError
 
 
@@ -39,9 +39,9 @@ def check_equivalence(
     """
     from einsum_opt.interpreters.einsum import random_inputs, run_cascade
 
-    after_by_name = {c.cascade_name: c for c in after.walk() if isinstance(c, CascadeOp)}
+    after_by_name = {c.cascade_name: c for c in cascades_in(after)}
     failures: list[str] = []
-    for old in (c for c in before.walk() if isinstance(c, CascadeOp)):
+    for old in cascades_in(before):
         name = old.cascade_name
         new = after_by_name.get(name)
         if new is None:

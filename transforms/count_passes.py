@@ -18,7 +18,7 @@ from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
+from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of, variable_of
 
 PASSES_ATTR = "passes"
@@ -92,9 +92,7 @@ def count_passes(cascade: CascadeOp) -> dict[str, int]:
 
 def annotate_passes(module: ModuleOp | CascadeOp) -> None:
     """Attach the `passes` dictionary to every cascade."""
-    cascades = [module] if isinstance(module, CascadeOp) else [
-        op for op in module.walk() if isinstance(op, CascadeOp)
-    ]
+    cascades = cascades_in(module)
     for cascade in cascades:
         counts = count_passes(cascade)
         cascade.attributes[PASSES_ATTR] = DictionaryAttr(

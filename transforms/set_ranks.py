@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,41 +11,52 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.dialects.einsum import CascadeOp
+from einsum_opt.dialects.einsum import CascadeOp, cascades_in
+from einsum_opt.dialects.einsum_attrs import RANK_NAME
+
+RANKS_HELP = (
+    "override declared rank sizes, e.g. M=512,P=256 (derived sizes such as M1 = M / M0 follow)"
+)
+"""Help text of the tools' `--ranks` option."""
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_rank_sizes(text: str) -> dict[str, int]:
-    """`M=512,P=256` -> {"M": 512, "P": 256}; raises ValueError with a readable message."""
+    """`"M=512, P=256"` -> `{"M": 512, "P": 256}`; ValueError naming the bad entry.
+
+    Names must be rank names (upper-case first letter) given once each; sizes positive integers.
+    Whether the ranks exist is checked against a cascade when they are applied.
+    """
     sizes: dict[str, int] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not name or not value:
-            raise ValueError(f"bad rank size '{item}': expected NAME=SIZE")
-        try:
-            size = int(value)
-        except ValueError:
-            raise ValueError(f"bad rank size '{item}': {value!r} is not an integer") from None
+    entries = [e.strip() for e in text.split(",")]
+    if not any(entries):
+        raise ValueError("expected NAME=SIZE[,NAME=SIZE...], got an empty value")
+    for entry in entries:
+        if not entry:
+            raise ValueError(f"'{text}': empty entry (expected NAME=SIZE[,NAME=SIZE...])")
+        name, eq, size_text = (part.strip() for part in entry.partition("="))
+        if not eq:
+            raise ValueError(f"'{entry}': expected NAME=SIZE")
+        if not RANK_NAME.fullmatch(name):
+            raise ValueError(
+                f"'{entry}': '{name}' is not a rank name (an upper-case letter, then "
+                "letters, digits or _)"
+            )
+        if not _INTEGER.fullmatch(size_text):
+            raise ValueError(f"'{entry}': size '{size_text}' is not an integer")
+        size = int(size_text)
         if size <= 0:
-            raise ValueError(f"bad rank size '{item}': sizes must be positive")
+            raise ValueError(f"'{entry}': rank {name} must have a positive size")
         if name in sizes:
-            raise ValueError(f"rank {name} is given two sizes")
+            raise ValueError(f"rank {name} is given twice ({sizes[name]} and {size})")
         sizes[name] = size
-    if not sizes:
-        raise ValueError("no rank sizes given (expected NAME=SIZE,...)")
     return sizes
 
 
 def set_rank_sizes(module: ModuleOp | CascadeOp, sizes: Mapping[str, int]) -> None:
     """Resize ranks in every cascade that declares them; a rank no cascade declares is an error."""
-    cascades = (
-        [module]
-        if isinstance(module, CascadeOp)
-        else [op for op in module.walk() if isinstance(op, CascadeOp)]
-    )
+    cascades = cascades_in(module)
     unknown = [n for n in sizes if not any(n in c.ranks.names for c in cascades)]
     if unknown:
         declared = sorted({n for c in cascades for n in c.ranks.names})

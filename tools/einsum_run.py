@@ -1,0 +1,198 @@
+"""`einsum-run`: run a cascade on numpy arrays with the reference interpreter.
+
+```
+einsum-run FILE [--inputs in.npz] [--seed N] [--ranks M=512,P=256] [-o out.npz]
+                [--cascade NAME] [--print]
+```
+
+FILE is `.mlir` or `.einsum`. Inputs come from an `.npz` archive keyed by input name; inputs
+it does not hold are drawn at random from `--seed` (standard normal floats, small integers).
+With `-o`, the outputs are written to an `.npz` archive keyed by output name (only once the
+run succeeded, never half-written); otherwise, and with `--print`, one summary line per output
+is printed (with `--print`, followed by the array as numpy prints it). An output that is an
+iterative tensor holds one extra entry along its iterative rank (index 0 = initial value).
+Every failure prints one `error:` line on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
+from einsum_opt.transforms.set_ranks import RANKS_HELP, parse_rank_sizes
+
+if TYPE_CHECKING:
+    import numpy as np
+    from xdsl.dialects.builtin import ModuleOp
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Reports usage errors as one `error:` line (via UserError) instead of usage + exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see einsum-run --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of einsum-run."""
+    parser = _ArgumentParser(
+        prog="einsum-run",
+        description="Run a cascade of Extended Einsums on numpy arrays (reference semantics).",
+    )
+    parser.add_argument("file", metavar="FILE", help="cascade to run (.mlir or .einsum)")
+    parser.add_argument("--inputs", metavar="NPZ", help="input arrays keyed by input name")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for inputs not given in --inputs (default 0)"
+    )
+    parser.add_argument(
+        "--ranks", metavar="NAME=SIZE,...", action="append", default=[], help=RANKS_HELP
+    )
+    parser.add_argument("-o", "--output", metavar="NPZ", help="write outputs to this .npz file")
+    parser.add_argument("--cascade", metavar="NAME", help="cascade to run when FILE holds several")
+    parser.add_argument(
+        "--print", dest="print_arrays", action="store_true", help="print the output arrays"
+    )
+    return parser
+
+
+def read_inputs(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an `.npz` archive by name; UserError if it is not one."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as file:
+            is_archive = zipfile.is_zipfile(file)
+        if not is_archive:
+            raise UserError(f"cannot read inputs from '{path}': not an .npz archive")
+        loaded = np.load(path, allow_pickle=False)
+        assert isinstance(loaded, np.lib.npyio.NpzFile)
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"cannot read inputs from '{path}': {e}") from e
+
+
+def check_writable(path: Path) -> None:
+    """UserError unless `path` can be created or replaced (checked before running)."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise UserError(f"cannot write '{path}': directory '{directory}' does not exist")
+    if path.is_dir():
+        raise UserError(f"cannot write '{path}': it is a directory")
+
+
+def write_outputs(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write an `.npz` archive atomically: a temporary file in the same directory, renamed."""
+    import numpy as np
+
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        os.chmod(temporary, _new_file_mode(path))
+        os.replace(temporary, path)
+    except BaseException as e:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise UserError(f"cannot write '{path}': {e.strerror or e}") from e
+        raise
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode `path` has now, or the mode a newly created file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def summary(name: str, array: np.ndarray) -> str:
+    """`AV shape=(64, 1024) dtype=float32 min=... max=... mean=... std=...`."""
+    import numpy as np
+
+    parts = [name, f"shape={array.shape}", f"dtype={array.dtype}"]
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array.reshape(-1)
+    if finite.size:
+        stats = {
+            "min": finite.min(),
+            "max": finite.max(),
+            "mean": finite.mean(),
+            "std": finite.std(),
+        }
+        parts += [f"{k}={float(v):.6g}" for k, v in stats.items()]
+    if finite.size != array.size:
+        parts.append(f"nonfinite={array.size - finite.size}")
+    return " ".join(parts)
+
+
+def _only_cascade(module: ModuleOp, filename: str) -> str | None:
+    """The name of the single cascade in `module`; UserError asking for --cascade if several."""
+    from einsum_opt.dialects.einsum import cascades_in
+
+    names = [op.cascade_name for op in cascades_in(module)]
+    if len(names) > 1:
+        listed = ", ".join(f"@{n}" for n in names)
+        raise UserError(
+            f"{filename} holds {len(names)} cascades ({listed}): choose one with --cascade NAME"
+        )
+    return names[0] if names else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, run and report, for parsed options."""
+    from einsum_opt.interpreters.einsum import ExecutionError, find_cascade, run_cascade
+    from einsum_opt.tools.loading import load_file
+
+    try:
+        ranks = parse_rank_sizes(",".join(args.ranks)) if args.ranks else {}
+    except ValueError as e:
+        raise UserError(f"--ranks {e}") from None
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        check_writable(output)
+    module = load_file(args.file)
+    inputs = read_inputs(args.inputs) if args.inputs else {}
+    try:
+        cascade = find_cascade(module, args.cascade or _only_cascade(module, args.file))
+        names = [n for n, _ in cascade.inputs()]
+        for key in inputs:
+            if key not in names:
+                raise UserError(
+                    f"'{args.inputs}' holds '{key}', which is not an input of "
+                    f"@{cascade.cascade_name} (inputs: {', '.join(names) or 'none'})"
+                )
+        outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
+    except ExecutionError as e:
+        raise UserError(str(e)) from e
+    if output is not None:
+        write_outputs(output, outputs)
+    if output is None or args.print_arrays:
+        for name, array in outputs.items():
+            print(summary(name, array))
+            if args.print_arrays:
+                print(array)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `einsum-run`; returns the exit status."""
+    source = {"name": "<input>"}
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        source["name"] = args.file
+        return run(args)
+
+    return run_reporting_errors(body, lambda: source["name"])
