@@ -204,8 +204,9 @@ def format_number(value: float | int, shortest: Callable[[float], str] | None = 
     if math.isnan(value):
         return "nan"
     text = shortest(value) if shortest else repr(value)
-    if not any(c in text for c in ".e"):
-        text += ".0"  # keep float constants visibly float
+    if "." not in text:  # MLIR reads 1.0e-05 as a float but not 1e-05
+        mantissa, e, exponent = text.partition("e")
+        text = f"{mantissa}.0{e}{exponent}"
     return text
 
 
@@ -232,7 +233,10 @@ def format_expr(
             needs = prec < parent or (prec == parent and right)
             return f"({text})" if needs else text
         if e.fn == "neg":
-            text = "-" + go(e.args[0], _PRECEDENCE["neg"], False)
+            inner = go(e.args[0], _PRECEDENCE["neg"], False)
+            if isinstance(e.args[0], Const) and not inner.startswith("("):
+                inner = f"({inner})"  # `-2` would read back as the constant -2
+            text = "-" + inner
             return f"({text})" if parent >= _PRECEDENCE["neg"] else text
         return f"{e.fn}({', '.join(go(a, 0, False) for a in e.args)})"
 
@@ -341,31 +345,37 @@ def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
                 return left
 
     def term() -> Expr:
-        left = unary()
+        left = unary()[0]
         while True:
             if src.accept("*"):
-                left = Call("mul", (left, unary()))
+                left = Call("mul", (left, unary()[0]))
             elif src.accept("/"):
-                left = Call("div", (left, unary()))
+                left = Call("div", (left, unary()[0]))
             else:
                 return left
 
-    def unary() -> Expr:
+    # A minus directly before a numeric literal (`-2`, `-inf`) is part of the constant; before
+    # anything else, parenthesised constants included (`-(2)`), it is a negation.
+    def unary() -> tuple[Expr, bool]:
         if src.accept("-"):
-            inner = unary()
-            if isinstance(inner, Const):
-                return Const(-inner.value)
-            return Call("neg", (inner,))
+            inner, literal = unary()
+            if literal and isinstance(inner, Const):
+                return Const(-inner.value), True
+            return Call("neg", (inner,)), False
         return primary()
 
-    def primary() -> Expr:
+    def primary() -> tuple[Expr, bool]:
         num = src.number()
         if num is not None:
-            return Const(num)
+            return Const(num), True
         if src.accept("("):
             inner = expression()
             src.expect(")", "')'")
-            return inner
+            return inner, False
+        expr = named()
+        return expr, isinstance(expr, Const)  # `inf` and `nan` are literals too
+
+    def named() -> Expr:
         found = access(None)
         if found is not None:
             return Access(found)

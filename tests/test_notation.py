@@ -176,7 +176,7 @@ def test_integer_einsum() -> None:
 def test_constants() -> None:
     text = "ranks M=4\ninput A[M]\noutput C\nC[m] = max(A[m], -inf) + 1e-5 * 2.5 - inf / 3\n"
     printed = str(parse(text))
-    assert "max(%A[m], -inf) + 1e-05 * 2.5 - inf / 3.0" in printed
+    assert "max(%A[m], -inf) + 1.0e-05 * 2.5 - inf / 3.0" in printed
 
 
 def test_comments_blank_lines_and_crlf() -> None:
