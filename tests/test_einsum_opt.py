@@ -120,3 +120,37 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("einsum-opt ")
+
+
+def test_check_equivalence_reports_each_output() -> None:
+    example = str(ROOT / "examples" / "attention" / "1pass.einsum")
+    result = run(example, "--ranks", "M=512,P=64", "--check-equivalence", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("check-equivalence: @attention AV: max abs error 0")
+    assert result.stderr.rstrip().endswith(": ok")
+
+
+def test_check_equivalence_fails_on_different_cascades() -> None:
+    from einsum_opt.tools.diagnostics import UserError
+    from einsum_opt.tools.equivalence import check_equivalence
+    from einsum_opt.tools.loading import load_file
+
+    three = load_file(ROOT / "examples" / "attention" / "3pass.einsum")
+    one = load_file(ROOT / "examples" / "attention" / "1pass.einsum")
+    for module in (three, one):
+        from einsum_opt.transforms.set_ranks import set_rank_sizes
+
+        set_rank_sizes(module, {"M": 256, "P": 32})
+    lines: list[str] = []
+    check_equivalence(three, one, seed=0, rtol=1e-5, atol=0.0, report=lines.append)
+    assert len(lines) == 1 and lines[0].endswith("ok")
+    # The same attention without its normalisation differs from the original.
+    from einsum_opt.frontends.notation import parse_einsum_notation
+
+    text = (ROOT / "examples" / "attention" / "3pass.einsum").read_text()
+    assert "SN[m,p] / SD[p]" in text
+    broken = parse_einsum_notation(text.replace("SN[m,p] / SD[p]", "SN[m,p] / GM[p]"), "b")
+    set_rank_sizes(broken, {"M": 256, "P": 32})
+    with pytest.raises(UserError, match="outputs differ: @attention output AV"):
+        check_equivalence(three, broken, seed=0, rtol=1e-5, atol=0.0, report=lines.append)
+    assert lines[-1].endswith("DIFFERENT")
