@@ -464,9 +464,16 @@ def _print_einsum(op: EinsumOp, printer: Printer) -> None:
             _print_access(printer, op, value, indices)
         printer.print_string(") ")
         printer.print_region(op.body)
-    non_add = [(v, o) for v, o in op.reduce.data if o != "add"]
-    if non_add:
-        printer.print_string(" :: " + ", ".join(f"{o}({v})" for v, o in non_add))
+    groups: list[tuple[str, list[str]]] = []  # consecutive ranks with one operator: max(m1, m0)
+    for v, o in op.reduce.data:
+        if o == "add":
+            continue
+        if groups and groups[-1][0] == o:
+            groups[-1][1].append(v)
+        else:
+            groups.append((o, [v]))
+    if groups:
+        printer.print_string(" :: " + ", ".join(f"{o}({', '.join(vs)})" for o, vs in groups))
     if op.init is not None:
         printer.print_string(f" init({format_number(op.init.value.data)})")
     if op.merge.data != default_merge(op.body):

@@ -19,9 +19,16 @@ def _count_passes() -> type[ModulePass]:
     return CountPassesPass
 
 
+def _split_rank() -> type[ModulePass]:
+    from einsum_opt.transforms.split_rank import SplitRankPass
+
+    return SplitRankPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
         "count-passes": _count_passes,
         "set-ranks": _set_ranks,
+        "split-rank": _split_rank,
     }

@@ -1,0 +1,311 @@
+"""What the cascade rewrites share: Einsum maps as trees of resolved reads, building Einsums
+from such trees, fresh names, retargeting reads, and removing dead Einsums.
+
+A *resolved* expression replaces each access number by the read itself (`Read(value, indices)`),
+so expressions of different Einsums can be compared and moved between Einsums. Nothing here
+knows a tensor's name: rewrites match structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr
+from xdsl.ir import Attribute, SSAValue
+
+from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, ReturnOp
+from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
+from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, extract_expr
+from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size
+
+
+@dataclass(frozen=True)
+class Read:
+    """A tensor read at given indices; `value` None reads the Einsum's own previous value."""
+
+    value: SSAValue | None
+    indices: tuple[IndexExpr, ...]
+
+
+@dataclass(frozen=True)
+class RCall:
+    """An operator applied to resolved arguments."""
+
+    fn: str
+    args: tuple[Tree, ...]
+
+
+Tree = Const | Size | Read | RCall
+"""A resolved scalar expression."""
+
+
+def resolved(op: EinsumOp) -> Tree | None:
+    """The map of `op` with its reads in place, or None when it is not an expression."""
+    expr = extract_expr(op.body)
+    if expr is None:
+        return None
+    reads = [Read(v, tuple(ix)) for v, ix in op.accesses()]
+
+    def go(e: Expr) -> Tree:
+        if isinstance(e, Access):
+            return reads[e.index]
+        if isinstance(e, Call):
+            return RCall(e.fn, tuple(go(a) for a in e.args))
+        return e
+
+    return go(expr)
+
+
+def reads_in(tree: Tree) -> list[Read]:
+    """Every read of a tree, left to right."""
+    if isinstance(tree, Read):
+        return [tree]
+    if isinstance(tree, RCall):
+        return [r for a in tree.args for r in reads_in(a)]
+    return []
+
+
+def variables_in(tree: Tree) -> set[str]:
+    """Index variables the reads of a tree use."""
+    return {v for r in reads_in(tree) for ix in r.indices for v in ix.variables}
+
+
+def call(fn: str, *args: Tree) -> RCall:
+    """`fn(args...)`."""
+    return RCall(fn, tuple(args))
+
+
+def product_factors(tree: Tree) -> list[Tree]:
+    """The factors of a product (a lone non-product is one factor)."""
+    if isinstance(tree, RCall) and tree.fn == "mul":
+        return [f for a in tree.args for f in product_factors(a)]
+    return [tree]
+
+
+def product_of(factors: Sequence[Tree]) -> Tree:
+    """The left-nested product of factors."""
+    out = factors[0]
+    for f in factors[1:]:
+        out = call("mul", out, f)
+    return out
+
+
+def rename_variables(tree: Tree, mapping: dict[str, IndexExpr]) -> Tree | None:
+    """Substitute variables by indices; None if a substituted variable is not a bare index."""
+    if isinstance(tree, Read):
+        out: list[IndexExpr] = []
+        for ix in tree.indices:
+            off = ix.as_offset()
+            if off is None:
+                if any(v in mapping for v in ix.variables):
+                    return None
+                out.append(ix)
+                continue
+            var, shift = off
+            if var not in mapping:
+                out.append(ix)
+                continue
+            target = mapping[var].as_offset()
+            if target is None:
+                if shift:
+                    return None
+                out.append(mapping[var])
+            else:
+                out.append(IndexExpr.var(target[0], target[1] + shift))
+        return Read(tree.value, tuple(out))
+    if isinstance(tree, RCall):
+        args = [rename_variables(a, mapping) for a in tree.args]
+        if any(a is None for a in args):
+            return None
+        return RCall(tree.fn, tuple(a for a in args if a is not None))
+    return tree
+
+
+def inlined_elementwise(tree: Tree) -> Tree:
+    """Replace reads of elementwise Einsums (no reduction, not iterative, a plain expression
+    indexed by bare variables) by their expressions, recursively: the value as computed."""
+    if isinstance(tree, RCall):
+        return RCall(tree.fn, tuple(inlined_elementwise(a) for a in tree.args))
+    if not isinstance(tree, Read) or tree.value is None:
+        return tree
+    producer = tree.value.owner
+    if not isinstance(producer, EinsumOp) or producer.reduced_variables():
+        return tree
+    if producer.iterative_rank() is not None:
+        return tree
+    body = resolved(producer)
+    if body is None or any(r.value is None for r in reads_in(body)):
+        return tree
+    outs = producer.output_variables()
+    renamed = rename_variables(body, dict(zip(outs, tree.indices, strict=True)))
+    return tree if renamed is None else inlined_elementwise(renamed)
+
+
+class EinsumBuilder:
+    """Collects the reads of a new Einsum and builds it from a resolved expression."""
+
+    def __init__(self, name: str, output: Sequence[IndexExpr], result_type: TensorType):
+        self.name = name
+        self.output = list(output)
+        self.result_type = result_type
+        self.accesses: list[tuple[SSAValue | None, tuple[IndexExpr, ...]]] = []
+
+    def _access(self, read: Read) -> Access:
+        key = (read.value, read.indices)
+        for i, (v, ix) in enumerate(self.accesses):
+            if v is read.value and ix == read.indices:
+                return Access(i)
+        self.accesses.append(key)
+        return Access(len(self.accesses) - 1)
+
+    def expr(self, tree: Tree) -> Expr:
+        """The tree with its reads numbered as this Einsum's accesses."""
+        if isinstance(tree, Read):
+            return self._access(tree)
+        if isinstance(tree, RCall):
+            return Call(tree.fn, tuple(self.expr(a) for a in tree.args))
+        return tree
+
+    def build(
+        self,
+        tree: Tree,
+        reduce: Sequence[tuple[str, str]] = (),
+        init: float | None = None,
+    ) -> EinsumOp:
+        """The Einsum computing `tree`; `reduce` lists (variable, operator) in any order."""
+        expr = self.expr(tree)
+        elt = self.result_type.element_type
+        arg_types: list[Attribute] = []
+        for value, _ in self.accesses:
+            t = self.result_type if value is None else value.type
+            assert isinstance(t, TensorType)
+            arg_types.append(t.element_type)
+        body = build_map_region(expr, arg_types, elt)
+        outs = {v for ix in self.output for v in ix.variables}
+        order: list[str] = []
+        for _, indices in self.accesses:
+            for ix in indices:
+                for v in ix.variables:
+                    if v not in outs and v not in order:
+                        order.append(v)
+        operators = dict(reduce)
+        init_attr: FloatAttr | IntegerAttr | None = (
+            None if init is None else constant_attr(init, elt)
+        )
+        return EinsumOp(
+            self.name,
+            self.output,
+            self.accesses,
+            body,
+            self.result_type,
+            [(v, operators.get(v, "add")) for v in order],
+            None,
+            init_attr,
+        )
+
+
+def build_einsum(
+    name: str,
+    output: Sequence[IndexExpr],
+    ranks: Sequence[str],
+    element_type: Attribute,
+    tree: Tree,
+    reduce: Sequence[tuple[str, str]] = (),
+    init: float | None = None,
+) -> EinsumOp:
+    """Build an Einsum named `name` with output indices `output` over `ranks`."""
+    return EinsumBuilder(name, output, TensorType(ranks, element_type)).build(tree, reduce, init)
+
+
+class Names:
+    """Fresh tensor names for a cascade: the wanted name, or it with a number appended."""
+
+    def __init__(self, cascade: CascadeOp):
+        self.taken = {n for n, _ in cascade.inputs()} | {e.tensor_name for e in cascade.einsums()}
+
+    def fresh(self, wanted: str) -> str:
+        """`wanted` if free, else `wanted1`, `wanted2`, ..."""
+        name, n = wanted, 0
+        while name in self.taken:
+            n += 1
+            name = f"{wanted}{n}"
+        self.taken.add(name)
+        return name
+
+
+def element_type_of(value: SSAValue) -> Attribute:
+    """The element type of a tensor value."""
+    assert isinstance(value.type, TensorType)
+    return value.type.element_type
+
+
+def ranks_of(value: SSAValue) -> tuple[str, ...]:
+    """The rank names of a tensor value."""
+    assert isinstance(value.type, TensorType)
+    return value.type.rank_names
+
+
+def retarget_reads(
+    cascade: CascadeOp, old: SSAValue, new: SSAValue, prefix: Sequence[IndexExpr] = ()
+) -> None:
+    """Make every Einsum read `new[prefix..., idx...]` where it read `old[idx...]`."""
+    for op in cascade.einsums():
+        if old not in op.inputs:
+            continue
+        selfs = set(op.self_read_positions())
+        operands = list(op.inputs)
+        access = list(op.access.data)
+        k = 0
+        for i in range(len(access)):
+            if i in selfs:
+                continue
+            if operands[k] is old:
+                operands[k] = new
+                access[i] = IndicesAttr((*prefix, *access[i].data))
+            k += 1
+        op.operands = operands
+        op.access = ArrayAttr(access)
+
+
+def insert_before(anchor: EinsumOp, ops: Iterable[EinsumOp]) -> None:
+    """Insert Einsums before `anchor`, in order."""
+    block = anchor.parent_block()
+    assert block is not None
+    block.insert_ops_before(list(ops), anchor)
+
+
+def replace_einsum(old: EinsumOp, new: EinsumOp) -> None:
+    """Put `new` where `old` is, redirect every use, and erase `old`."""
+    insert_before(old, [new])
+    old.result.replace_all_uses_with(new.result)
+    old.erase()
+
+
+def remove_dead_einsums(cascade: CascadeOp) -> list[str]:
+    """Erase Einsums whose values reach no output; returns their names."""
+    live: set[EinsumOp] = set()
+    work = [v for v in cascade.return_op().values]
+    while work:
+        owner = work.pop().owner
+        if isinstance(owner, EinsumOp) and owner not in live:
+            live.add(owner)
+            work.extend(owner.inputs)
+    dead = [op for op in cascade.einsums() if op not in live]
+    erase_einsums(dead)
+    return [op.tensor_name for op in dead]
+
+
+def erase_einsums(ops: Sequence[EinsumOp]) -> None:
+    """Erase Einsums that may read each other (but nothing else may still read them)."""
+    for op in ops:
+        op.detach()
+    for op in ops:
+        op.erase(safe_erase=False)
+
+
+def is_returned(cascade: CascadeOp, value: SSAValue) -> bool:
+    """Whether the cascade returns `value`."""
+    ret = cascade.return_op()
+    assert isinstance(ret, ReturnOp)
+    return value in ret.values

@@ -1,0 +1,182 @@
+"""`split-rank{rank=M tile=256}`: partition a rank into tiles (TeAAL's `uniform_shape`).
+
+Rank R becomes R1 (outer, R / R0 tiles) and R0 (inner, `tile` coordinates) in every Einsum and
+tensor that uses it; an input with rank R is re-blocked first by an Einsum
+`BX[..., r1, r0, ...] = X[..., r1*R0+r0, ...]`, as BK and BV are in the 1-pass cascade. Reductions
+over R reduce over both levels with the same operator. A tile that does not divide the rank
+is rejected: a partial last tile would read past the end of the rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
+from einsum_opt.dialects.einsum_attrs import RanksAttr, TensorType
+from einsum_opt.dialects.einsum_syntax import IndexExpr, IndexTerm, variable_of
+from einsum_opt.transforms.rewriting import (
+    Names,
+    Read,
+    build_einsum,
+    erase_einsums,
+    insert_before,
+)
+
+
+class SplitError(Exception):
+    """The rank cannot be split; the message says why."""
+
+
+def split_names(rank: str) -> tuple[str, str]:
+    """(outer, inner) names of a split rank: M -> (M1, M0)."""
+    return f"{rank}1", f"{rank}0"
+
+
+def _split_ranks(ranks: tuple[str, ...], rank: str) -> list[str]:
+    outer, inner = split_names(rank)
+    return [r for name in ranks for r in ((outer, inner) if name == rank else (name,))]
+
+
+def _split_indices(ranks: tuple[str, ...], indices: tuple[IndexExpr, ...], rank: str) -> list[IndexExpr]:
+    var = variable_of(rank)
+    outer, inner = (variable_of(n) for n in split_names(rank))
+    out: list[IndexExpr] = []
+    for r, ix in zip(ranks, indices, strict=True):
+        if r == rank and ix.as_variable() == var:
+            out += [IndexExpr.var(outer), IndexExpr.var(inner)]
+        else:
+            out.append(ix)
+    return out
+
+
+def check_splittable(cascade: CascadeOp, rank: str, tile: int) -> None:
+    """Raise `SplitError` unless `rank` can be split into tiles of `tile`."""
+    where = f"@{cascade.cascade_name}"
+    if rank not in cascade.ranks.names:
+        raise SplitError(f"{where}: rank {rank} is not declared")
+    outer, inner = split_names(rank)
+    for name in (outer, inner):
+        if name in cascade.ranks.names:
+            raise SplitError(f"{where}: cannot split {rank}: rank {name} is already declared")
+    size = cascade.rank_sizes()[rank]
+    if tile <= 0 or size % tile:
+        raise SplitError(
+            f"{where}: tile {tile} does not divide rank {rank} of size {size} (a partial last "
+            "tile would read past the end of the rank)"
+        )
+    var = variable_of(rank)
+    for t in cascade.function_type.outputs.data:
+        assert isinstance(t, TensorType)
+        if rank in t.rank_names:
+            raise SplitError(
+                f"{where}: rank {rank} is a rank of a cascade output; splitting it would change "
+                "the output's shape"
+            )
+    for op in cascade.einsums():
+        if op.iterative_rank() == var:
+            raise SplitError(f"{where}: rank {rank} is iterative in einsum {op.tensor_name}")
+        for value, indices in op.accesses():
+            for r, ix in zip(op.access_type(value).rank_names, indices, strict=True):
+                plain = ix.as_variable() == var
+                if (var in ix.variables and not plain) or (r == rank and not plain):
+                    raise SplitError(
+                        f"{where}: einsum {op.tensor_name} indexes rank {rank} with '{ix}'; "
+                        f"only the plain index {var} can be split"
+                    )
+
+
+def split_rank(cascade: CascadeOp, rank: str, tile: int) -> None:
+    """Split `rank` of `cascade` into `rank`1 x `rank`0 with `tile` inner coordinates."""
+    check_splittable(cascade, rank, tile)
+    outer, inner = split_names(rank)
+    cascade.ranks = RanksAttr((*cascade.ranks.data, (inner, tile), (outer, (rank, inner))))
+    names = Names(cascade)
+    first = cascade.body.block.first_op
+    assert first is not None
+    replacement: dict[SSAValue, SSAValue] = {}
+    for (name, t), arg in zip(cascade.inputs(), cascade.body.block.args, strict=True):
+        if rank in t.rank_names:
+            indices = [IndexExpr.var(variable_of(r)) for r in t.rank_names]
+            out = _split_indices(t.rank_names, tuple(indices), rank)
+            blocked = IndexExpr(
+                (IndexTerm(1, variable_of(outer), (inner,)), IndexTerm(1, variable_of(inner))), 0
+            )
+            src = [blocked if r == rank else ix for r, ix in zip(t.rank_names, indices, strict=True)]
+            op = build_einsum(
+                names.fresh(f"B{name}"),
+                out,
+                _split_ranks(t.rank_names, rank),
+                t.element_type,
+                Read(arg, tuple(src)),
+            )
+            insert_before(first, [op])
+            replacement[arg] = op.result
+    old_ops = [op for op in cascade.einsums() if op.result not in replacement.values()]
+    new_ops: list[EinsumOp] = []
+    for op in old_ops:
+        new_ops.append(_split_einsum(op, rank))
+        insert_before(op, [new_ops[-1]])
+        replacement[op.result] = new_ops[-1].result
+    for op in new_ops:
+        op.operands = [replacement.get(v, v) for v in op.inputs]
+    ret = cascade.return_op()
+    ret.operands = [replacement.get(v, v) for v in ret.values]
+    erase_einsums(old_ops)
+
+
+def _split_einsum(op: EinsumOp, rank: str) -> EinsumOp:
+    """The Einsum with `rank` split; its operands still name the old values (fixed by caller)."""
+    var = variable_of(rank)
+    outer, inner = (variable_of(n) for n in split_names(rank))
+    out_t = op.result_type
+    accesses = [
+        (value, _split_indices(op.access_type(value).rank_names, indices, rank))
+        for value, indices in op.accesses()
+    ]
+    reduce: list[tuple[str, str]] = []
+    for v, o in op.reduce.data:
+        reduce += [(outer, o), (inner, o)] if v == var else [(v, o)]
+    new = EinsumOp(
+        op.tensor_name,
+        _split_indices(out_t.rank_names, op.output_indices, rank),
+        accesses,
+        op.body.clone(),
+        TensorType(_split_ranks(out_t.rank_names, rank), out_t.element_type),
+        _in_first_use_order(reduce, accesses),
+        op.merge.data,
+        op.init,
+    )
+    new.attributes.update(op.attributes)
+    return new
+
+
+def _in_first_use_order(
+    reduce: list[tuple[str, str]], accesses: list[tuple[SSAValue | None, list[IndexExpr]]]
+) -> list[tuple[str, str]]:
+    order = [v for _, ixs in accesses for ix in ixs for v in ix.variables]
+    return sorted(reduce, key=lambda item: order.index(item[0]))
+
+
+@dataclass(frozen=True)
+class SplitRankPass(ModulePass):
+    """Split a rank into tiles in every cascade that declares it: `split-rank{rank=M tile=256}`."""
+
+    name = "split-rank"
+    rank: str
+    tile: int
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        cascades = [c for c in cascades_in(op) if self.rank in c.ranks.names]
+        if not cascades:
+            raise PassFailedException(f"split-rank: no cascade declares rank {self.rank}")
+        for cascade in cascades:
+            try:
+                split_rank(cascade, self.rank, self.tile)
+            except SplitError as e:
+                raise PassFailedException(f"split-rank: {e}") from None
