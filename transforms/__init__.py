@@ -25,10 +25,17 @@ def _split_rank() -> type[ModulePass]:
     return SplitRankPass
 
 
+def _fuse_max_sum() -> type[ModulePass]:
+    from einsum_opt.transforms.fuse_max_sum import FuseMaxSumPass
+
+    return FuseMaxSumPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
         "count-passes": _count_passes,
+        "fuse-max-sum": _fuse_max_sum,
         "set-ranks": _set_ranks,
         "split-rank": _split_rank,
     }

@@ -309,3 +309,38 @@ def is_returned(cascade: CascadeOp, value: SSAValue) -> bool:
     ret = cascade.return_op()
     assert isinstance(ret, ReturnOp)
     return value in ret.values
+
+
+class Ahead:
+    """A stand-in for a tensor built later (a read-ahead such as SPD reading RD)."""
+
+    def __init__(self, ranks: Sequence[str], element_type: Attribute):
+        from xdsl.parser.core import ForwardDeclaredValue
+
+        self.value: SSAValue = ForwardDeclaredValue(TensorType(ranks, element_type))
+
+    def resolve(self, actual: SSAValue) -> None:
+        """Point every read of the stand-in at the real tensor."""
+        self.value.replace_all_uses_with(actual)
+
+
+def remark(message: str) -> None:
+    """Tell the user why a pass they asked for changed nothing (stderr, one line)."""
+    import sys
+
+    print(f"remark: {message}", file=sys.stderr)
+
+
+def split_pair(cascade: CascadeOp, outer: str, inner: str) -> bool:
+    """Whether the ranks of variables `outer` and `inner` come from splitting one rank
+    (the rank table declares `OUTER = R / INNER`)."""
+    from einsum_opt.dialects.einsum_syntax import rank_of
+
+    size = dict(cascade.ranks.data).get(rank_of(outer))
+    return isinstance(size, tuple) and size[1] == rank_of(inner)
+
+
+def parent_rank(cascade: CascadeOp, rank: str) -> str:
+    """The rank that `rank` is the outer tile rank of (M for M1 = M / M0), else `rank`."""
+    size = dict(cascade.ranks.data).get(rank)
+    return size[0] if isinstance(size, tuple) else rank
