@@ -31,11 +31,18 @@ def _fuse_max_sum() -> type[ModulePass]:
     return FuseMaxSumPass
 
 
+def _fuse_numerator() -> type[ModulePass]:
+    from einsum_opt.transforms.fuse_numerator import FuseNumeratorPass
+
+    return FuseNumeratorPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
         "count-passes": _count_passes,
         "fuse-max-sum": _fuse_max_sum,
+        "fuse-numerator": _fuse_numerator,
         "set-ranks": _set_ranks,
         "split-rank": _split_rank,
     }

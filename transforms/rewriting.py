@@ -279,6 +279,7 @@ def replace_einsum(old: EinsumOp, new: EinsumOp) -> None:
     """Put `new` where `old` is, redirect every use, and erase `old`."""
     insert_before(old, [new])
     old.result.replace_all_uses_with(new.result)
+    old.detach()
     old.erase()
 
 
