@@ -37,12 +37,33 @@ def _fuse_numerator() -> type[ModulePass]:
     return FuseNumeratorPass
 
 
+def _fuse_mean_variance() -> type[ModulePass]:
+    from einsum_opt.transforms.fuse_mean_variance import FuseMeanVariancePass
+
+    return FuseMeanVariancePass
+
+
+def _cleanup() -> type[ModulePass]:
+    from einsum_opt.transforms.cleanup import CleanupPass
+
+    return CleanupPass
+
+
+def _pass_fusion() -> type[ModulePass]:
+    from einsum_opt.transforms.pass_fusion import PassFusionPass
+
+    return PassFusionPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
+        "cleanup": _cleanup,
         "count-passes": _count_passes,
         "fuse-max-sum": _fuse_max_sum,
+        "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
+        "pass-fusion": _pass_fusion,
         "set-ranks": _set_ranks,
         "split-rank": _split_rank,
     }

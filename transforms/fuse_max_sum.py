@@ -60,7 +60,9 @@ class MaxSum:
     value: Tree
 
 
-def _outer_inner(cascade: CascadeOp, reduced: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
+def _outer_inner(
+    cascade: CascadeOp, reduced: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]] | None:
     if len(reduced) == 1:
         return reduced[0], ()
     if len(reduced) == 2:
@@ -167,7 +169,10 @@ def merge_max_sum(cascade: CascadeOp, match: MaxSum) -> None:
         rm_now, rm_next = Read(rm.result, tuple(now)), Read(rm.result, tuple(nxt))
         tile = [IndexExpr.var(r), *inner_ix, *o]
         sln = build_einsum(
-            names.fresh("SLN"), tile, [big_r, *inner_ranks, *o_ranks], elt,
+            names.fresh("SLN"),
+            tile,
+            [big_r, *inner_ranks, *o_ranks],
+            elt,
             call("exp", call("sub", y, rm_next)),
         )
         prm = build_einsum(
@@ -175,12 +180,18 @@ def merge_max_sum(cascade: CascadeOp, match: MaxSum) -> None:
         )
         rd_ahead = Ahead(ranks, elt)
         spd = build_einsum(
-            names.fresh("SPD"), now, ranks, elt,
+            names.fresh("SPD"),
+            now,
+            ranks,
+            elt,
             call("mul", Read(prm.result, tuple(now)), Read(rd_ahead.value, tuple(now))),
         )
         sld = build_einsum(names.fresh("SLD"), now, ranks, elt, Read(sln.result, tuple(tile)))
         rd = build_einsum(
-            rd_name, nxt, ranks, elt,
+            rd_name,
+            nxt,
+            ranks,
+            elt,
             call("add", Read(spd.result, tuple(now)), Read(sld.result, tuple(now))),
             init=0.0,
         )

@@ -131,7 +131,12 @@ def find_numerator(cascade: CascadeOp, rank: str | None = None) -> Numerator | N
                 continue
             inner = tuple(v for v in reduced if v != outer)
             return Numerator(
-                av, diff.args[0], running, outer, inner, normaliser,
+                av,
+                diff.args[0],
+                running,
+                outer,
+                inner,
+                normaliser,
                 [f for i, f in enumerate(factors) if i != k],
             )
     return None
@@ -185,16 +190,26 @@ def merge_numerator(cascade: CascadeOp, match: Numerator) -> None:
     ranks = [big_r, *out_ranks]
     rnv_ahead = Ahead(ranks, elt)
     spnv = build_einsum(
-        names.fresh("SPNV"), now, ranks, elt,
+        names.fresh("SPNV"),
+        now,
+        ranks,
+        elt,
         call("mul", Read(prm.result, tuple(prm.output_indices)), Read(rnv_ahead.value, tuple(now))),
     )
     local = Read(sln.result, tuple(sln.output_indices))
     slnv = build_einsum(
-        names.fresh("SLNV"), now, ranks, elt, product_of([local, *match.weight]),
+        names.fresh("SLNV"),
+        now,
+        ranks,
+        elt,
+        product_of([local, *match.weight]),
         reduce=[(v, "add") for v in match.inner],
     )
     rnv = build_einsum(
-        names.fresh("RNV"), nxt, ranks, elt,
+        names.fresh("RNV"),
+        nxt,
+        ranks,
+        elt,
         call("add", Read(spnv.result, tuple(now)), Read(slnv.result, tuple(now))),
         init=0.0,
     )
@@ -222,8 +237,11 @@ def why_not(cascade: CascadeOp) -> str:
         body = resolved(op)
         if not (isinstance(body, RCall) and body.fn == "div"):
             continue
-        reduced = set(op.output_variables())
-        if _final_read(body.args[1], reduced) is None:
+        den = body.args[1]
+        producer = den.value.owner if isinstance(den, Read) and den.value is not None else None
+        if not isinstance(producer, EinsumOp) or producer.iterative_rank() is None:
+            continue
+        if _final_read(den, {producer.iterative_rank() or ""}) is None:
             continue
         how = "it is a cascade output" if is_returned(cascade, op.result) else "no + reduction"
         return (

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, ReturnOp
 from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
@@ -268,7 +268,7 @@ def retarget_reads(
         op.access = ArrayAttr(access)
 
 
-def insert_before(anchor: EinsumOp, ops: Iterable[EinsumOp]) -> None:
+def insert_before(anchor: Operation, ops: Iterable[Operation]) -> None:
     """Insert Einsums before `anchor`, in order."""
     block = anchor.parent_block()
     assert block is not None
@@ -283,6 +283,13 @@ def replace_einsum(old: EinsumOp, new: EinsumOp) -> None:
     old.erase()
 
 
+def invalidate_analyses(cascade: CascadeOp) -> None:
+    """Drop analysis results (the `passes` attribute) that a rewrite makes stale."""
+    from einsum_opt.transforms.count_passes import PASSES_ATTR
+
+    cascade.attributes.pop(PASSES_ATTR, None)
+
+
 def remove_dead_einsums(cascade: CascadeOp) -> list[str]:
     """Erase Einsums whose values reach no output; returns their names."""
     live: set[EinsumOp] = set()
@@ -294,6 +301,7 @@ def remove_dead_einsums(cascade: CascadeOp) -> list[str]:
             work.extend(owner.inputs)
     dead = [op for op in cascade.einsums() if op not in live]
     erase_einsums(dead)
+    invalidate_analyses(cascade)
     return [op.tensor_name for op in dead]
 
 

@@ -26,6 +26,7 @@ from einsum_opt.transforms.rewriting import (
     build_einsum,
     erase_einsums,
     insert_before,
+    invalidate_analyses,
 )
 
 
@@ -43,7 +44,9 @@ def _split_ranks(ranks: tuple[str, ...], rank: str) -> list[str]:
     return [r for name in ranks for r in ((outer, inner) if name == rank else (name,))]
 
 
-def _split_indices(ranks: tuple[str, ...], indices: tuple[IndexExpr, ...], rank: str) -> list[IndexExpr]:
+def _split_indices(
+    ranks: tuple[str, ...], indices: tuple[IndexExpr, ...], rank: str
+) -> list[IndexExpr]:
     var = variable_of(rank)
     outer, inner = (variable_of(n) for n in split_names(rank))
     out: list[IndexExpr] = []
@@ -107,7 +110,9 @@ def split_rank(cascade: CascadeOp, rank: str, tile: int) -> None:
             blocked = IndexExpr(
                 (IndexTerm(1, variable_of(outer), (inner,)), IndexTerm(1, variable_of(inner))), 0
             )
-            src = [blocked if r == rank else ix for r, ix in zip(t.rank_names, indices, strict=True)]
+            src = [
+                blocked if r == rank else ix for r, ix in zip(t.rank_names, indices, strict=True)
+            ]
             op = build_einsum(
                 names.fresh(f"B{name}"),
                 out,
@@ -128,6 +133,7 @@ def split_rank(cascade: CascadeOp, rank: str, tile: int) -> None:
     ret = cascade.return_op()
     ret.operands = [replacement.get(v, v) for v in ret.values]
     erase_einsums(old_ops)
+    invalidate_analyses(cascade)
 
 
 def _split_einsum(op: EinsumOp, rank: str) -> EinsumOp:
