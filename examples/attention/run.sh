@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job, as far as the pipeline goes today: read the attention cascades written in the
-# paper's notation, verify and print the IR, execute all three with the reference interpreter
-# on the same inputs, and show that they compute the same attention.
+# The main job, as far as the pipeline goes today: read 3-pass attention written in the paper's
+# notation, count its passes over the input, let pass-fusion derive the 1-pass (FuseMax)
+# cascade, check it against the hand-written one, and execute both on the same inputs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -14,8 +14,25 @@ export PATH="$PWD/.venv/bin:$PATH"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "== 3-pass attention, from examples/attention/3pass.einsum"
-einsum-opt examples/attention/3pass.einsum
+echo "== 3-pass attention (examples/attention/3pass.einsum), passes over each rank"
+einsum-opt examples/attention/3pass.einsum -p count-passes
+
+echo
+echo "== pass-fusion: split M into 256-key tiles, merge max/sum and the numerator"
+echo "   (executed before and after on the same random inputs, at M=P=1024)"
+einsum-opt examples/attention/3pass.einsum -p 'pass-fusion{rank=M tile=256},count-passes' \
+  --check-equivalence -o "$out/fused.mlir"
+cat "$out/fused.mlir"
+
+echo
+echo "== the derived cascade is the hand-written FuseMax cascade (examples/attention/1pass.mlir)"
+einsum-opt examples/attention/1pass.mlir > "$out/reference.txt"
+if einsum-opt examples/attention/3pass.einsum -p 'pass-fusion{rank=M tile=256}' | diff -q - "$out/reference.txt" >/dev/null; then
+  echo "identical"
+else
+  echo "DIFFERENT:"; einsum-opt examples/attention/3pass.einsum -p 'pass-fusion{rank=M tile=256}' | diff - "$out/reference.txt"
+  exit 1
+fi
 
 echo
 echo "== executing the 3-, 2- and 1-pass cascades on the same inputs (M=P=512, seed 0)"
