@@ -37,13 +37,12 @@ from einsum_opt.transforms.rewriting import (
     build_einsum,
     call,
     insert_before,
-    is_returned,
+    merge_all,
     parent_rank,
+    read_final_value,
     remark,
     remove_dead_einsums,
-    replace_einsum,
     resolved,
-    retarget_reads,
     split_pair,
 )
 
@@ -198,24 +197,14 @@ def merge_max_sum(cascade: CascadeOp, match: MaxSum) -> None:
         rd_ahead.resolve(rd.result)
         new = [lm, rm, sln, prm, spd, sld, rd]
     insert_before(g, new)
-    final = [IndexExpr.extent(big_r)]
-    for old, running in ((g, rm), (match.sum_op, rd)):
-        retarget_reads(cascade, old.result, running.result, final)
-        if is_returned(cascade, old.result):
-            copy = build_einsum(
-                old.tensor_name, o, o_ranks, elt, Read(running.result, tuple(final + o))
-            )
-            replace_einsum(old, copy)
+    read_final_value(cascade, g, rm, big_r)
+    read_final_value(cascade, match.sum_op, rd, big_r)
     remove_dead_einsums(cascade)
 
 
 def fuse_max_sum(cascade: CascadeOp, rank: str | None = None) -> int:
     """Merge every max/sum pair of `cascade` (over `rank` if given); returns how many."""
-    count = 0
-    while (match := find_max_sum(cascade, rank)) is not None:
-        merge_max_sum(cascade, match)
-        count += 1
-    return count
+    return merge_all(cascade, find_max_sum, merge_max_sum, rank)
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,11 @@ from einsum_opt.transforms.rewriting import (
     call,
     inlined_elementwise,
     insert_before,
-    is_returned,
+    merge_all,
+    read_final_value,
     remark,
     remove_dead_einsums,
-    replace_einsum,
     resolved,
-    retarget_reads,
 )
 
 
@@ -129,24 +128,14 @@ def merge_mean_variance(cascade: CascadeOp, match: MeanVariance) -> None:
         init=0.0,
     )
     insert_before(s, [count, rmu, rm2])
-    final = [IndexExpr.extent(big_r)]
-    for old, running in ((match.mean, rmu), (match.squares, rm2)):
-        retarget_reads(cascade, old.result, running.result, final)
-        if is_returned(cascade, old.result):
-            copy = build_einsum(
-                old.tensor_name, o, o_ranks, elt, Read(running.result, tuple(final + o))
-            )
-            replace_einsum(old, copy)
+    read_final_value(cascade, match.mean, rmu, big_r)
+    read_final_value(cascade, match.squares, rm2, big_r)
     remove_dead_einsums(cascade)
 
 
 def fuse_mean_variance(cascade: CascadeOp, rank: str | None = None) -> int:
     """Merge every mean/variance triple of `cascade` (over `rank` if given); returns how many."""
-    count = 0
-    while (match := find_mean_variance(cascade, rank)) is not None:
-        merge_mean_variance(cascade, match)
-        count += 1
-    return count
+    return merge_all(cascade, find_mean_variance, merge_mean_variance, rank)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from einsum_opt.transforms.rewriting import (
     inlined_elementwise,
     insert_before,
     is_returned,
+    merge_all,
     parent_rank,
     product_factors,
     product_of,
@@ -223,11 +224,7 @@ def merge_numerator(cascade: CascadeOp, match: Numerator) -> None:
 
 def fuse_numerator(cascade: CascadeOp, rank: str | None = None) -> int:
     """Merge every normalised numerator of `cascade` (over `rank` if given); returns how many."""
-    count = 0
-    while (match := find_numerator(cascade, rank)) is not None:
-        merge_numerator(cascade, match)
-        count += 1
-    return count
+    return merge_all(cascade, find_numerator, merge_numerator, rank)
 
 
 def why_not(cascade: CascadeOp) -> str:

@@ -8,8 +8,9 @@ knows a tensor's name: rewrites match structure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr
 from xdsl.ir import Attribute, Operation, SSAValue
@@ -18,6 +19,8 @@ from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, ReturnOp
 from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
 from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, extract_expr
 from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -353,3 +356,31 @@ def parent_rank(cascade: CascadeOp, rank: str) -> str:
     """The rank that `rank` is the outer tile rank of (M for M1 = M / M0), else `rank`."""
     size = dict(cascade.ranks.data).get(rank)
     return size[0] if isinstance(size, tuple) else rank
+
+
+def read_final_value(cascade: CascadeOp, old: EinsumOp, running: EinsumOp, rank: str) -> None:
+    """Make every read of `old[o]` read the final value `running[R, o]` instead; a returned
+    `old` becomes a copy of that final value, keeping its name."""
+    final = [IndexExpr.extent(rank)]
+    retarget_reads(cascade, old.result, running.result, final)
+    if is_returned(cascade, old.result):
+        o = list(old.output_indices)
+        t = old.result_type
+        copy = build_einsum(
+            old.tensor_name, o, t.rank_names, t.element_type, Read(running.result, (*final, *o))
+        )
+        replace_einsum(old, copy)
+
+
+def merge_all(
+    cascade: CascadeOp,
+    find: Callable[[CascadeOp, str | None], M | None],
+    merge: Callable[[CascadeOp, M], None],
+    rank: str | None = None,
+) -> int:
+    """Apply `merge` to what `find` matches until nothing matches; returns how many."""
+    count = 0
+    while (match := find(cascade, rank)) is not None:
+        merge(cascade, match)
+        count += 1
+    return count
