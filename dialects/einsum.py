@@ -74,6 +74,7 @@ from einsum_opt.dialects.einsum_map import (
     is_float,
     map_expression_printer,
 )
+from einsum_opt.dialects.einsum_mapping import MappingAttr
 from einsum_opt.dialects.einsum_syntax import (
     Expr,
     IndexExpr,
@@ -805,6 +806,6 @@ def is_float_tensor(t: TensorType) -> bool:
 Einsum = Dialect(
     "einsum",
     [CascadeOp, EinsumOp, YieldOp, SizeOp, ReturnOp],
-    [TensorType, RanksAttr, IndicesAttr, ReduceAttr, MergeAttr],
+    [TensorType, RanksAttr, IndicesAttr, ReduceAttr, MergeAttr, MappingAttr],
 )
 """The einsum dialect."""

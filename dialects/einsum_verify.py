@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from xdsl.ir import Operation, SSAValue
+from xdsl.utils.exceptions import VerifyException
 
 from einsum_opt.dialects.einsum_attrs import TensorType, format_indices, format_rank_entries
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
@@ -79,6 +80,8 @@ def verify_cascade(cascade: CascadeOp) -> None:
         assert isinstance(t, TensorType)
         for r in t.rank_names:
             check_rank(r, f"{where}: result")
+    for op in cascade.einsums():
+        _check_mapping(op, sizes)
 
 
 def _check_ranges(
@@ -123,3 +126,17 @@ def _check_read_ahead(op: EinsumOp, producer: object, indices: Sequence[IndexExp
         f"{op.describe()}: reads {name}{format_indices(indices)} before {name} is defined; only "
         "the previous value of an iterative rank that this einsum also iterates may be read ahead",
     )
+
+
+def _check_mapping(op: EinsumOp, sizes: dict[str, int]) -> None:
+    from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, check_mapping
+
+    mapping = op.attributes.get(MAPPING_ATTR)
+    if mapping is None:
+        return
+    if not isinstance(mapping, MappingAttr):
+        raise OpVerifyException(op, f"{op.describe()}: 'mapping' must be an #einsum.mapping")
+    try:
+        check_mapping(op, mapping, sizes)
+    except VerifyException as e:
+        raise OpVerifyException(op, str(e)) from None

@@ -1,0 +1,271 @@
+"""How an Einsum is mapped onto hardware: the `#einsum.mapping` attribute and its checks.
+
+```
+{mapping = #einsum.mapping<unit = pe2d, loops = [P2, M1, P1, E, P0, M0],
+                            partition = {P = [4096, 256]}, space = {P0 = 0, M0 = 1},
+                            storage = {Q = GLB, BK = DRAM, QK = PE}>}
+```
+- `partition`: TeAAL `uniform_shape` tiling of a rank inside this Einsum's loop nest, outer to
+  inner: P with shapes [4096, 256] gives loop ranks P2 (P / 4096), P1 (4096 / 256), P0 (256).
+  (Splitting a rank in the IR itself is `split-rank`; both name the levels the same way.)
+- `loops`: the loop ranks outermost first, a permutation of the Einsum's ranks after
+  partitioning; empty means the default order (output ranks, then reduced ranks).
+- `space`: loop ranks that are spatial, with the array axis they occupy; the rest are time.
+- `unit`: the hardware unit that executes the body (`pe2d`, `pe1d`, ...).
+- `storage`: the storage level holding each tensor the Einsum reads or writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntAttr, StringAttr
+from xdsl.ir import Attribute, ParametrizedAttribute
+from xdsl.irdl import irdl_attr_definition
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+
+from einsum_opt.dialects.einsum_syntax import rank_of
+
+if TYPE_CHECKING:
+    from einsum_opt.dialects.einsum import EinsumOp
+
+MAPPING_ATTR = "mapping"
+"""The name of the Einsum attribute holding its `#einsum.mapping`."""
+
+
+@irdl_attr_definition
+class MappingAttr(ParametrizedAttribute):
+    """The mapping of one Einsum: unit, loop order, partitioning, spacetime and storage."""
+
+    name = "einsum.mapping"
+    unit: StringAttr
+    loops: ArrayAttr[StringAttr]
+    partition: DictionaryAttr
+    space: DictionaryAttr
+    storage: DictionaryAttr
+
+    @staticmethod
+    def make(
+        unit: str,
+        loops: Sequence[str] = (),
+        partition: Mapping[str, Sequence[int]] | None = None,
+        space: Mapping[str, int] | None = None,
+        storage: Mapping[str, str] | None = None,
+    ) -> MappingAttr:
+        """A mapping from plain Python values."""
+        return MappingAttr(
+            StringAttr(unit),
+            ArrayAttr([StringAttr(x) for x in loops]),
+            DictionaryAttr(
+                {r: ArrayAttr([IntAttr(s) for s in v]) for r, v in (partition or {}).items()}
+            ),
+            DictionaryAttr({r: IntAttr(a) for r, a in (space or {}).items()}),
+            DictionaryAttr({t: StringAttr(lv) for t, lv in (storage or {}).items()}),
+        )
+
+    @property
+    def unit_name(self) -> str:
+        """The unit executing the Einsum."""
+        return self.unit.data
+
+    @property
+    def loop_order(self) -> list[str]:
+        """Loop ranks outermost first (empty: the default order)."""
+        return [x.data for x in self.loops]
+
+    @property
+    def partitions(self) -> dict[str, list[int]]:
+        """Rank -> uniform shapes, outer to inner."""
+        return {r: [s.data for s in v.data] for r, v in self.partition.data.items()}  # type: ignore[attr-defined]
+
+    @property
+    def spatial(self) -> dict[str, int]:
+        """Spatial loop rank -> array axis."""
+        return {r: a.data for r, a in self.space.data.items()}  # type: ignore[attr-defined]
+
+    @property
+    def levels(self) -> dict[str, str]:
+        """Tensor -> storage level."""
+        return {t: lv.data for t, lv in self.storage.data.items()}  # type: ignore[attr-defined]
+
+    def with_loops(self, loops: Sequence[str]) -> MappingAttr:
+        """The same mapping with another loop order."""
+        return MappingAttr.make(self.unit_name, loops, self.partitions, self.spatial, self.levels)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        values: dict[str, object] = {}
+        with parser.in_angle_brackets():
+            while True:
+                key = parser.parse_identifier(" (unit, loops, partition, space or storage)")
+                parser.parse_punctuation("=")
+                if key == "unit":
+                    values[key] = parser.parse_identifier_or_str_literal()
+                elif key == "loops":
+                    values[key] = parser.parse_comma_separated_list(
+                        parser.Delimiter.SQUARE, parser.parse_identifier
+                    )
+                elif key in ("partition", "space", "storage"):
+                    values[key] = _parse_dict(parser, key)
+                else:
+                    parser.raise_error(f"unknown mapping field '{key}'")
+                if parser.parse_optional_punctuation(",") is None:
+                    break
+        if "unit" not in values:
+            parser.raise_error("a mapping needs a unit")
+        made = MappingAttr.make(
+            str(values["unit"]),
+            values.get("loops", []),  # type: ignore[arg-type]
+            values.get("partition"),  # type: ignore[arg-type]
+            values.get("space"),  # type: ignore[arg-type]
+            values.get("storage"),  # type: ignore[arg-type]
+        )
+        return made.parameters
+
+    def print_parameters(self, printer: Printer) -> None:
+        parts = [f"unit = {self.unit_name}"]
+        if self.loop_order:
+            parts.append(f"loops = [{', '.join(self.loop_order)}]")
+        if self.partitions:
+            inner = ", ".join(
+                f"{r} = [{', '.join(map(str, v))}]" for r, v in self.partitions.items()
+            )
+            parts.append(f"partition = {{{inner}}}")
+        if self.spatial:
+            parts.append(f"space = {{{', '.join(f'{r} = {a}' for r, a in self.spatial.items())}}}")
+        if self.levels:
+            parts.append(
+                f"storage = {{{', '.join(f'{t} = {lv}' for t, lv in self.levels.items())}}}"
+            )
+        printer.print_string(f"<{', '.join(parts)}>")
+
+
+def _parse_dict(parser: AttrParser, key: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    parser.parse_punctuation("{")
+    if parser.parse_optional_punctuation("}") is not None:
+        return out
+    while True:
+        name = parser.parse_identifier()
+        parser.parse_punctuation("=")
+        if key == "partition":
+            out[name] = parser.parse_comma_separated_list(
+                parser.Delimiter.SQUARE, lambda: parser.parse_integer(allow_boolean=False)
+            )
+        elif key == "space":
+            out[name] = parser.parse_integer(allow_boolean=False, allow_negative=False)
+        else:
+            out[name] = parser.parse_identifier_or_str_literal()
+        if parser.parse_optional_punctuation(",") is None:
+            break
+    parser.parse_punctuation("}")
+    return out
+
+
+def partition_names(rank: str, levels: int) -> list[str]:
+    """Loop ranks of a rank tiled `levels` times, outer first: P, 2 -> [P2, P1, P0]."""
+    return [f"{rank}{k}" for k in range(levels, -1, -1)]
+
+
+def einsum_ranks(op: EinsumOp) -> list[str]:
+    """The ranks an Einsum iterates: output ranks, then reduced ranks."""
+    return [rank_of(v) for v in op.variables()]
+
+
+def loop_ranks(op: EinsumOp, mapping: MappingAttr) -> list[str]:
+    """The Einsum's ranks after partitioning, in default order."""
+    parts = mapping.partitions
+    out: list[str] = []
+    for rank in einsum_ranks(op):
+        shapes = parts.get(rank)
+        out += partition_names(rank, len(shapes)) if shapes else [rank]
+    return out
+
+
+def loop_extents(op: EinsumOp, mapping: MappingAttr, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Loop rank -> trip count (raises VerifyException when a shape does not divide)."""
+    parts = mapping.partitions
+    extents: dict[str, int] = {}
+    for rank in einsum_ranks(op):
+        shapes = parts.get(rank)
+        if not shapes:
+            extents[rank] = sizes[rank]
+            continue
+        chain = [sizes[rank], *shapes]
+        for outer, inner in zip(chain, chain[1:], strict=False):
+            if inner <= 0 or outer % inner:
+                raise VerifyException(
+                    f"einsum {op.tensor_name}: partition {rank} = {shapes}: {inner} does not "
+                    f"divide {outer}"
+                )
+        names = partition_names(rank, len(shapes))
+        for name, outer, inner in zip(names, chain, [*shapes, 1], strict=True):
+            extents[name] = outer // inner
+        extents[names[-1]] = shapes[-1]
+    return extents
+
+
+def ordered_loops(op: EinsumOp, mapping: MappingAttr) -> list[str]:
+    """The loop ranks outermost first (the mapping's order, or the default one)."""
+    return mapping.loop_order or loop_ranks(op, mapping)
+
+
+def check_mapping(op: EinsumOp, mapping: MappingAttr, sizes: Mapping[str, int]) -> None:
+    """Raise VerifyException when `mapping` does not fit `op`."""
+    where = f"einsum {op.tensor_name}"
+    ranks = einsum_ranks(op)
+    for rank in mapping.partitions:
+        if rank not in ranks:
+            raise VerifyException(f"{where}: partition of rank {rank}, which it does not iterate")
+    expected = loop_ranks(op, mapping)
+    clash = [r for r in expected if r not in ranks and r in sizes]
+    if clash:
+        raise VerifyException(
+            f"{where}: partition loop rank {clash[0]} clashes with a declared rank"
+        )
+    loop_extents(op, mapping, sizes)
+    order = mapping.loop_order
+    if order and sorted(order) != sorted(expected):
+        raise VerifyException(
+            f"{where}: loop order [{', '.join(order)}] is not a permutation of its loop ranks "
+            f"[{', '.join(expected)}]"
+        )
+    for rank, axis in mapping.spatial.items():
+        if rank not in expected:
+            raise VerifyException(f"{where}: spatial loop {rank} is not one of its loop ranks")
+        if axis < 0:
+            raise VerifyException(f"{where}: spatial loop {rank} has negative axis {axis}")
+    axes = list(mapping.spatial.values())
+    if len(set(axes)) != len(axes):
+        raise VerifyException(f"{where}: two spatial loops share an array axis")
+    iterative = op.iterative_rank()
+    if iterative is not None:
+        it = rank_of(iterative)
+        if it in mapping.partitions:
+            raise VerifyException(f"{where}: iterative rank {it} cannot be partitioned")
+        if it in mapping.spatial:
+            raise VerifyException(
+                f"{where}: iterative rank {it} cannot be spatial (each step needs the previous)"
+            )
+    for value, indices in op.accesses():
+        producer = value.owner if value is not None else None
+        r = getattr(producer, "iterative_rank", lambda: None)()
+        if r is None or rank_of(r) not in mapping.spatial:
+            continue
+        for ix in indices:
+            off = ix.as_offset()
+            if off is not None and off[0] == r:
+                raise VerifyException(
+                    f"{where}: spatial loop {rank_of(r)} would read "
+                    f"{op.access_name(value)}[...{ix}...] before it is produced (the running "
+                    "value is computed one step at a time)"
+                )
+    names = {op.tensor_name} | {op.access_name(v) for v, _ in op.accesses()}
+    for tensor in mapping.levels:
+        if tensor not in names:
+            raise VerifyException(
+                f"{where}: storage level given for {tensor}, which it neither reads nor writes"
+            )
