@@ -23,6 +23,7 @@ initial value. Cascade-wide checks (declared ranks, index ranges, unique names) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from xdsl.dialects.builtin import (
     I64,
@@ -31,13 +32,15 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     FunctionType,
     IntegerAttr,
+    IntegerType,
     StringAttr,
     SymbolNameConstraint,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, OpResult, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
+    VarOperand,
     base,
     irdl_op_definition,
     lazy_traits_def,
@@ -86,13 +89,19 @@ from einsum_opt.dialects.einsum_syntax import (
 from einsum_opt.dialects.locations import OpVerifyException, record_location
 
 
+def _nest_op() -> type[IRDLOperation]:
+    from einsum_opt.dialects.loopnest import NestOp
+
+    return NestOp
+
+
 @irdl_op_definition
 class YieldOp(IRDLOperation):
     """Ends an Einsum's map computation with the scalar value written at the current point."""
 
     name = "einsum.yield"
     value = operand_def()
-    traits = lazy_traits_def(lambda: (IsTerminator(), HasParent(EinsumOp), Pure()))
+    traits = lazy_traits_def(lambda: (IsTerminator(), HasParent(EinsumOp, _nest_op()), Pure()))
     assembly_format = "$value attr-dict `:` type($value)"
 
     def __init__(self, value: SSAValue):
@@ -106,7 +115,7 @@ class SizeOp(IRDLOperation):
     name = "einsum.size"
     rank = prop_def(StringAttr)
     result = result_def()
-    traits = lazy_traits_def(lambda: (HasParent(EinsumOp), Pure()))
+    traits = lazy_traits_def(lambda: (HasParent(EinsumOp, _nest_op()), Pure()))
     assembly_format = "$rank attr-dict `:` type($result)"
 
     def __init__(self, rank: str, result_type: Attribute):
@@ -138,58 +147,17 @@ class ReturnOp(IRDLOperation):
             )
 
 
-@irdl_op_definition
-class EinsumOp(IRDLOperation):
-    """One Extended Einsum: `NAME[outputs] = map(accesses) :: reduce(ranks)`.
+class EinsumStructure:
+    """Queries shared by ops that compute one Extended Einsum (`einsum.einsum`, and
+    `loopnest.nest`, the same Einsum over loop variables); they read the op's properties."""
 
-    `access[i]` holds the index expressions of the i-th tensor access, which is block argument
-    i of the map region. Accesses listed in `self_reads` read this Einsum's own output at the
-    previous index of its iterative rank; every other access reads the next operand.
-    """
-
-    name = "einsum.einsum"
-    inputs = var_operand_def(TensorType)
-    tensor = prop_def(StringAttr)
-    output = prop_def(IndicesAttr)
-    access = prop_def(ArrayAttr[IndicesAttr])
-    self_reads = prop_def(DenseArrayBase[I64])
-    reduce = prop_def(ReduceAttr)
-    merge = prop_def(MergeAttr)
-    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
-    body = region_def("single_block")
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-
-    def __init__(
-        self,
-        tensor: str,
-        output: Sequence[IndexExpr],
-        accesses: Sequence[tuple[SSAValue | None, Sequence[IndexExpr]]],
-        body: Region,
-        result_type: TensorType,
-        reduce: Sequence[tuple[str, str]] = (),
-        merge: Merge | None = None,
-        init: FloatAttr | IntegerAttr | None = None,
-    ):
-        """Build an Einsum; an access whose value is None reads the Einsum's own output."""
-        operands = [v for v, _ in accesses if v is not None]
-        self_reads = [i for i, (v, _) in enumerate(accesses) if v is None]
-        props: dict[str, Attribute] = {
-            "tensor": StringAttr(tensor),
-            "output": IndicesAttr(tuple(output)),
-            "access": ArrayAttr([IndicesAttr(tuple(ix)) for _, ix in accesses]),
-            "self_reads": DenseArrayBase.from_list(i64, self_reads),
-            "reduce": ReduceAttr(tuple(reduce)),
-            "merge": MergeAttr(merge or default_merge(body)),
-        }
-        if init is not None:
-            props["init"] = init
-        super().__init__(
-            operands=[operands], properties=props, regions=[body], result_types=[result_type]
-        )
-        self.result.name_hint = tensor
-
-    # -- structure ------------------------------------------------------------------------
+    if TYPE_CHECKING:  # provided by the ops' IRDL definitions (IRDL must not see them here)
+        tensor: StringAttr
+        output: IndicesAttr
+        access: ArrayAttr[IndicesAttr]
+        self_reads: DenseArrayBase[IntegerType]
+        inputs: VarOperand
+        result: OpResult
 
     @property
     def tensor_name(self) -> str:
@@ -252,17 +220,6 @@ class EinsumOp(IRDLOperation):
         """All iteration variables: output ranks then reduced ranks."""
         return self.output_variables() + self.reduced_variables()
 
-    # -- text form ----------------------------------------------------------------------
-
-    def print(self, printer: Printer) -> None:
-        _print_einsum(self, printer)
-
-    @classmethod
-    def parse(cls, parser: Parser) -> EinsumOp:
-        return _parse_einsum(parser)
-
-    # -- verification ---------------------------------------------------------------------
-
     def describe(self) -> str:
         """How diagnostics name this Einsum."""
         return f"einsum {self.tensor_name}"
@@ -272,6 +229,69 @@ class EinsumOp(IRDLOperation):
         if value is None:
             return self.tensor_name
         return tensor_name_of(value)
+
+
+@irdl_op_definition
+class EinsumOp(EinsumStructure, IRDLOperation):
+    """One Extended Einsum: `NAME[outputs] = map(accesses) :: reduce(ranks)`.
+
+    `access[i]` holds the index expressions of the i-th tensor access, which is block argument
+    i of the map region. Accesses listed in `self_reads` read this Einsum's own output at the
+    previous index of its iterative rank; every other access reads the next operand.
+    """
+
+    name = "einsum.einsum"
+    inputs = var_operand_def(TensorType)
+    tensor = prop_def(StringAttr)
+    output = prop_def(IndicesAttr)
+    access = prop_def(ArrayAttr[IndicesAttr])
+    self_reads = prop_def(DenseArrayBase[I64])
+    reduce = prop_def(ReduceAttr)
+    merge = prop_def(MergeAttr)
+    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
+    body = region_def("single_block")
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    def __init__(
+        self,
+        tensor: str,
+        output: Sequence[IndexExpr],
+        accesses: Sequence[tuple[SSAValue | None, Sequence[IndexExpr]]],
+        body: Region,
+        result_type: TensorType,
+        reduce: Sequence[tuple[str, str]] = (),
+        merge: Merge | None = None,
+        init: FloatAttr | IntegerAttr | None = None,
+    ):
+        """Build an Einsum; an access whose value is None reads the Einsum's own output."""
+        operands = [v for v, _ in accesses if v is not None]
+        self_reads = [i for i, (v, _) in enumerate(accesses) if v is None]
+        props: dict[str, Attribute] = {
+            "tensor": StringAttr(tensor),
+            "output": IndicesAttr(tuple(output)),
+            "access": ArrayAttr([IndicesAttr(tuple(ix)) for _, ix in accesses]),
+            "self_reads": DenseArrayBase.from_list(i64, self_reads),
+            "reduce": ReduceAttr(tuple(reduce)),
+            "merge": MergeAttr(merge or default_merge(body)),
+        }
+        if init is not None:
+            props["init"] = init
+        super().__init__(
+            operands=[operands], properties=props, regions=[body], result_types=[result_type]
+        )
+        self.result.name_hint = tensor
+
+    # -- text form ----------------------------------------------------------------------
+
+    def print(self, printer: Printer) -> None:
+        print_einsum(self, printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> EinsumOp:
+        return parse_einsum(parser)
+
+    # -- verification ---------------------------------------------------------------------
 
     def verify_(self) -> None:
         name = self.tensor_name
@@ -410,7 +430,7 @@ class EinsumOp(IRDLOperation):
 def tensor_name_of(value: SSAValue) -> str:
     """The cascade-level name of a tensor value: its Einsum's name or its input name."""
     owner = value.owner
-    if isinstance(owner, EinsumOp):
+    if isinstance(owner, EinsumStructure):
         return owner.tensor_name
     block_parent = getattr(owner, "parent_op", lambda: None)()
     if isinstance(block_parent, CascadeOp):
@@ -445,7 +465,9 @@ def _print_access(
     printer.print_string(format_indices(indices))
 
 
-def _print_einsum(op: EinsumOp, printer: Printer) -> None:
+def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
+    """Print `NAME[out] = expression :: reductions init(..) merge(..) {attrs} : type` (also the
+    body of a `loopnest.nest`, which has the same fields)."""
     printer.print_string(f" {op.tensor_name}{format_indices(op.output_indices)} = ")
     accesses = op.accesses()
     marker = "\x00"
@@ -484,7 +506,8 @@ def _print_einsum(op: EinsumOp, printer: Printer) -> None:
     printer.print_attribute(op.result.type)
 
 
-def _parse_einsum(parser: Parser) -> EinsumOp:
+def parse_einsum(parser: Parser) -> EinsumOp:
+    """Parse what `print_einsum` prints (after the op name) into a new EinsumOp."""
     tokens = ParserTokens(parser)
     start = parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
     name = parser.parse_identifier(" (the name of the tensor the einsum produces)")
@@ -708,6 +731,10 @@ class CascadeOp(IRDLOperation):
     def einsums(self) -> list[EinsumOp]:
         """The Einsums in program order."""
         return [op for op in self.body.block.ops if isinstance(op, EinsumOp)]
+
+    def producers(self) -> list[Operation]:
+        """Every op computing a tensor (Einsums, and loop nests once lowered), in order."""
+        return [op for op in self.body.block.ops if isinstance(op, EinsumStructure)]  # type: ignore[misc]
 
     def inputs(self) -> list[tuple[str, TensorType]]:
         """(name, type) of each input."""

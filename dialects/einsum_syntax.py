@@ -14,7 +14,7 @@ adapter in the dialect) and the notation frontend's own lexer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
@@ -118,6 +118,24 @@ class IndexExpr:
                 top = factor * (size_of(rank_of(t.var)) - 1)
                 lo, hi = lo + min(0, top), hi + max(0, top)
         return lo, hi
+
+    def substituted(self, mapping: Mapping[str, IndexExpr]) -> IndexExpr:
+        """Replace variables by affine expressions (`p` -> `p2*256+p0`); the result is affine."""
+        terms: list[IndexTerm] = []
+        const = self.const
+        for t in self.terms:
+            if t.var is None or t.var not in mapping:
+                terms.append(t)
+                continue
+            sub = mapping[t.var]
+            for s in sub.terms:
+                terms.append(IndexTerm(t.coef * s.coef, s.var, (*t.sizes, *s.sizes)))
+            if sub.const:
+                if t.sizes:
+                    terms.append(IndexTerm(t.coef * sub.const, None, t.sizes))
+                else:
+                    const += t.coef * sub.const
+        return IndexExpr.normalised(terms, const)
 
     def renamed(self, mapping: Callable[[str], str]) -> IndexExpr:
         """The same index with every variable and size name passed through `mapping`."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def verify_cascade(cascade: CascadeOp) -> None:
     """Raise `VerifyException` naming the cascade and Einsum when the cascade is ill formed."""
-    from einsum_opt.dialects.einsum import EinsumOp, ReturnOp, SizeOp
+    from einsum_opt.dialects.einsum import EinsumOp, EinsumStructure, ReturnOp, SizeOp
 
     where = f"cascade @{cascade.cascade_name}"
     names = [n.data for n in cascade.input_names.data]
@@ -53,6 +53,14 @@ def verify_cascade(cascade: CascadeOp) -> None:
         if isinstance(op, ReturnOp):
             continue
         if not isinstance(op, EinsumOp):
+            if isinstance(op, EinsumStructure):  # a loop nest: its loops are checked by itself
+                if op.tensor_name in seen:
+                    raise OpVerifyException(
+                        op,  # type: ignore[arg-type]
+                        f"{where}: tensor {op.tensor_name} is defined twice",
+                    )
+                seen.add(op.tensor_name)
+                continue
             raise OpVerifyException(
                 op, f"{where}: only einsum.einsum ops may appear in a cascade, got {op.name}"
             )
@@ -80,8 +88,8 @@ def verify_cascade(cascade: CascadeOp) -> None:
         assert isinstance(t, TensorType)
         for r in t.rank_names:
             check_rank(r, f"{where}: result")
-    for op in cascade.einsums():
-        _check_mapping(op, sizes)
+    for einsum in cascade.einsums():
+        _check_mapping(einsum, sizes)
 
 
 def _check_ranges(

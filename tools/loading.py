@@ -16,6 +16,12 @@ def _einsum() -> Dialect:
     return Einsum
 
 
+def _loopnest() -> Dialect:
+    from einsum_opt.dialects.loopnest import LoopNest
+
+    return LoopNest
+
+
 def _builtin() -> Dialect:
     from xdsl.dialects.builtin import Builtin
 
@@ -46,6 +52,7 @@ DIALECTS: Mapping[str, Callable[[], Dialect]] = {
     "arith": _arith,
     "math": _math,
     "einsum": _einsum,
+    "loopnest": _loopnest,
 }
 """Every dialect einsum-opt understands, loaded lazily on first use."""
 

@@ -55,6 +55,12 @@ def _pass_fusion() -> type[ModulePass]:
     return PassFusionPass
 
 
+def _lower_to_loopnest() -> type[ModulePass]:
+    from einsum_opt.lowering.einsum_to_loopnest import LowerToLoopnestPass
+
+    return LowerToLoopnestPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
@@ -63,6 +69,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-max-sum": _fuse_max_sum,
         "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
+        "lower-to-loopnest": _lower_to_loopnest,
         "pass-fusion": _pass_fusion,
         "set-ranks": _set_ranks,
         "split-rank": _split_rank,

@@ -1,0 +1,256 @@
+"""The loopnest dialect: each Einsum as a hardware-mapped loop nest.
+
+```
+%QK = loopnest.nest on pe2d loops [p2 = 4, m1 = 4, e = 64, p0 = 256 space 0, m0 = 256 space 1]
+      levels [DRAM, DRAM, PE] QK[m1, m0, 256*p2+p0] = %Q[e, 256*p2+p0] * %BK[e, m1, m0]
+      : !einsum.tensor<[M1, M0, P], f32>
+```
+A `loopnest.nest` is the Einsum it was lowered from, over loop variables instead of rank
+variables: its loops (outermost first) carry a trip count and are temporal or spatial on an
+array axis; it runs on a unit; every access and the output index the tensors by affine forms of
+loop variables (a partitioned rank p reads as `256*p2+256*p1+p0`); `levels` names the storage
+level of each access, then of the output. Loop variables that the output index does not use
+are reduced, with the operators in the `::` list; an output index `m1+1` marks the iterative
+loop, as in the einsum dialect. The nests live in the `einsum.cascade` they came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    I64,
+    ArrayAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    StringAttr,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    base,
+    irdl_attr_definition,
+    irdl_op_definition,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from einsum_opt.dialects.einsum import EinsumOp, EinsumStructure, parse_einsum, print_einsum
+from einsum_opt.dialects.einsum_attrs import (
+    IndicesAttr,
+    MergeAttr,
+    ReduceAttr,
+    TensorType,
+)
+from einsum_opt.dialects.einsum_syntax import IndexExpr
+from einsum_opt.dialects.locations import OpVerifyException, location_of, record_location
+
+
+@irdl_attr_definition
+class LoopAttr(ParametrizedAttribute):
+    """One loop: `#loopnest.loop<p0 = 256 space 0>` (axis -1: a temporal loop)."""
+
+    name = "loopnest.loop"
+    var: StringAttr
+    extent: IntAttr
+    axis: IntAttr
+
+    @staticmethod
+    def make(var: str, extent: int, axis: int | None = None) -> LoopAttr:
+        """A loop over `var` with `extent` trips, spatial on `axis` if given."""
+        return LoopAttr(StringAttr(var), IntAttr(extent), IntAttr(-1 if axis is None else axis))
+
+    @property
+    def spatial_axis(self) -> int | None:
+        """The array axis of a spatial loop, None for a temporal one."""
+        return None if self.axis.data < 0 else self.axis.data
+
+    def text(self) -> str:
+        """`p0 = 256 space 0` or `p2 = 4`."""
+        axis = self.spatial_axis
+        return f"{self.var.data} = {self.extent.data}" + ("" if axis is None else f" space {axis}")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            return _parse_loop(parser).parameters
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{self.text()}>")
+
+    def verify(self) -> None:
+        if self.extent.data <= 0:
+            raise VerifyException(f"loop {self.var.data} must have a positive trip count")
+
+
+def _parse_loop(parser: AttrParser) -> LoopAttr:
+    var = parser.parse_identifier(" (a loop variable)")
+    parser.parse_punctuation("=")
+    extent = parser.parse_integer(allow_boolean=False, allow_negative=False)
+    axis = None
+    if parser.parse_optional_keyword("space") is not None:
+        axis = parser.parse_integer(allow_boolean=False, allow_negative=False)
+    return LoopAttr.make(var, extent, axis)
+
+
+@irdl_op_definition
+class NestOp(EinsumStructure, IRDLOperation):
+    """One Einsum as a loop nest mapped onto a unit (see the module docstring)."""
+
+    name = "loopnest.nest"
+    inputs = var_operand_def(TensorType)
+    tensor = prop_def(StringAttr)
+    output = prop_def(IndicesAttr)
+    access = prop_def(ArrayAttr[IndicesAttr])
+    self_reads = prop_def(DenseArrayBase[I64])
+    reduce = prop_def(ReduceAttr)
+    merge = prop_def(MergeAttr)
+    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
+    unit = prop_def(StringAttr)
+    loops = prop_def(ArrayAttr[LoopAttr])
+    levels = prop_def(ArrayAttr[StringAttr])
+    body = region_def("single_block")
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    @staticmethod
+    def from_einsum(
+        op: EinsumOp,
+        unit: str,
+        loops: Sequence[LoopAttr],
+        levels: Sequence[str],
+        output: Sequence[IndexExpr],
+        accesses: Sequence[tuple[SSAValue | None, Sequence[IndexExpr]]],
+        reduce: Sequence[tuple[str, str]],
+        body: Region,
+    ) -> NestOp:
+        """A nest computing `op` with the given loops and loop-variable indices."""
+        props: dict[str, Attribute] = {
+            "tensor": op.tensor,
+            "output": IndicesAttr(tuple(output)),
+            "access": ArrayAttr([IndicesAttr(tuple(ix)) for _, ix in accesses]),
+            "self_reads": op.self_reads,
+            "reduce": ReduceAttr(tuple(reduce)),
+            "merge": op.merge,
+            "unit": StringAttr(unit),
+            "loops": ArrayAttr(list(loops)),
+            "levels": ArrayAttr([StringAttr(lv) for lv in levels]),
+        }
+        if op.init is not None:
+            props["init"] = op.init
+        nest = NestOp.create(
+            operands=[v for v, _ in accesses if v is not None],
+            properties=props,
+            regions=[body],
+            result_types=[op.result.type],
+        )
+        nest.result.name_hint = op.tensor_name
+        return nest
+
+    @property
+    def unit_name(self) -> str:
+        """The unit that executes the body."""
+        return self.unit.data
+
+    def loop_list(self) -> list[LoopAttr]:
+        """The loops, outermost first."""
+        return list(self.loops.data)
+
+    def extents(self) -> dict[str, int]:
+        """Loop variable -> trip count."""
+        return {loop.var.data: loop.extent.data for loop in self.loops.data}
+
+    def level_names(self) -> list[str]:
+        """Storage level of each access, then of the output."""
+        return [lv.data for lv in self.levels.data]
+
+    def describe(self) -> str:
+        """How diagnostics name this nest."""
+        return f"nest {self.tensor_name}"
+
+    def print(self, printer: Printer) -> None:
+        loops = ", ".join(loop.text() for loop in self.loops.data)
+        levels = ", ".join(self.level_names())
+        printer.print_string(f" on {self.unit_name} loops [{loops}] levels [{levels}]")
+        print_einsum(self, printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> NestOp:
+        parser.parse_keyword("on")
+        unit = parser.parse_identifier_or_str_literal()
+        parser.parse_keyword("loops")
+        loops = parser.parse_comma_separated_list(
+            parser.Delimiter.SQUARE, lambda: _parse_loop(parser)
+        )
+        parser.parse_keyword("levels")
+        levels = parser.parse_comma_separated_list(
+            parser.Delimiter.SQUARE, parser.parse_identifier_or_str_literal
+        )
+        einsum = parse_einsum(parser)
+        body = einsum.detach_region(einsum.body)
+        nest = cls.create(
+            operands=list(einsum.inputs),
+            properties={
+                **einsum.properties,
+                "unit": StringAttr(unit),
+                "loops": ArrayAttr(loops),
+                "levels": ArrayAttr([StringAttr(lv) for lv in levels]),
+            },
+            attributes=dict(einsum.attributes),
+            regions=[body],
+            result_types=[einsum.result.type],
+        )
+        nest.result.name_hint = einsum.tensor_name
+        where = location_of(einsum)
+        einsum.erase(safe_erase=False)
+        if where is not None:
+            record_location(nest, where)
+        return nest
+
+    def verify_(self) -> None:
+        where = self.describe()
+        extents = self.extents()
+        if len(extents) != len(self.loops.data):
+            raise OpVerifyException(self, f"{where}: a loop variable appears twice")
+        accesses = self.accesses()
+        if len(self.levels.data) != len(accesses) + 1:
+            raise OpVerifyException(
+                self,
+                f"{where}: {len(self.levels.data)} storage levels for {len(accesses)} "
+                "accesses and the output (one each)",
+            )
+        used = {v for _, ix in accesses for i in ix for v in i.variables}
+        used |= set(self.output_variables())
+        for var in used - set(extents):
+            raise OpVerifyException(self, f"{where}: index variable {var} has no loop")
+        for var in set(extents) - used:
+            raise OpVerifyException(self, f"{where}: loop {var} is used by no index")
+        it = self.iterative_rank()
+        for loop in self.loops.data:
+            if loop.spatial_axis is not None and loop.var.data == it:
+                raise OpVerifyException(self, f"{where}: the iterative loop {it} cannot be spatial")
+        reduced = self.reduced_variables()
+        listed = tuple(v for v, _ in self.reduce.data)
+        if listed != reduced:
+            raise OpVerifyException(
+                self,
+                f"{where}: reductions must name the loops the output does not use, in "
+                f"order of first use: {', '.join(reduced) or 'none'}",
+            )
+        last = self.body.block.last_op
+        if last is None or len(self.body.block.args) != len(accesses):
+            raise OpVerifyException(self, f"{where}: map region does not match its accesses")
+
+
+LoopNest = Dialect("loopnest", [NestOp], [LoopAttr])
+"""The loopnest dialect."""
