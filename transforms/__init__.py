@@ -61,6 +61,18 @@ def _lower_to_loopnest() -> type[ModulePass]:
     return LowerToLoopnestPass
 
 
+def _reorder_loops() -> type[ModulePass]:
+    from einsum_opt.transforms.reorder_loops import ReorderLoopsPass
+
+    return ReorderLoopsPass
+
+
+def _map_fusemax() -> type[ModulePass]:
+    from einsum_opt.transforms.map_fusemax import MapFuseMaxPass
+
+    return MapFuseMaxPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
@@ -70,7 +82,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
         "lower-to-loopnest": _lower_to_loopnest,
+        "map-fusemax": _map_fusemax,
         "pass-fusion": _pass_fusion,
+        "reorder-loops": _reorder_loops,
         "set-ranks": _set_ranks,
         "split-rank": _split_rank,
     }
