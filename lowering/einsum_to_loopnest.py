@@ -81,7 +81,11 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
     reduce = []
     for var, operator in op.reduce.data:
         levels = mapping.partitions.get(rank_of(var))
-        names = [variable_of(n) for n in partition_names(rank_of(var), len(levels))] if levels else [var]
+        names = (
+            [variable_of(n) for n in partition_names(rank_of(var), len(levels))]
+            if levels
+            else [var]
+        )
         reduce += [(n, operator) for n in names]
     reduce.sort(key=lambda item: first_use.index(item[0]))
     stored = mapping.levels
