@@ -80,10 +80,10 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
     first_use = [v for _, idx in accesses for ix in idx for v in ix.variables]
     reduce = []
     for var, operator in op.reduce.data:
-        levels = mapping.partitions.get(rank_of(var))
+        shapes = mapping.partitions.get(rank_of(var))
         names = (
-            [variable_of(n) for n in partition_names(rank_of(var), len(levels))]
-            if levels
+            [variable_of(n) for n in partition_names(rank_of(var), len(shapes))]
+            if shapes
             else [var]
         )
         reduce += [(n, operator) for n in names]
