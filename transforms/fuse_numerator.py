@@ -47,6 +47,7 @@ from einsum_opt.transforms.rewriting import (
     product_factors,
     product_of,
     ranks_of,
+    reads_in,
     remark,
     remove_dead_einsums,
     rename_variables,
@@ -69,8 +70,13 @@ class Numerator:
     weight: list[Tree]  # W, the other factors
 
 
-def _division(av: EinsumOp, factor: Read) -> tuple[Tree, Tree] | None:
-    """(numerator, normaliser) of an elementwise Einsum read as a factor, in av's variables."""
+def _division(av: EinsumOp, factor: Tree) -> tuple[Tree, Tree] | None:
+    """(numerator, normaliser) of a factor that divides: written in place (`SN / SD`) or an
+    elementwise Einsum read as the factor (`A[m, p]` with `A = SN / SD`), in av's variables."""
+    if isinstance(factor, RCall) and factor.fn == "div":
+        return factor.args[0], factor.args[1]
+    if not isinstance(factor, Read):
+        return None
     a = factor.value.owner if factor.value is not None else None
     if not isinstance(a, EinsumOp) or a.reduced_variables() or a.iterative_rank():
         return None
@@ -113,7 +119,7 @@ def find_numerator(cascade: CascadeOp, rank: str | None = None) -> Numerator | N
             continue
         factors = product_factors(tree)
         for k, factor in enumerate(factors):
-            if not isinstance(factor, Read) or (split := _division(av, factor)) is None:
+            if (split := _division(av, factor)) is None:
                 continue
             numerator, normaliser = split
             if variables_in(normaliser) & set(reduced):
@@ -177,9 +183,14 @@ def merge_numerator(cascade: CascadeOp, match: Numerator) -> None:
         prm = build_einsum(names.fresh("PRM"), now_t, [big_r, *o_t_ranks], elt, prm_tree)
         new.append(prm)
     sln_tree = call("exp", call("sub", match.value, t_read(1)))
-    tile_vars = [r, *match.inner] + sorted(
-        variables_in(match.value) - {r, *match.inner}, key=lambda v: v
-    )
+    # Same variable order as fuse-max-sum's SLN (the running tensor's), so it is reused.
+    rest = variables_in(match.value) - {r, *match.inner}
+    running_order = [v for ix in o_t for v in ix.variables]
+    first_use = [v for read in reads_in(match.value) for ix in read.indices for v in ix.variables]
+    tile_vars = [r, *match.inner]
+    for v in running_order + first_use:
+        if v in rest and v not in tile_vars:
+            tile_vars.append(v)
     tile = [IndexExpr.var(v) for v in tile_vars]
     sln = _find_einsum(cascade, sln_tree, tile)
     if sln is None:

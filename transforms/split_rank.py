@@ -68,7 +68,9 @@ def check_splittable(cascade: CascadeOp, rank: str, tile: int) -> None:
         if name in cascade.ranks.names:
             raise SplitError(f"{where}: cannot split {rank}: rank {name} is already declared")
     size = cascade.rank_sizes()[rank]
-    if tile <= 0 or size % tile:
+    if tile <= 0:
+        raise SplitError(f"{where}: the tile must be a positive number of coordinates, got {tile}")
+    if size % tile:
         raise SplitError(
             f"{where}: tile {tile} does not divide rank {rank} of size {size} (a partial last "
             "tile would read past the end of the rank)"
