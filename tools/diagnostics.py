@@ -37,6 +37,11 @@ def format_diagnostic(
         if place is not None:
             return f"{place.shifted(line_offset)}: error: {message}"
         return f"error: {input_name}: {message}"
+    if isinstance(error, ArgSpecParseError):
+        # "Error parsing ...:", "<location>", "<pipeline>", "<carets>", "<message>"
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+        spec = f" in '{lines[2]}'" if len(lines) > 3 else ""
+        return f"error: bad pass pipeline{spec}: {lines[-1]}"
     if isinstance(error, FileNotFoundError):
         return f"error: cannot read '{error.filename}': no such file"
     if isinstance(error, IsADirectoryError):

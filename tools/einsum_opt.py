@@ -55,6 +55,13 @@ class EinsumOptMain(xDSLOptMain):
 
         self.available_frontends["einsum"] = parse_notation
 
+        def parse_teaal(io: IO[bytes]) -> ModuleOp:
+            from einsum_opt.frontends.teaal import parse_teaal
+
+            return parse_teaal(io.read().decode("utf-8"), self.get_input_name())
+
+        self.available_frontends["yaml"] = parse_teaal
+
     def register_all_passes(self) -> None:
         from einsum_opt.transforms import get_all_passes
 

@@ -79,9 +79,17 @@ def parse_notation(text: str, filename: str, ctx: Context | None = None) -> Modu
     return parse_einsum_notation(text, filename)
 
 
+def parse_teaal_spec(text: str, filename: str, ctx: Context | None = None) -> ModuleOp:
+    """Import a TeAAL specification (raises `NotationError`; warnings go to stderr)."""
+    from einsum_opt.frontends.teaal import parse_teaal
+
+    return parse_teaal(text, filename)
+
+
 LOADERS: Mapping[str, Callable[[str, str, Context | None], ModuleOp]] = {
     "mlir": parse_mlir,
     "einsum": parse_notation,
+    "yaml": parse_teaal_spec,
 }
 """File extension -> loader."""
 

@@ -7,6 +7,12 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _apply_mapping() -> type[ModulePass]:
+    from einsum_opt.transforms.apply_mapping import ApplyMappingPass
+
+    return ApplyMappingPass
+
+
 def _set_ranks() -> type[ModulePass]:
     from einsum_opt.transforms.set_ranks import SetRanksPass
 
@@ -76,6 +82,7 @@ def _map_fusemax() -> type[ModulePass]:
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
+        "apply-mapping": _apply_mapping,
         "cleanup": _cleanup,
         "count-passes": _count_passes,
         "fuse-max-sum": _fuse_max_sum,
