@@ -455,6 +455,21 @@ def default_merge(body: Region) -> Merge:
 # EinsumOp text form
 
 
+def _ranks_from_indices(indices: Sequence[IndexExpr]) -> list[str] | None:
+    """The ranks of a tensor read at plain variables (`m1+1` included), else None."""
+    offsets = [ix.as_offset() for ix in indices]
+    return [o[0].upper() for o in offsets if o] if all(offsets) else None
+
+
+def _is_read_ahead(op: Operation, value: SSAValue) -> bool:
+    owner = value.owner
+    if not isinstance(owner, Operation) or owner.parent is not op.parent:
+        return False
+    block = op.parent
+    assert block is not None
+    return block.get_operation_index(owner) > block.get_operation_index(op)
+
+
 def _print_access(
     printer: Printer, op: EinsumOp, value: SSAValue | None, indices: Sequence[IndexExpr]
 ) -> None:
@@ -463,6 +478,10 @@ def _print_access(
     else:
         printer.print_ssa_value(value)
     printer.print_string(format_indices(indices))
+    if value is not None and _is_read_ahead(op, value):
+        ranks = list(op.access_type(value).rank_names)
+        if _ranks_from_indices(indices) != ranks:
+            printer.print_string(f" as [{', '.join(ranks)}]")
 
 
 def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
@@ -515,6 +534,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
     parser.parse_punctuation("=")
     # Accesses are collected as (operand or None for self, indices); identical ones are shared.
     accesses: list[tuple[UnresolvedOperand | None, tuple[IndexExpr, ...]]] = []
+    ahead_ranks: dict[str, list[str]] = {}  # `%X[...] as [R1, R2]`: ranks of a read-ahead
 
     def access(tensor: str | None) -> int | None:
         operand: UnresolvedOperand | None = None
@@ -527,6 +547,10 @@ def parse_einsum(parser: Parser) -> EinsumOp:
                 f"'{tensor}' is not this einsum's own output: read other tensors as %values"
             )
         key = (operand, tuple(parse_index_list(tokens)))
+        if operand is not None and parser.parse_optional_keyword("as") is not None:
+            ahead_ranks[operand.operand_name] = parser.parse_comma_separated_list(
+                parser.Delimiter.SQUARE, parser.parse_identifier
+            )
         for i, (o, ix) in enumerate(accesses):
             same = (o is None and operand is None) or (
                 o is not None
@@ -614,15 +638,16 @@ def parse_einsum(parser: Parser) -> EinsumOp:
             resolved.append((defined[operand.index], indices))
             continue
         # A read ahead (the previous value of a later iterative Einsum): its ranks follow from
-        # its rank-variable indices; its element type is taken to be this Einsum's.
-        ranks = [ix.as_offset() for ix in indices]
-        if any(r is None for r in ranks):
+        # its rank-variable indices, or are given (`as [M1, P]`); its element type is taken to
+        # be this Einsum's.
+        ranks = ahead_ranks.get(operand.operand_name) or _ranks_from_indices(indices)
+        if ranks is None:
             parser.raise_error(
                 f"%{operand.operand_name} is used before it is defined; a tensor read ahead "
-                "must be indexed by plain rank variables",
+                "must be indexed by plain rank variables or name its ranks (as [R1, R2])",
                 operand.span,
             )
-        ahead = TensorType([r[0].upper() for r in ranks if r], result_type.element_type)
+        ahead = TensorType(ranks, result_type.element_type)
         resolved.append((parser.resolve_operand(operand, ahead), indices))
     arg_types = [
         result_type.element_type if v is None else _element_type(v, parser) for v, _ in resolved

@@ -95,11 +95,11 @@ def verify_cascade(cascade: CascadeOp) -> None:
 def _check_ranges(
     op: EinsumOp, value: SSAValue | None, indices: Sequence[IndexExpr], sizes: dict[str, int]
 ) -> None:
-    from einsum_opt.dialects.einsum import EinsumOp
+    from einsum_opt.dialects.einsum import EinsumStructure
 
     t = op.access_type(value)
     producer = op if value is None else value.owner
-    iterative = producer.iterative_rank() if isinstance(producer, EinsumOp) else None
+    iterative = producer.iterative_rank() if isinstance(producer, EinsumStructure) else None
     for rank, index in zip(t.rank_names, indices, strict=True):
         lo, hi = index.bounds(sizes.__getitem__)
         top = sizes[rank] if iterative == rank.lower() else sizes[rank] - 1
@@ -115,9 +115,9 @@ def _check_ranges(
 
 def _check_read_ahead(op: EinsumOp, producer: object, indices: Sequence[IndexExpr]) -> None:
     """A tensor defined later may only be read at the previous index of its iterative rank."""
-    from einsum_opt.dialects.einsum import EinsumOp
+    from einsum_opt.dialects.einsum import EinsumStructure
 
-    if isinstance(producer, EinsumOp):
+    if isinstance(producer, EinsumStructure):
         it = producer.iterative_rank()
         if it is not None and it in op.output_variables():
             expected = [

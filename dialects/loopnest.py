@@ -236,6 +236,10 @@ class NestOp(EinsumStructure, IRDLOperation):
         for var in set(extents) - used:
             raise OpVerifyException(self, f"{where}: loop {var} is used by no index")
         it = self.iterative_rank()
+        if it is not None and self.init is None:
+            raise OpVerifyException(self, f"{where}: iterative loop {it} has no initial value")
+        if it is None and self.init is not None:
+            raise OpVerifyException(self, f"{where}: has an initial value but no iterative loop")
         for loop in self.loops.data:
             if loop.spatial_axis is not None and loop.var.data == it:
                 raise OpVerifyException(self, f"{where}: the iterative loop {it} cannot be spatial")

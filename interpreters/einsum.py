@@ -1,4 +1,4 @@
-"""Reference semantics of the einsum dialect: run a cascade on numpy arrays.
+"""Reference semantics of the einsum and loopnest dialects: run a cascade on numpy arrays.
 
 ```python
 module = load_file("examples/attention/1pass.mlir")
@@ -13,6 +13,15 @@ tensor); apply the map region elementwise (numpy semantics, in the output elemen
 reduce the reduced variables with their operators, in the order `reduce` lists them (the first
 listed is applied first, innermost). Everything is vectorised per Einsum; only iterative ranks
 are Python loops (see `einsum_schedule`).
+
+A `loopnest.nest` (a lowered Einsum; cascades may mix both) runs from its own loops: its grid
+iterates every loop variable over the loop's trip count; accesses and the output are indexed
+by their affine forms of the loop variables (rank sizes in them, as in `m1*M0+m0` or
+`RNV[M1, f, p]`, take the cascade's sizes); loop variables the output does not use are reduced
+with the nest's operators; the values are then placed by the output indices, which must cover
+the output one-to-one (`output_plan`). A nest whose output index is `r+1` iterates loop `r`,
+scheduled like an iterative Einsum. So a wrong trip count, stride, reduction or iterative
+loop in a nest gives other numbers or an ExecutionError, never the Einsum's values.
 
 Arrays are indexed in the rank order of their tensor type. An iterative tensor (an Einsum whose
 output index on rank R is `r+1`) holds size(R)+1 entries along R: index 0 is its initial value,
@@ -34,6 +43,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import TensorType
+from einsum_opt.interpreters.compute_ops import compute_ops, iterative_rank_name
 from einsum_opt.interpreters.einsum_kernel import Layout
 from einsum_opt.interpreters.einsum_schedule import execution_order, run_group
 from einsum_opt.interpreters.einsum_values import Array, ExecutionError, numeric_type
@@ -165,10 +175,10 @@ def run_cascade(
         )
     store: dict[str, Array] = {n: _checked_input(op, n, a, sizes) for n, a in given.items()}
     store.update(_draw_inputs(op, sizes, seed, {n for n in names if n not in given}))
-    einsums = op.einsums()
-    layout = Layout(sizes, {e.tensor_name: it for e in einsums if (it := e.iterative_rank())})
+    ops = compute_ops(op)
+    layout = Layout(sizes, {e.tensor_name: it for e in ops if (it := iterative_rank_name(e))})
     with np.errstate(all="ignore"):
-        for group in execution_order(einsums):
+        for group in execution_order(ops):
             run_group(group, layout, store)
     outputs: dict[str, np.ndarray] = {}
     for name, value in zip(op.output_names(), op.return_op().values, strict=True):

@@ -1,15 +1,20 @@
-"""The order in which a cascade's Einsums run, and the loops over iterative ranks.
+"""The order in which a cascade's Einsums (and loop nests) run, and the loops over iterative
+ranks.
 
-Einsum A depends on Einsum B when A reads B's output. Reads usually go to earlier Einsums,
-but an Einsum may read the previous value of a later iterative Einsum (the 1-pass cascade's
-`SPD[m1, p] = PRM[m1, p] * RD[m1, p]` before `RD[m1+1, p] = SPD[m1, p] + SLD[m1, p]`), so the
-dependency graph can have cycles. Its strongly connected components run in topological order
-(ties broken by program order):
+Loop nests are scheduled exactly like the Einsums they compute (below, "Einsum" means either):
+a nest's iterative loop is the variable of its output index `r+1`, and a Python loop runs over
+its trip count. Einsum A depends on Einsum B when A reads B's output. Reads usually go to
+earlier Einsums, but an Einsum may read the previous value of a later iterative Einsum (the
+1-pass cascade's `SPD[m1, p] = PRM[m1, p] * RD[m1, p]` before
+`RD[m1+1, p] = SPD[m1, p] + SLD[m1, p]`), so the dependency graph can have cycles. Its strongly
+connected components run in topological order (ties broken by program order):
 
 - a single Einsum without an iterative rank runs fully vectorised;
 - an iterative Einsum, or a cycle, runs a Python loop over the iterative variable `r` that all
   members share; at each `r` every member, in program order, computes its slice (index r+1 of
-  an iterative tensor, index r of any other), vectorised over everything else.
+  an iterative tensor, index r of any other), vectorised over everything else. The loop runs
+  over the extent of `r` (a nest's trip count); preparing each member's kernel checks that its
+  steps write its whole output.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ from typing import TypeVar
 
 import numpy as np
 
-from einsum_opt.dialects.einsum import EinsumOp
 from einsum_opt.dialects.einsum_attrs import format_indices
 from einsum_opt.dialects.einsum_syntax import rank_of
+from einsum_opt.interpreters.compute_ops import (
+    ComputeOp,
+    iterative_position,
+    output_position,
+    producer_of,
+)
 from einsum_opt.interpreters.einsum_kernel import EinsumKernel, Layout
 from einsum_opt.interpreters.einsum_values import (
     Array,
@@ -34,12 +44,12 @@ from einsum_opt.interpreters.einsum_values import (
 Node = TypeVar("Node")
 
 
-def producers(op: EinsumOp) -> list[EinsumOp]:
-    """The other Einsums whose outputs `op` reads, each once, in access order."""
-    found: list[EinsumOp] = []
+def producers(op: ComputeOp) -> list[ComputeOp]:
+    """The other Einsums and nests whose outputs `op` reads, each once, in access order."""
+    found: list[ComputeOp] = []
     for value, _ in op.accesses():
-        owner = None if value is None else value.owner
-        if isinstance(owner, EinsumOp) and owner is not op and owner not in found:
+        owner = producer_of(value)
+        if owner is not None and owner is not op and owner not in found:
             found.append(owner)
     return found
 
@@ -93,7 +103,7 @@ def strongly_connected(
     return components
 
 
-def execution_order(einsums: Sequence[EinsumOp]) -> list[list[EinsumOp]]:
+def execution_order(einsums: Sequence[ComputeOp]) -> list[list[ComputeOp]]:
     """Groups of Einsums to run one after the other; each group is in program order."""
     position = {op: i for i, op in enumerate(einsums)}
     reads = {op: [p for p in producers(op) if p in position] for op in einsums}
@@ -110,7 +120,7 @@ def execution_order(einsums: Sequence[EinsumOp]) -> list[list[EinsumOp]]:
             consumers[n].add(g)
     ready = [(position[members[0]], g) for g, members in enumerate(groups) if not waiting_on[g]]
     heapq.heapify(ready)
-    order: list[list[EinsumOp]] = []
+    order: list[list[ComputeOp]] = []
     while ready:
         _, g = heapq.heappop(ready)
         order.append(groups[g])
@@ -122,42 +132,40 @@ def execution_order(einsums: Sequence[EinsumOp]) -> list[list[EinsumOp]]:
 
 
 def run_group(
-    members: Sequence[EinsumOp], layout: Layout, store: MutableMapping[str, Array]
+    members: Sequence[ComputeOp], layout: Layout, store: MutableMapping[str, Array]
 ) -> None:
-    """Compute the outputs of one group of Einsums into `store`."""
+    """Compute the outputs of one group of Einsums (or nests) into `store`."""
     if len(members) == 1 and members[0].iterative_rank() is None:
         op = members[0]
-        store[op.tensor_name] = np.asarray(EinsumKernel(op, layout).evaluate(store), order="C")
+        store[op.tensor_name] = EinsumKernel(op, layout).compute(store)
         return
     r = loop_variable(members)
     check_loop_reads(members, r)
     kernels = [EinsumKernel(op, layout, fixed=r) for op in members]
-    targets: list[tuple[Array, int, int]] = []
+    arrays = []
     for op in members:
         store[op.tensor_name] = array = _allocate(op, layout)
-        axis = op.output_variables().index(r)
-        targets.append((array, axis, 1 if op.iterative_rank() == r else 0))
-    for i in range(layout.sizes[rank_of(r)]):
-        for kernel, (array, axis, offset) in zip(kernels, targets, strict=True):
-            key: list[slice | int] = [slice(None)] * array.ndim
-            key[axis] = i + offset
-            array[tuple(key)] = kernel.evaluate(store, i)
+        arrays.append(array)
+    for i in range(max(kernel.fixed_extent for kernel in kernels)):
+        for kernel, array in zip(kernels, arrays, strict=True):
+            if i < kernel.fixed_extent:
+                kernel.write(array, store, i)
 
 
-def _allocate(op: EinsumOp, layout: Layout) -> Array:
+def _allocate(op: ComputeOp, layout: Layout) -> Array:
     """The array of `op`'s output; an iterative one holds its initial value at index 0."""
     t = op.result_type
     array = np.zeros(layout.shape(op.tensor_name, t), numeric_type(t.element_type).dtype)
-    it = op.iterative_rank()
-    if it is not None:
-        assert op.init is not None
+    axis = iterative_position(op)
+    if axis is not None:
+        assert op.init is not None  # the kernels, prepared first, check it
         key: list[slice | int] = [slice(None)] * array.ndim
-        key[op.output_variables().index(it)] = 0
+        key[axis] = 0
         array[tuple(key)] = constant_value(op.init, t.element_type)
     return array
 
 
-def loop_variable(members: Sequence[EinsumOp]) -> str:
+def loop_variable(members: Sequence[ComputeOp]) -> str:
     """The iterative variable every member of a loop group iterates; ExecutionError if none."""
     names = ", ".join(op.tensor_name for op in members)
     variables = sorted({v for op in members if (v := op.iterative_rank()) is not None})
@@ -171,13 +179,13 @@ def loop_variable(members: Sequence[EinsumOp]) -> str:
     for op in members:
         if r not in op.output_variables():
             raise ExecutionError(
-                f"einsum {op.tensor_name} is computed together with {names} (they read each "
+                f"{op.describe()} is computed together with {names} (they read each "
                 f"other) but does not iterate rank {rank_of(r)}"
             )
     return r
 
 
-def check_loop_reads(members: Sequence[EinsumOp], r: str) -> None:
+def check_loop_reads(members: Sequence[ComputeOp], r: str) -> None:
     """ExecutionError if a member reads another member's value before the loop computes it.
 
     At step r, the previous index r of an iterative member is always known (its initial value
@@ -188,10 +196,16 @@ def check_loop_reads(members: Sequence[EinsumOp], r: str) -> None:
     rank = rank_of(r)
     for op in members:
         for value, indices in op.accesses():
-            producer = None if value is None else value.owner
-            if not isinstance(producer, EinsumOp) or producer not in position or producer is op:
+            producer = producer_of(value)
+            if producer is None or producer not in position or producer is op:
                 continue
-            index = indices[producer.result_type.rank_names.index(rank)]
+            k = output_position(producer, r)
+            if k is None or k >= len(indices):
+                raise ExecutionError(
+                    f"{producer.describe()} is computed in the loop over {rank} but does not "
+                    f"iterate it"
+                )
+            index = indices[k]
             offset = index.as_offset()
             earlier = position[producer] < position[op]
             iterative = producer.iterative_rank() == r
@@ -200,7 +214,7 @@ def check_loop_reads(members: Sequence[EinsumOp], r: str) -> None:
                 continue
             available = f"{r}+1" if iterative and earlier else r
             raise ExecutionError(
-                f"einsum {op.tensor_name}: reads {producer.tensor_name}{format_indices(indices)} "
+                f"{op.describe()}: reads {producer.tensor_name}{format_indices(indices)} "
                 f"inside the loop over {rank}, where only index {available} of "
                 f"{producer.tensor_name} along {rank} is available"
             )

@@ -17,7 +17,8 @@ from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
-from einsum_opt.dialects.einsum import EinsumOp, SizeOp, YieldOp
+from einsum_opt.dialects.einsum import SizeOp, YieldOp
+from einsum_opt.interpreters.compute_ops import ComputeOp
 from einsum_opt.interpreters.einsum_values import (
     Array,
     ExecutionError,
@@ -73,14 +74,16 @@ class _Step:
 
 
 class CompiledMap:
-    """An Einsum's map region, callable on one array per access (broadcastable together)."""
+    """The map region of an Einsum or nest, callable on one array per access (broadcastable
+    together)."""
 
-    def __init__(self, op: EinsumOp, sizes: Mapping[str, int]):
+    def __init__(self, op: ComputeOp, sizes: Mapping[str, int]):
         """Translate the region; ExecutionError names any op the interpreter cannot run.
 
         `sizes` gives the values of `einsum.size` ops (the cascade's rank sizes).
         """
-        self.einsum = op.tensor_name
+        self.where = op.describe()
+        """How messages name the op (`einsum QK`, `nest QK`)."""
         self._sizes = sizes
         block = op.body.block
         self._args = tuple(block.args)
@@ -92,7 +95,7 @@ class CompiledMap:
             else:
                 self._steps.append(self._step(inner))
         if self._result is None:
-            raise ExecutionError(f"einsum {self.einsum}: map region has no einsum.yield")
+            raise ExecutionError(f"{self.where}: map region has no einsum.yield")
         self.product_leaves = _product_leaves(block, self._result)
         """Access numbers multiplied together when the map is a plain product, else None."""
 
@@ -120,7 +123,7 @@ class CompiledMap:
         classes: list[type[Operation]] = [*ELEMENTWISE, *CONVERSIONS, arith.ConstantOp, SizeOp]
         known = sorted({cls.name for cls in classes})
         return ExecutionError(
-            f"einsum {self.einsum}: the reference interpreter cannot run '{op.name}' in a map "
+            f"{self.where}: the reference interpreter cannot run '{op.name}' in a map "
             f"region (supported: {', '.join(known)})"
         )
 
@@ -131,7 +134,7 @@ class CompiledMap:
             for step in self._steps:
                 values[step.result] = step.apply(*(values[v] for v in step.operands))
         except ZeroDivisionError as e:
-            raise ExecutionError(f"einsum {self.einsum}: {e}") from e
+            raise ExecutionError(f"{self.where}: {e}") from e
         assert self._result is not None
         return np.asarray(values[self._result])
 
