@@ -148,3 +148,141 @@ def _check_mapping(op: EinsumOp, sizes: dict[str, int]) -> None:
         check_mapping(op, mapping, sizes)
     except VerifyException as e:
         raise OpVerifyException(op, str(e)) from None
+
+
+def verify_einsum(op: EinsumOp) -> None:
+    """The checks of one Einsum on its own (output and access indices, map region, iterative
+    rank and initial value, reductions); raises `OpVerifyException`."""
+    from einsum_opt.dialects.einsum import YieldOp
+
+    name = op.tensor_name
+    if not name.isidentifier():
+        raise OpVerifyException(op, f"einsum name '{name}' is not an identifier")
+    where = op.describe()
+    accesses = op.accesses()
+    selfs = op.self_read_positions()
+    if len(selfs) + len(op.inputs) != len(op.access) or any(
+        not 0 <= s < len(op.access) for s in selfs
+    ):
+        raise OpVerifyException(
+            op,
+            f"{where}: {len(op.access)} accesses do not match {len(op.inputs)} operands "
+            f"and self reads {list(selfs)}",
+        )
+    out_t = op.result_type
+    # Output indices: one per rank, the rank's own variable (+1 on an iterative rank).
+    if len(op.output_indices) != len(out_t.rank_names):
+        raise OpVerifyException(
+            op,
+            f"{where}: output has {len(op.output_indices)} indices but type {out_t} has "
+            f"{len(out_t.rank_names)} ranks",
+        )
+    iterative: list[str] = []
+    for rank, index in zip(out_t.rank_names, op.output_indices, strict=True):
+        off = index.as_offset()
+        if off is None or off[0] != rank.lower() or off[1] not in (0, 1):
+            raise OpVerifyException(
+                op,
+                f"{where}: output rank {rank} is not iterated: its index is '{index}', "
+                f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank)",
+            )
+        if off[1] == 1:
+            iterative.append(off[0])
+    if len(iterative) > 1:
+        raise OpVerifyException(
+            op, f"{where}: more than one iterative rank ({', '.join(iterative)})"
+        )
+    # Accesses: one index per rank of the tensor read.
+    for i, (value, indices) in enumerate(accesses):
+        t = op.access_type(value)
+        if len(indices) != len(t.rank_names):
+            raise OpVerifyException(
+                op,
+                f"{where}: access {op.access_name(value)}{format_indices(indices)} has "
+                f"{len(indices)} indices but {op.access_name(value)} has "
+                f"{len(t.rank_names)} ranks [{', '.join(t.rank_names)}]",
+            )
+        for rank, index in zip(t.rank_names, indices, strict=True):
+            var = index.as_variable()
+            if var is not None and var.upper() != rank:
+                raise OpVerifyException(
+                    op,
+                    f"{where}: access {op.access_name(value)}{format_indices(indices)} "
+                    f"indexes rank {rank} with variable {var} of rank {var.upper()}",
+                )
+        arg_t = op.body.block.args[i].type if i < len(op.body.block.args) else None
+        if arg_t != t.element_type:
+            raise OpVerifyException(
+                op,
+                f"{where}: map argument {i} has type {arg_t} but "
+                f"{op.access_name(value)} holds {t.element_type}",
+            )
+    if len(op.body.block.args) != len(accesses):
+        raise OpVerifyException(
+            op,
+            f"{where}: map region takes {len(op.body.block.args)} arguments for "
+            f"{len(accesses)} accesses",
+        )
+    last = op.body.block.last_op
+    if not isinstance(last, YieldOp) or last.value.type != out_t.element_type:
+        raise OpVerifyException(
+            op, f"{where}: map region must end in einsum.yield of a {out_t.element_type}"
+        )
+    # Iteration and self reads.
+    it = iterative[0] if iterative else None
+    if selfs and it is None:
+        raise OpVerifyException(
+            op,
+            f"{where}: reads its own output but has no iterative rank (write it as "
+            f"{name}[..., r+1, ...])",
+        )
+    for s in selfs:
+        assert it is not None
+        expected = [
+            IndexExpr.var(it) if ix.as_offset() == (it, 1) else ix for ix in op.output_indices
+        ]
+        if list(op.access.data[s].data) != expected:
+            raise OpVerifyException(
+                op,
+                f"{where}: self read {name}{format_indices(op.access.data[s].data)} must "
+                f"read the previous value {name}{format_indices(expected)}",
+            )
+    if it is not None and op.init is None:
+        raise OpVerifyException(
+            op,
+            f"{where}: iterative rank {it.upper()} has no initial value "
+            f"(declare {name}[{it}=0, ...] = value)",
+        )
+    if it is None and op.init is not None:
+        raise OpVerifyException(op, f"{where}: has an initial value but no iterative rank")
+    if op.init is not None and op.init.type != out_t.element_type:
+        raise OpVerifyException(
+            op,
+            f"{where}: initial value has type {op.init.type}, expected {out_t.element_type}",
+        )
+    # Reductions: exactly the reduced variables, in order of first appearance.
+    reduced = op.reduced_variables()
+    ops = op.reduce.data
+    outs = set(op.output_variables())
+    for var, _ in ops:
+        if var in outs:
+            raise OpVerifyException(
+                op,
+                f"{where}: reduce operator on rank {var.upper()}, which is not reduced "
+                "(it is an output rank)",
+            )
+        if var not in reduced:
+            raise OpVerifyException(
+                op, f"{where}: reduce operator on rank {var.upper()}, which no access uses"
+            )
+    listed = tuple(v for v, _ in ops)
+    for var in reduced:
+        if var not in listed:
+            raise OpVerifyException(
+                op, f"{where}: reduced rank {var.upper()} has no reduce operator"
+            )
+    if listed != reduced:
+        raise OpVerifyException(
+            op,
+            f"{where}: reductions must be listed in order of first use: {', '.join(reduced)}",
+        )

@@ -45,7 +45,7 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from einsum_opt.dialects.einsum import EinsumOp, EinsumStructure, parse_einsum, print_einsum
+from einsum_opt.dialects.einsum import EinsumOp, EinsumStructure
 from einsum_opt.dialects.einsum_attrs import (
     IndicesAttr,
     MergeAttr,
@@ -53,6 +53,7 @@ from einsum_opt.dialects.einsum_attrs import (
     TensorType,
 )
 from einsum_opt.dialects.einsum_syntax import IndexExpr
+from einsum_opt.dialects.einsum_text import parse_einsum, print_einsum
 from einsum_opt.dialects.locations import OpVerifyException, location_of, record_location
 
 
