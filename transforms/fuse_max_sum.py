@@ -30,7 +30,6 @@ from xdsl.passes import ModulePass
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
 from einsum_opt.transforms.rewriting import (
-    Ahead,
     Names,
     Read,
     Tree,
@@ -42,6 +41,7 @@ from einsum_opt.transforms.rewriting import (
     read_final_value,
     remark,
     remove_dead_einsums,
+    rescaled_running_sum,
     resolved,
     split_pair,
 )
@@ -132,14 +132,14 @@ def merge_max_sum(cascade: CascadeOp, match: MaxSum) -> None:
     now, nxt = [IndexExpr.var(r), *o], [IndexExpr.var(r, 1), *o]
     ranks = [big_r, *o_ranks]
     y = match.value
-    rm_name, rd_name = names.fresh("RM"), names.fresh("RD")
+    rm_name = names.fresh("RM")
     if not match.inner:
         rm = build_einsum(
             rm_name, nxt, ranks, elt, call("max", Read(None, tuple(now)), y), init=-math.inf
         )
         rm_now, rm_next = Read(rm.result, tuple(now)), Read(rm.result, tuple(nxt))
         rd = build_einsum(
-            rd_name,
+            names.fresh("RD"),
             nxt,
             ranks,
             elt,
@@ -177,24 +177,16 @@ def merge_max_sum(cascade: CascadeOp, match: MaxSum) -> None:
         prm = build_einsum(
             names.fresh("PRM"), now, ranks, elt, call("exp", call("sub", rm_now, rm_next))
         )
-        rd_ahead = Ahead(ranks, elt)
-        spd = build_einsum(
-            names.fresh("SPD"),
+        spd, sld, rd = rescaled_running_sum(
+            names,
+            ("SPD", "SLD", "RD"),
+            Read(prm.result, tuple(now)),
+            Read(sln.result, tuple(tile)),
+            match.inner,
             now,
             ranks,
             elt,
-            call("mul", Read(prm.result, tuple(now)), Read(rd_ahead.value, tuple(now))),
         )
-        sld = build_einsum(names.fresh("SLD"), now, ranks, elt, Read(sln.result, tuple(tile)))
-        rd = build_einsum(
-            rd_name,
-            nxt,
-            ranks,
-            elt,
-            call("add", Read(spd.result, tuple(now)), Read(sld.result, tuple(now))),
-            init=0.0,
-        )
-        rd_ahead.resolve(rd.result)
         new = [lm, rm, sln, prm, spd, sld, rd]
     insert_before(g, new)
     read_final_value(cascade, g, rm, big_r)

@@ -32,7 +32,6 @@ from xdsl.passes import ModulePass
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
 from einsum_opt.transforms.rewriting import (
-    Ahead,
     Names,
     RCall,
     Read,
@@ -52,6 +51,7 @@ from einsum_opt.transforms.rewriting import (
     remove_dead_einsums,
     rename_variables,
     replace_einsum,
+    rescaled_running_sum,
     resolved,
     variables_in,
 )
@@ -198,34 +198,18 @@ def merge_numerator(cascade: CascadeOp, match: Numerator) -> None:
         new.append(sln)
     out = list(av.output_indices)
     out_ranks = list(av.result_type.rank_names)
-    now, nxt = [IndexExpr.var(r), *out], [IndexExpr.var(r, 1), *out]
+    now = [IndexExpr.var(r), *out]
     ranks = [big_r, *out_ranks]
-    rnv_ahead = Ahead(ranks, elt)
-    spnv = build_einsum(
-        names.fresh("SPNV"),
+    spnv, slnv, rnv = rescaled_running_sum(
+        names,
+        ("SPNV", "SLNV", "RNV"),
+        Read(prm.result, tuple(prm.output_indices)),
+        product_of([Read(sln.result, tuple(sln.output_indices)), *match.weight]),
+        match.inner,
         now,
         ranks,
         elt,
-        call("mul", Read(prm.result, tuple(prm.output_indices)), Read(rnv_ahead.value, tuple(now))),
     )
-    local = Read(sln.result, tuple(sln.output_indices))
-    slnv = build_einsum(
-        names.fresh("SLNV"),
-        now,
-        ranks,
-        elt,
-        product_of([local, *match.weight]),
-        reduce=[(v, "add") for v in match.inner],
-    )
-    rnv = build_einsum(
-        names.fresh("RNV"),
-        nxt,
-        ranks,
-        elt,
-        call("add", Read(spnv.result, tuple(now)), Read(slnv.result, tuple(now))),
-        init=0.0,
-    )
-    rnv_ahead.resolve(rnv.result)
     final = Read(rnv.result, (IndexExpr.extent(big_r), *out))
     result = build_einsum(av.tensor_name, out, out_ranks, elt, call("div", final, match.normaliser))
     insert_before(av, [*new, spnv, slnv, rnv])

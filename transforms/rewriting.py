@@ -384,3 +384,43 @@ def merge_all(
         merge(cascade, match)
         count += 1
     return count
+
+
+def rescaled_running_sum(
+    names: Names,
+    wanted: tuple[str, str, str],
+    factor: Read,
+    local: Tree,
+    inner: Sequence[str],
+    now: Sequence[IndexExpr],
+    ranks: Sequence[str],
+    element_type: Attribute,
+) -> list[EinsumOp]:
+    """The three Einsums of a running sum whose previous value is rescaled each step:
+    ```
+    SCALED[r, o]    = factor * RUNNING[r, o]
+    LOCAL[r, o]     = local :: add(inner)
+    RUNNING[r+1, o] = SCALED[r, o] + LOCAL[r, o]       init 0
+    ```
+    (`wanted` names them, in that order; `now` is [r, o...]). FuseMax's SPD, SLD, RD and
+    SPNV, SLNV, RNV are two instances."""
+    scaled_name, local_name, running_name = (names.fresh(n) for n in wanted)
+    nxt = [IndexExpr.var(now[0].variables[0], 1), *now[1:]]
+    ahead = Ahead(ranks, element_type)
+    here = tuple(now)
+    scaled = build_einsum(
+        scaled_name, now, ranks, element_type, call("mul", factor, Read(ahead.value, here))
+    )
+    part = build_einsum(
+        local_name, now, ranks, element_type, local, reduce=[(v, "add") for v in inner]
+    )
+    running = build_einsum(
+        running_name,
+        nxt,
+        ranks,
+        element_type,
+        call("add", Read(scaled.result, here), Read(part.result, here)),
+        init=0.0,
+    )
+    ahead.resolve(running.result)
+    return [scaled, part, running]
