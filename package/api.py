@@ -21,6 +21,8 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
 
+from einsum_opt.costmodel.architecture import Architecture
+from einsum_opt.costmodel.report import CostReport
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.interpreters.einsum import random_inputs, run_cascade
 from einsum_opt.tools.loading import LOADERS, load_file, make_context
@@ -31,6 +33,7 @@ from einsum_opt.transforms.set_ranks import set_rank_sizes
 __all__ = [
     "apply",
     "check_equivalent",
+    "cost",
     "load",
     "parse",
     "passes",
@@ -93,3 +96,11 @@ def check_equivalent(
     from einsum_opt.tools.equivalence import check_equivalence
 
     check_equivalence(before, after, seed, rtol, atol, report=lambda line: None)
+
+
+def cost(module: ModuleOp, arch: str | Architecture = "fusemax") -> CostReport:
+    """The cost report of the module's dataflow programs (run `lower-to-dataflow` first) on
+    `arch`: a built-in architecture name, the path of a YAML file or an `Architecture`."""
+    from einsum_opt.costmodel.model import evaluate_module
+
+    return evaluate_module(module, arch)

@@ -70,8 +70,22 @@ class EinsumOptMain(xDSLOptMain):
 
     def register_all_targets(self) -> None:
         from xdsl.targets.mlir import MLIRTarget
+        from xdsl.utils.target import Target
 
         self.available_targets["mlir"] = lambda: MLIRTarget
+
+        def cost_report() -> type[Target]:
+            from einsum_opt.costmodel.targets import CostReportTarget
+
+            return CostReportTarget
+
+        def cost_json() -> type[Target]:
+            from einsum_opt.costmodel.targets import CostJsonTarget
+
+            return CostJsonTarget
+
+        self.available_targets["cost-report"] = cost_report
+        self.available_targets["cost-json"] = cost_json
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)

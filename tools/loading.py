@@ -22,6 +22,12 @@ def _loopnest() -> Dialect:
     return LoopNest
 
 
+def _dataflow() -> Dialect:
+    from einsum_opt.dialects.dataflow import Dataflow
+
+    return Dataflow
+
+
 def _builtin() -> Dialect:
     from xdsl.dialects.builtin import Builtin
 
@@ -53,6 +59,7 @@ DIALECTS: Mapping[str, Callable[[], Dialect]] = {
     "math": _math,
     "einsum": _einsum,
     "loopnest": _loopnest,
+    "dataflow": _dataflow,
 }
 """Every dialect einsum-opt understands, loaded lazily on first use."""
 

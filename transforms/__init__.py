@@ -67,6 +67,12 @@ def _lower_to_loopnest() -> type[ModulePass]:
     return LowerToLoopnestPass
 
 
+def _lower_to_dataflow() -> type[ModulePass]:
+    from einsum_opt.lowering.loopnest_to_dataflow import LowerToDataflowPass
+
+    return LowerToDataflowPass
+
+
 def _reorder_loops() -> type[ModulePass]:
     from einsum_opt.transforms.reorder_loops import ReorderLoopsPass
 
@@ -88,6 +94,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-max-sum": _fuse_max_sum,
         "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
+        "lower-to-dataflow": _lower_to_dataflow,
         "lower-to-loopnest": _lower_to_loopnest,
         "map-fusemax": _map_fusemax,
         "pass-fusion": _pass_fusion,

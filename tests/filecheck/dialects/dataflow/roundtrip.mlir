@@ -1,0 +1,52 @@
+// RUN: EINSUM_ROUNDTRIP
+// RUN: einsum-opt %s --split-input-file | einsum-opt --split-input-file | filecheck %s
+
+dataflow.program @attention arch "fusemax" {
+  dataflow.repeat "b, h, p2" count 1536 {
+    dataflow.pipeline "m1, p1" count 32768 {
+      dataflow.compute @QK on pe2d runs 32768 times 64 ops {mac = 1} extent [256, 256]
+      dataflow.compute @LM on pe2d runs 32768 times 1 ops {max = 1} extent [256, 256] after [@QK]
+      dataflow.compute @RM on pe1d runs 32768 times 1 ops {max = 1} extent [256] after [@LM] carried [@RM]
+      dataflow.compute @SLN on pe2d runs 32768 times 1 ops {exp = 1, add = 1} extent [256, 256] after [@RM]
+      dataflow.compute @AV on pe1d runs 128 times 64 ops {div = 1} extent [256] after [@SLN, @RM]
+    }
+  }
+  dataflow.transfer @Q "Q" from DRAM to GLB bytes 100663296
+  dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
+  dataflow.buffer GLB bytes 8454144 holds ["Q" = 8388608, "RM" = 65536]
+}
+
+// CHECK:      dataflow.program @attention arch "fusemax" {
+// CHECK-NEXT:   dataflow.repeat "b, h, p2" count 1536 {
+// CHECK-NEXT:     dataflow.pipeline "m1, p1" count 32768 {
+// CHECK-NEXT:       dataflow.compute @QK on pe2d runs 32768 times 64 ops {mac = 1} extent [256, 256]
+// CHECK-NEXT:       dataflow.compute @LM on pe2d runs 32768 times 1 ops {max = 1} extent [256, 256] after [@QK]
+// CHECK-NEXT:       dataflow.compute @RM on pe1d runs 32768 times 1 ops {max = 1} extent [256] after [@LM] carried [@RM]
+// CHECK-NEXT:       dataflow.compute @SLN on pe2d runs 32768 times 1 ops {exp = 1, add = 1} extent [256, 256] after [@RM]
+// CHECK-NEXT:       dataflow.compute @AV on pe1d runs 128 times 64 ops {div = 1} extent [256] after [@SLN, @RM]
+// CHECK-NEXT:     }
+// CHECK-NEXT:   }
+// CHECK-NEXT:   dataflow.transfer @Q "Q" from DRAM to GLB bytes 100663296
+// CHECK-NEXT:   dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
+// CHECK-NEXT:   dataflow.buffer GLB bytes 8454144 holds ["Q" = 8388608, "RM" = 65536]
+// CHECK-NEXT: }
+
+// -----
+
+// A plain sequence, an empty buffer, an empty program and extra attributes.
+dataflow.program @seq arch "flat" attributes {note = "x"} {
+  dataflow.compute @A on pe1d runs 4 times 2 ops {add = 1, mul = 2} extent [16] attributes {tag = 1 : i64}
+  dataflow.compute @B on pe2d runs 1 times 1 ops {sqrt = 1, log = 1} extent [] after [@A]
+  dataflow.transfer @B "B" from GLB to DRAM bytes 0
+  dataflow.buffer RF bytes 0 holds []
+}
+dataflow.program @empty arch "edge" {
+}
+
+// CHECK:      dataflow.program @seq arch "flat" attributes {note = "x"} {
+// CHECK-NEXT:   dataflow.compute @A on pe1d runs 4 times 2 ops {add = 1, mul = 2} extent [16] attributes {tag = 1 : i64}
+// CHECK-NEXT:   dataflow.compute @B on pe2d runs 1 times 1 ops {sqrt = 1, log = 1} extent [] after [@A]
+// CHECK-NEXT:   dataflow.transfer @B "B" from GLB to DRAM bytes 0
+// CHECK-NEXT:   dataflow.buffer RF bytes 0 holds []
+// CHECK-NEXT: }
+// CHECK-NEXT: dataflow.program @empty arch "edge" {
