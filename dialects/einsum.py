@@ -23,7 +23,6 @@ initial value. Cascade-wide checks (declared ranks, index ranges, unique names) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from xdsl.dialects.builtin import (
     I64,
@@ -32,15 +31,13 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     FunctionType,
     IntegerAttr,
-    IntegerType,
     StringAttr,
     SymbolNameConstraint,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, OpResult, Region, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
-    VarOperand,
     base,
     irdl_op_definition,
     lazy_traits_def,
@@ -136,17 +133,21 @@ class ReturnOp(IRDLOperation):
             )
 
 
-class EinsumStructure:
-    """Queries shared by ops that compute one Extended Einsum (`einsum.einsum`, and
-    `loopnest.nest`, the same Einsum over loop variables); they read the op's properties."""
+class EinsumStructure(IRDLOperation):
+    """The fields and queries shared by ops that compute one Extended Einsum (`einsum.einsum`,
+    and `loopnest.nest`, the same Einsum over loop variables)."""
 
-    if TYPE_CHECKING:  # provided by the ops' IRDL definitions (IRDL must not see them here)
-        tensor: StringAttr
-        output: IndicesAttr
-        access: ArrayAttr[IndicesAttr]
-        self_reads: DenseArrayBase[IntegerType]
-        inputs: VarOperand
-        result: OpResult
+    inputs = var_operand_def(TensorType)
+    tensor = prop_def(StringAttr)
+    output = prop_def(IndicesAttr)
+    access = prop_def(ArrayAttr[IndicesAttr])
+    self_reads = prop_def(DenseArrayBase[I64])
+    reduce = prop_def(ReduceAttr)
+    merge = prop_def(MergeAttr)
+    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
+    body = region_def("single_block")
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
 
     @property
     def tensor_name(self) -> str:
@@ -221,7 +222,7 @@ class EinsumStructure:
 
 
 @irdl_op_definition
-class EinsumOp(EinsumStructure, IRDLOperation):
+class EinsumOp(EinsumStructure):
     """One Extended Einsum: `NAME[outputs] = map(accesses) :: reduce(ranks)`.
 
     `access[i]` holds the index expressions of the i-th tensor access, which is block argument
@@ -230,17 +231,6 @@ class EinsumOp(EinsumStructure, IRDLOperation):
     """
 
     name = "einsum.einsum"
-    inputs = var_operand_def(TensorType)
-    tensor = prop_def(StringAttr)
-    output = prop_def(IndicesAttr)
-    access = prop_def(ArrayAttr[IndicesAttr])
-    self_reads = prop_def(DenseArrayBase[I64])
-    reduce = prop_def(ReduceAttr)
-    merge = prop_def(MergeAttr)
-    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
-    body = region_def("single_block")
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
 
     def __init__(
         self,
@@ -368,7 +358,7 @@ class CascadeOp(IRDLOperation):
 
     def producers(self) -> list[Operation]:
         """Every op computing a tensor (Einsums, and loop nests once lowered), in order."""
-        return [op for op in self.body.block.ops if isinstance(op, EinsumStructure)]  # type: ignore[misc]
+        return [op for op in self.body.block.ops if isinstance(op, EinsumStructure)]
 
     def inputs(self) -> list[tuple[str, TensorType]]:
         """(name, type) of each input."""

@@ -56,7 +56,7 @@ def verify_cascade(cascade: CascadeOp) -> None:
             if isinstance(op, EinsumStructure):  # a loop nest: its loops are checked by itself
                 if op.tensor_name in seen:
                     raise OpVerifyException(
-                        op,  # type: ignore[arg-type]
+                        op,
                         f"{where}: tensor {op.tensor_name} is defined twice",
                     )
                 seen.add(op.tensor_name)

@@ -19,38 +19,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
-    I64,
     ArrayAttr,
-    DenseArrayBase,
-    FloatAttr,
     IntAttr,
-    IntegerAttr,
     StringAttr,
 )
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue
 from xdsl.irdl import (
-    IRDLOperation,
-    base,
     irdl_attr_definition,
     irdl_op_definition,
-    opt_prop_def,
     prop_def,
-    region_def,
-    result_def,
-    traits_def,
-    var_operand_def,
 )
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
-from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from einsum_opt.dialects.einsum import EinsumOp, EinsumStructure
 from einsum_opt.dialects.einsum_attrs import (
     IndicesAttr,
-    MergeAttr,
     ReduceAttr,
-    TensorType,
 )
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.einsum_text import parse_einsum, print_einsum
@@ -105,24 +91,13 @@ def _parse_loop(parser: AttrParser) -> LoopAttr:
 
 
 @irdl_op_definition
-class NestOp(EinsumStructure, IRDLOperation):
+class NestOp(EinsumStructure):
     """One Einsum as a loop nest mapped onto a unit (see the module docstring)."""
 
     name = "loopnest.nest"
-    inputs = var_operand_def(TensorType)
-    tensor = prop_def(StringAttr)
-    output = prop_def(IndicesAttr)
-    access = prop_def(ArrayAttr[IndicesAttr])
-    self_reads = prop_def(DenseArrayBase[I64])
-    reduce = prop_def(ReduceAttr)
-    merge = prop_def(MergeAttr)
-    init = opt_prop_def(base(FloatAttr) | base(IntegerAttr))
     unit = prop_def(StringAttr)
     loops = prop_def(ArrayAttr[LoopAttr])
     levels = prop_def(ArrayAttr[StringAttr])
-    body = region_def("single_block")
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
 
     @staticmethod
     def from_einsum(
