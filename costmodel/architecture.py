@@ -4,10 +4,13 @@ An `Architecture` is what the cost model needs to know about the hardware:
 
 - **units**: arrays of processing elements, each with a shape (1 or 2 axes: `[256, 256]` for a
   2D array, `[256]` for a 1D array), the cycles one PE takes per scalar operation kind
-  (`OP_KINDS`), the energy of each primitive operation, and optionally its PE registers. An
-  operation is either primitive (`add: 1`, one cycle on its own hardware) or a composition of
-  other operations (`exp: {mac: 6}`: FuseMax computes exp with a 5th-order polynomial, 5 FMAs
-  and a multiply, on the MAC unit), expanded recursively for both cycles and energy;
+  (`OP_KINDS`), the energy of each primitive operation, and optionally its PE registers, its
+  `pipes` and its `drain_cycles`. An operation is either primitive (`add: 1`, one cycle on its
+  own hardware) or a composition of other operations (`exp: {mac: 6}`: FuseMax computes exp
+  with a 5th-order polynomial, 5 FMAs and a multiply, on the MAC unit), expanded recursively
+  for both cycles and energy. `pipes` groups the primitive operations into pipelined functional
+  units that work in parallel (FLAT's exp unit beside the ALU); `drain_cycles` is how long a
+  result takes to leave the array after the unit's last invocation;
 - **storage** levels `DRAM` (with a bandwidth), `GLB` (the global buffer, with a capacity) and
   optionally `RF` (the register file staging values between arrays), each with the energy of
   one read and one write of `access_bits` bits;
@@ -59,7 +62,14 @@ ARCHITECTURE_KEYS: tuple[str, ...] = (
 )
 """Top-level keys of an architecture file."""
 
-UNIT_KEYS: tuple[str, ...] = ("shape", "registers", "ops", "op_energy_pj")
+UNIT_KEYS: tuple[str, ...] = (
+    "shape",
+    "registers",
+    "ops",
+    "op_energy_pj",
+    "pipes",
+    "drain_cycles",
+)
 """Keys of one unit."""
 
 LEVEL_KEYS: tuple[str, ...] = (
@@ -168,6 +178,12 @@ def _positive_number(value: object, path: str) -> float:
     if isinstance(value, int | float) and _is_number(value) and value > 0:
         return value
     raise ArchitectureError(f"expected a positive number, got {_show(value)}", path)
+
+
+def _non_negative_int(value: object, path: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ArchitectureError(f"expected a non-negative integer, got {_show(value)}", path)
 
 
 def _energy(value: object, path: str) -> float:
@@ -385,6 +401,57 @@ def _expand(ops: Mapping[str, OpCost]) -> FrozenMap[str, FrozenMap[str, int]]:
     return FrozenMap((op, done[op]) for op in ops)
 
 
+def _check_pipes(pipes: object, ops: Mapping[str, OpCost]) -> FrozenMap[str, tuple[str, ...]]:
+    """The `pipes` table: each primitive operation of `ops` in exactly one named pipe."""
+    if not isinstance(pipes, Mapping):
+        raise ArchitectureError(
+            f"expected a mapping of pipes by name (name: [operations]), got {_show(pipes)}",
+            "pipes",
+        )
+    primitives = [op for op, cost in ops.items() if not isinstance(cost, Mapping)]
+    pipe_of: dict[str, str] = {}
+    table: dict[str, tuple[str, ...]] = {}
+    for name, members in pipes.items():
+        path = f"pipes.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ArchitectureError("a pipe name must be an identifier (letters, digits, _)", path)
+        if not isinstance(members, list | tuple) or not members:
+            raise ArchitectureError(
+                f"expected a non-empty list of operations, got {_show(members)}", path
+            )
+        for op in members:
+            if op not in OP_KINDS:
+                raise ArchitectureError(
+                    f"unknown operation {_show(op)}; the operations are {', '.join(OP_KINDS)}",
+                    path,
+                )
+            if op not in ops:
+                raise ArchitectureError(
+                    f"{op!r} is not one of this unit's ops (they are {', '.join(ops)})", path
+                )
+            if isinstance(ops[op], Mapping):
+                raise ArchitectureError(
+                    f"{op!r} is a composition (ops.{op}); a pipe lists primitive operations, "
+                    f"which are {', '.join(primitives)}",
+                    path,
+                )
+            if op in pipe_of:
+                where = "this pipe" if pipe_of[op] == name else f"pipe {pipe_of[op]!r}"
+                raise ArchitectureError(
+                    f"{op!r} is already in {where}; each operation is in exactly one pipe", path
+                )
+            pipe_of[op] = name
+        table[name] = tuple(members)
+    missing = [op for op in primitives if op not in pipe_of]
+    if missing:
+        raise ArchitectureError(
+            f"primitive operations {', '.join(map(repr, missing))} are in no pipe; each "
+            f"primitive operation must be in exactly one",
+            "pipes",
+        )
+    return FrozenMap(table)
+
+
 @dataclass(frozen=True)
 class Unit:
     """An array of identical PEs: its shape, per-PE operation costs and registers.
@@ -392,15 +459,22 @@ class Unit:
     `ops` maps operation kinds (`OP_KINDS`) to cycles on one PE (primitive operations) or to
     compositions (`{"mac": 6}`). `op_energy_pj` gives the energy of each primitive operation,
     and of nothing else: a composition's energy follows from its parts. `registers` are each
-    PE's registers (`entries` of one data word), or None.
+    PE's registers (`entries` of one data word), or None. `pipes` names pipelined functional
+    units that work in parallel, each a tuple of primitive operations (every primitive operation
+    in exactly one), or is None: all operations on one pipe. `drain_cycles` are the cycles a
+    result takes to leave the array after the unit's last invocation.
     """
 
     shape: tuple[int, ...]
     ops: Mapping[str, OpCost]
     op_energy_pj: Mapping[str, float]
     registers: StorageLevel | None = None
+    pipes: Mapping[str, tuple[str, ...]] | None = None
+    drain_cycles: int = 0
     expansion: Mapping[str, Mapping[str, int]] = field(init=False, repr=False, compare=False)
     """Each operation as counts of primitive operations (derived from `ops`)."""
+    pipe_of: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    """Each primitive operation's pipe (derived from `pipes`; `""` for all without pipes)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _check_shape(self.shape))
@@ -443,6 +517,13 @@ class Unit:
                 raise ArchitectureError(
                     "required field is missing (or give capacity_bytes)", "registers.entries"
                 )
+        pipe_of = {op: "" for op, cost in ops.items() if not isinstance(cost, Mapping)}
+        if self.pipes is not None:
+            pipes = _check_pipes(self.pipes, ops)
+            object.__setattr__(self, "pipes", pipes)
+            pipe_of = {op: name for name, members in pipes.items() for op in members}
+        object.__setattr__(self, "pipe_of", FrozenMap(pipe_of))
+        _non_negative_int(self.drain_cycles, "drain_cycles")
 
     @property
     def pes(self) -> int:
@@ -470,13 +551,15 @@ class Unit:
         return counts
 
     def cycles(self, op_counts: Mapping[str, int]) -> int:
-        """Cycles one PE takes for `op_counts` (operations run one after another)."""
-        total = 0
+        """Cycles one PE takes for `op_counts`: operations on one pipe run one after another,
+        the pipes in parallel (the busiest pipe's cycles; without `pipes`, the sum)."""
+        per_pipe: dict[str, int] = {}
         for op, count in self.primitive_counts(op_counts).items():
             cost = self.ops[op]
             assert not isinstance(cost, Mapping)
-            total += count * cost
-        return total
+            pipe = self.pipe_of[op]
+            per_pipe[pipe] = per_pipe.get(pipe, 0) + count * cost
+        return max(per_pipe.values(), default=0)
 
     def energy_pj(self, op_counts: Mapping[str, int]) -> float:
         """Energy in pJ of `op_counts` on one PE."""
@@ -498,6 +581,8 @@ class Unit:
                 registers=(
                     None if registers is None else StorageLevel.from_dict(registers, "registers")
                 ),
+                pipes=fields.get("pipes"),
+                drain_cycles=fields.get("drain_cycles", 0),
             )
         except ArchitectureError as error:
             raise error.within(path) from None
@@ -511,6 +596,10 @@ class Unit:
             op: dict(cost) if isinstance(cost, Mapping) else cost for op, cost in self.ops.items()
         }
         data["op_energy_pj"] = dict(self.op_energy_pj)
+        if self.pipes is not None:
+            data["pipes"] = {name: list(members) for name, members in self.pipes.items()}
+        if self.drain_cycles:
+            data["drain_cycles"] = self.drain_cycles
         return data
 
 
@@ -649,7 +738,8 @@ class Architecture:
 
     def cycles(self, unit: str, op_counts: Mapping[str, int]) -> int:
         """Cycles one PE of `unit` takes for one invocation's `op_counts` (operation kind ->
-        count), compositions expanded: on FuseMax's `pe2d`, `{"exp": 1, "add": 1}` is 7."""
+        count), compositions expanded, pipes in parallel: on FuseMax's `pe2d`, `{"exp": 1,
+        "add": 1}` is 7; on FLAT's `pe1d` (exp on its own pipe) it is 1."""
         on = self.unit(unit)
         try:
             return on.cycles(op_counts)
@@ -725,7 +815,7 @@ class Architecture:
         self, changes: Mapping[str, object] | None = None, /, **fields: object
     ) -> Architecture:
         """A validated copy with some fields changed, addressed by their dotted schema path
-        (`{"units.pe2d.shape": [128, 256], "storage.GLB.capacity_bytes": 8 << 20}`) or, for
+        (`{"units.pe2d.shape": [128, 256], "units.pe2d.drain_cycles": 128}`) or, for
         top-level fields, by keyword (`clock_mhz=470`). A value of None removes the field
         (`{"storage.RF": None}`); `Unit` and `StorageLevel` values are accepted as well."""
         data = self.to_dict()

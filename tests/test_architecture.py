@@ -82,6 +82,7 @@ def test_edge_numbers() -> None:
     assert arch.capacity_bytes("GLB") == 512 * 2**10
     assert arch.storage["DRAM"].bandwidth_bytes_per_s == 50 * 10**9
     same: dict[str, object] = {"units.pe2d.shape": [32, 32], "units.pe1d.shape": [32]}
+    same |= {"units.pe2d.drain_cycles": 32}
     same |= {"storage.GLB.capacity_bytes": 512 * 2**10}
     same |= {"storage.DRAM.bandwidth_bytes_per_s": 50 * 10**9}
     scaled = fusemax.with_changes(same, name="edge", description=arch.description)
@@ -105,6 +106,86 @@ def test_flat_pe1d_has_a_pipelined_exp() -> None:
     assert arch.cycles("pe1d", {"exp": 1}) == 1
     assert arch.op_energy_pj("pe1d", {"exp": 1}) == pytest.approx(94.65)
     assert arch.cycles("pe2d", {"exp": 1}) == 6
+
+
+def test_pipes_overlap_on_flat_pe1d() -> None:
+    flat, fusemax = load_architecture("flat"), load_architecture("fusemax")
+    pe1d = flat.units["pe1d"]
+    assert pe1d.pipes == {"alu": ("mac", "add", "max"), "exp": ("exp", "sqrt", "log")} | {
+        "div": ("div",)
+    }
+    assert flat.cycles("pe1d", {"add": 1, "exp": 1}) == 1  # PRM: exp(x - m), one per element
+    assert flat.cycles("pe1d", {"max": 1}) == 1
+    assert flat.cycles("pe1d", {"add": 2, "div": 1}) == 2  # the busiest pipe
+    assert flat.cycles("pe1d", {"mul": 3, "add": 1, "exp": 2}) == 4  # mul runs on the alu
+    assert flat.cycles("pe1d", {}) == 0
+    assert flat.op_energy_pj("pe1d", {"add": 1, "exp": 1}) == pytest.approx(8.34 + 94.65)
+    # Without pipes, operations run one after another.
+    assert flat.units["pe2d"].pipes is None and fusemax.units["pe1d"].pipes is None
+    assert fusemax.cycles("pe1d", {"add": 1, "exp": 1}) == 7
+    assert flat.with_changes({"units.pe1d.pipes": None}).cycles("pe1d", {"add": 1, "exp": 1}) == 2
+
+
+def test_drain_cycles() -> None:
+    for name, drain in (("fusemax", 256), ("flat", 256), ("edge", 32)):
+        arch = load_architecture(name)
+        assert arch.units["pe2d"].drain_cycles == drain, name
+        assert arch.units["pe1d"].drain_cycles == 0, name  # the default
+    unit = load_architecture("fusemax").units["pe1d"]
+    assert "drain_cycles" not in unit.to_dict()
+    assert dataclasses.replace(unit, drain_cycles=5).to_dict()["drain_cycles"] == 5
+
+
+def test_pipes_and_drain_cycles_round_trip(tmp_path: Path) -> None:
+    flat = load_architecture("flat")
+    data = yaml.safe_load(flat.to_yaml())
+    assert data["units"]["pe1d"]["pipes"] == {
+        "alu": ["mac", "add", "max"],
+        "exp": ["exp", "sqrt", "log"],
+        "div": ["div"],
+    }
+    assert data["units"]["pe2d"]["drain_cycles"] == 256
+    assert "pipes" not in data["units"]["pe2d"] and "drain_cycles" not in data["units"]["pe1d"]
+    variant = flat.with_changes(
+        {
+            "units.pe1d.drain_cycles": 3,
+            "units.pe1d.pipes.alu": ["mac"],
+            "units.pe1d.pipes.misc": ("add", "max"),
+        }
+    )
+    path = tmp_path / "variant.yaml"
+    path.write_text(variant.to_yaml())
+    again = load_architecture(str(path))
+    assert again == variant and hash(again) == hash(variant)
+    assert again.units["pe1d"].drain_cycles == 3
+    assert again.units["pe1d"].pipes == {
+        "alu": ("mac",),
+        "exp": ("exp", "sqrt", "log"),
+        "div": ("div",),
+        "misc": ("add", "max"),
+    }
+    assert again.cycles("pe1d", {"mac": 1, "add": 1, "max": 1}) == 2
+
+
+def test_with_changes_on_pipes_and_drain_cycles() -> None:
+    fusemax = load_architecture("fusemax")
+    drained = fusemax.with_changes({"units.pe2d.drain_cycles": 128})
+    assert drained.units["pe2d"].drain_cycles == 128
+    assert drained.units["pe1d"] == fusemax.units["pe1d"]
+    assert fusemax.units["pe2d"].drain_cycles == 256  # the original is unchanged
+    assert fusemax.with_changes({"units.pe2d.drain_cycles": None}).units["pe2d"].drain_cycles == 0
+    pipes = {"alu": ["mac", "add", "max"], "div": ["div"]}
+    split = fusemax.with_changes({"units.pe1d.pipes": pipes})
+    assert split.cycles("pe1d", {"exp": 1, "div": 1}) == 6  # exp's MACs overlap the divide
+    assert fusemax.cycles("pe1d", {"exp": 1, "div": 1}) == 7
+    one = fusemax.with_unit("pe1d", pipes={"all": ("mac", "add", "max", "div")})
+    assert one.cycles("pe1d", {"exp": 1, "div": 1}) == 7
+    with pytest.raises(ArchitectureError, match=r"^fusemax \(changed\): units\.pe2d\.drain"):
+        fusemax.with_changes({"units.pe2d.drain_cycles": -1})
+    flat = load_architecture("flat")
+    with pytest.raises(ArchitectureError, match=r"units\.pe1d\.pipes\.exp: 'exp' is a composition"):
+        # The pipes must change too.
+        flat.with_changes({"units.pe1d.ops.exp": {"mac": 6}, "units.pe1d.op_energy_pj.exp": None})
 
 
 def test_nested_compositions_expand() -> None:
@@ -225,6 +306,17 @@ def _edit(path: str, value: object) -> dict[str, Any]:
     return data
 
 
+PIPES: dict[str, list[str]] = {"alu": ["mac", "add", "max"], "div": ["div"]}
+"""Valid pipes for FuseMax's `pe1d`, whose primitive operations are mac, add, max and div."""
+
+
+def _pipes(pipes: object, **pe1d: object) -> dict[str, Any]:
+    """FuseMax's description with `pipes` on `pe1d` and some other fields of `pe1d` replaced."""
+    data = _edit("units.pe1d.pipes", pipes)
+    data["units"]["pe1d"] |= pe1d
+    return data
+
+
 BAD: list[tuple[dict[str, Any], str]] = [
     (
         _edit("units.pe2d.shape", [256, -1]),
@@ -236,7 +328,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     (
         _edit("units.pe2d.colour", "blue"),
-        "units.pe2d.colour: unknown key; the known keys are shape, registers, ops, op_energy_pj",
+        "units.pe2d.colour: unknown key; the known keys are shape, registers, ops, op_energy_pj, "
+        "pipes, drain_cycles",
     ),
     (
         _edit("frequency", 1),
@@ -319,6 +412,68 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (
         _edit("units.2d", _fusemax_dict()["units"]["pe2d"]),
         "units.2d: a unit name must be an identifier",
+    ),
+    (
+        _edit("units.pe2d.drain_cycles", -1),
+        "units.pe2d.drain_cycles: expected a non-negative integer, got -1",
+    ),
+    (
+        _edit("units.pe2d.drain_cycles", 2.5),
+        "units.pe2d.drain_cycles: expected a non-negative integer, got 2.5",
+    ),
+    (
+        _pipes(["mac", "add"]),
+        "units.pe1d.pipes: expected a mapping of pipes by name (name: [operations]), "
+        "got ['mac', 'add']",
+    ),
+    (
+        _pipes({**PIPES, "2nd": ["div"]}),
+        "units.pe1d.pipes.2nd: a pipe name must be an identifier",
+    ),
+    (
+        _pipes({**PIPES, "exp": []}),
+        "units.pe1d.pipes.exp: expected a non-empty list of operations, got []",
+    ),
+    (
+        _pipes({**PIPES, "div": "div"}),
+        "units.pe1d.pipes.div: expected a non-empty list of operations, got 'div'",
+    ),
+    (
+        _pipes({**PIPES, "exp": ["tanh"]}),
+        "units.pe1d.pipes.exp: unknown operation 'tanh'; the operations are mac, mul, add, max, "
+        "exp, div, sqrt, log",
+    ),
+    (
+        _pipes(
+            {**PIPES, "exp": ["sqrt"]},
+            ops={"mac": 1, "add": 1, "max": 1, "div": 1},
+        ),
+        "units.pe1d.pipes.exp: 'sqrt' is not one of this unit's ops (they are mac, add, max, div)",
+    ),
+    (
+        _pipes({**PIPES, "exp": ["exp"]}),
+        "units.pe1d.pipes.exp: 'exp' is a composition (ops.exp); a pipe lists primitive "
+        "operations, which are mac, add, max, div",
+    ),
+    (
+        _pipes({**PIPES, "div": ["div", "add"]}),
+        "units.pe1d.pipes.div: 'add' is already in pipe 'alu'; each operation is in exactly "
+        "one pipe",
+    ),
+    (
+        _pipes({**PIPES, "div": ["div", "div"]}),
+        "units.pe1d.pipes.div: 'div' is already in this pipe; each operation is in exactly one "
+        "pipe",
+    ),
+    (
+        _pipes({"alu": ["mac", "add"]}),
+        "units.pe1d.pipes: primitive operations 'max', 'div' are in no pipe; each primitive "
+        "operation must be in exactly one",
+    ),
+    (
+        _pipes({}),
+        "units.pe1d.pipes: primitive operations 'mac', 'add', 'max', 'div' are in no pipe; each "
+        "primitive operation must be in exactly one",
     ),
 ]
 
@@ -414,6 +569,20 @@ def test_dataclasses_replace() -> None:
         dataclasses.replace(arch, word_bytes=0)
     with pytest.raises(ArchitectureError, match=r"^shape: expected 1 or 2 positive integers"):
         dataclasses.replace(arch.units["pe2d"], shape=(256, 256, 1))
+
+
+def test_unit_constructor_validates_pipes_and_drain_cycles() -> None:
+    pe1d = load_architecture("flat").units["pe1d"]
+    with pytest.raises(ArchitectureError, match=r"^drain_cycles: expected a non-negative integer"):
+        dataclasses.replace(pe1d, drain_cycles=True)
+    with pytest.raises(ArchitectureError, match=r"^pipes: expected a mapping of pipes by name"):
+        dataclasses.replace(pe1d, pipes=("mac", "add"))
+    assert pe1d.pipes is not None
+    without_div = {name: ops for name, ops in pe1d.pipes.items() if name != "div"}
+    with pytest.raises(ArchitectureError, match=r"^pipes: primitive operations 'div' are in no"):
+        dataclasses.replace(pe1d, pipes=without_div)
+    with pytest.raises(ArchitectureError, match=r"^pipes\.div: expected a non-empty list"):
+        dataclasses.replace(pe1d, pipes={**without_div, "div": ()})
 
 
 def test_architectures_are_immutable_and_hashable() -> None:
