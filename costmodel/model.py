@@ -19,6 +19,9 @@ Semantics (all latencies in clock cycles):
 - a pipeline of N iterations: `II = max(max_u busy_u / N, R)` (R: the recurrence bound, the
   largest mean per-run latency per carried edge around a cycle of `after` + `carried` edges),
   `CP` the longest chain of per-run latencies through `after`; latency `(N - 1) * II + CP`;
+  a serial pipeline (one iteration at a time) takes `N * CP'`, where in `CP'` an edge between
+  two units also waits for the producer's unit to drain (`drain_cycles`: overlapped
+  iterations hide it);
 - a repeat of N: N times its body; a block (program, repeat, sequence): the sum of its children;
 - a program: `max(compute, DRAM bytes / (DRAM bytes per cycle))`; a module of several programs
   runs them one after another (latencies add);
@@ -27,13 +30,14 @@ Semantics (all latencies in clock cycles):
   pJ/byte, values written into / read out of GLB and RF x their per-value energies;
 - buffers: the peak per level against its capacity; the excess of an overflowing level is
   written to the next level out (RF -> GLB -> DRAM) and read back once per repetition of the
-  enclosing repeats (for a buffer at program level: of the program's outermost repeats).
+  enclosing repeats (for a buffer at program level: of the program's outermost repeats; for a
+  buffer inside a pipeline: of its iterations).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -191,6 +195,9 @@ class _Evaluator:
         for child in op.body.block.ops:
             if isinstance(child, ComputeOp):
                 stages[child.einsum_name] = child
+            elif isinstance(child, BufferOp):
+                # A buffer inside a pipeline is what one iteration keeps.
+                self.acc.buffers.append((child, mult * count))
             else:
                 self.op(child, mult)
         latency = {name: self.stage_latency(stage) for name, stage in stages.items()}
@@ -198,6 +205,10 @@ class _Evaluator:
         for name, stage in stages.items():
             self.account(stage, mult)
             busy[stage.unit_name] = busy.get(stage.unit_name, 0) + stage.runs_value * latency[name]
+        if op.is_serial:
+            # One tile at a time: each waits for the previous one's results to leave the arrays.
+            drains = {name: unit.drain_cycles for name, unit in self.arch.units.items()}
+            return Fraction(count * critical_path(stages.values(), latency, drains))
         resource = max((Fraction(b, count) for b in busy.values()), default=Fraction(0))
         interval = max(resource, recurrence_bound(stages.values(), latency))
         return (count - 1) * interval + critical_path(stages.values(), latency)
@@ -301,15 +312,27 @@ def _repetitions(block: Block) -> int:
     return best
 
 
-def critical_path(stages: Iterable[ComputeOp], latency: dict[str, int]) -> int:
-    """The longest chain of per-run latencies through `after` edges (one iteration)."""
+def critical_path(
+    stages: Iterable[ComputeOp], latency: dict[str, int], drains: Mapping[str, int] | None = None
+) -> int:
+    """The longest chain of per-run latencies through `after` edges (one iteration); an edge
+    from a stage on one unit to a stage on another also waits for the producer's unit to drain
+    (`drains`: unit -> cycles)."""
     by_name = {s.einsum_name: s for s in stages}
     finish: dict[str, int] = {}
+
+    def wait(dep: str, name: str) -> int:
+        unit = by_name[dep].unit_name
+        if drains is None or unit == by_name[name].unit_name:
+            return 0
+        return drains.get(unit, 0)
 
     def end(name: str) -> int:
         if name not in finish:
             deps = [d for d in by_name[name].after_names() if d in by_name]
-            finish[name] = latency[name] + max((end(d) for d in deps), default=0)
+            finish[name] = latency[name] + max(
+                (end(d) + wait(d, name) for d in deps), default=0
+            )
         return finish[name]
 
     return max((end(name) for name in by_name), default=0)

@@ -30,12 +30,14 @@ from xdsl.dialects.builtin import (
     DictionaryAttr,
     IntegerAttr,
     StringAttr,
+    UnitAttr,
     i64,
 )
 from xdsl.ir import Attribute, Block, Dialect, Operation, Region
 from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
+    opt_prop_def,
     prop_def,
     region_def,
     traits_def,
@@ -232,14 +234,22 @@ class _LoopContainer(IRDLOperation):
 
     loops = prop_def(StringAttr)
     count = prop_def(IntegerAttr[I64])
+    serial = opt_prop_def(UnitAttr)
     body = region_def("single_block")
     traits = traits_def(NoTerminator())
 
-    def __init__(self, loops: str, count: int, body: Sequence[Operation]):
-        super().__init__(
-            properties={"loops": StringAttr(loops), "count": _int(count)},
-            regions=[_block_of(body)],
-        )
+    def __init__(
+        self, loops: str, count: int, body: Sequence[Operation], serial: bool = False
+    ):
+        props: dict[str, Attribute] = {"loops": StringAttr(loops), "count": _int(count)}
+        if serial:
+            props["serial"] = UnitAttr()
+        super().__init__(properties=props, regions=[_block_of(body)])
+
+    @property
+    def is_serial(self) -> bool:
+        """Whether iterations run one at a time (a pipeline with `serial`; a repeat always)."""
+        return self.serial is not None
 
     @property
     def loop_names(self) -> str:
@@ -259,6 +269,8 @@ class _LoopContainer(IRDLOperation):
         printer.print_string(" ")
         printer.print_string_literal(self.loop_names)
         printer.print_string(f" count {self.count_value}")
+        if self.serial is not None:
+            printer.print_string(" serial")
         printer.print_op_attributes(self.attributes, print_keyword=True)
         _print_body(printer, self.body)
 
@@ -267,11 +279,13 @@ class _LoopContainer(IRDLOperation):
         start = _start(parser)
         loops = parser.parse_str_literal()
         count = _parse_count(parser, "count")
+        props: dict[str, Attribute] = {"loops": StringAttr(loops), "count": _int(count)}
+        if parser.parse_optional_keyword("serial") is not None:
+            if cls is not PipelineOp:
+                parser.raise_error("only a dataflow.pipeline can be serial", start)
+            props["serial"] = UnitAttr()
         attrs = parser.parse_optional_attr_dict_with_keyword()
-        op = cls.create(
-            properties={"loops": StringAttr(loops), "count": _int(count)},
-            regions=[_parse_body(parser)],
-        )
+        op = cls.create(properties=props, regions=[_parse_body(parser)])
         if attrs is not None:
             op.attributes.update(attrs.data)
         record_location(op, start)
@@ -280,6 +294,8 @@ class _LoopContainer(IRDLOperation):
     def verify_(self) -> None:
         what = self.describe()
         _check_inside_program(self, what)
+        if self.serial is not None and not isinstance(self, PipelineOp):
+            raise OpVerifyException(self, f"{what}: only a dataflow.pipeline can be serial")
         _check_count(self, what, "count", self.count_value)
         _check_block_stages(self, what, self.body.block)
 

@@ -13,6 +13,9 @@
 - `space`: loop ranks that are spatial, with the array axis they occupy; the rest are time.
 - `unit`: the hardware unit that executes the body (`pe2d`, `pe1d`, ...).
 - `storage`: the storage level holding each tensor the Einsum reads or writes.
+- `kernel` (optional): the kernel the Einsum belongs to. Einsums of different kernels run one
+  after another, each bounded by its own compute and memory time, and exchange tensors through
+  DRAM (the unfused baseline); without it, all of a cascade's Einsums form one kernel.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class MappingAttr(ParametrizedAttribute):
     partition: DictionaryAttr
     space: DictionaryAttr
     storage: DictionaryAttr
+    kernel: StringAttr
 
     @staticmethod
     def make(
@@ -54,8 +58,9 @@ class MappingAttr(ParametrizedAttribute):
         partition: Mapping[str, Sequence[int]] | None = None,
         space: Mapping[str, int] | None = None,
         storage: Mapping[str, str] | None = None,
+        kernel: str = "",
     ) -> MappingAttr:
-        """A mapping from plain Python values."""
+        """A mapping from plain Python values (`kernel=""`: the cascade's only kernel)."""
         return MappingAttr(
             StringAttr(unit),
             ArrayAttr([StringAttr(x) for x in loops]),
@@ -64,6 +69,7 @@ class MappingAttr(ParametrizedAttribute):
             ),
             DictionaryAttr({r: IntAttr(a) for r, a in (space or {}).items()}),
             DictionaryAttr({t: StringAttr(lv) for t, lv in (storage or {}).items()}),
+            StringAttr(kernel),
         )
 
     @property
@@ -91,18 +97,25 @@ class MappingAttr(ParametrizedAttribute):
         """Tensor -> storage level."""
         return {t: lv.data for t, lv in self.storage.data.items()}  # type: ignore[attr-defined]
 
+    @property
+    def kernel_name(self) -> str:
+        """The kernel the Einsum belongs to ("" : the cascade's only kernel)."""
+        return self.kernel.data
+
     def with_loops(self, loops: Sequence[str]) -> MappingAttr:
         """The same mapping with another loop order."""
-        return MappingAttr.make(self.unit_name, loops, self.partitions, self.spatial, self.levels)
+        return MappingAttr.make(
+            self.unit_name, loops, self.partitions, self.spatial, self.levels, self.kernel_name
+        )
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         values: dict[str, object] = {}
         with parser.in_angle_brackets():
             while True:
-                key = parser.parse_identifier(" (unit, loops, partition, space or storage)")
+                key = parser.parse_identifier(" (unit, loops, partition, space, storage or kernel)")
                 parser.parse_punctuation("=")
-                if key == "unit":
+                if key in ("unit", "kernel"):
                     values[key] = parser.parse_identifier_or_str_literal()
                 elif key == "loops":
                     values[key] = parser.parse_comma_separated_list(
@@ -122,6 +135,7 @@ class MappingAttr(ParametrizedAttribute):
             values.get("partition"),  # type: ignore[arg-type]
             values.get("space"),  # type: ignore[arg-type]
             values.get("storage"),  # type: ignore[arg-type]
+            str(values.get("kernel", "")),
         )
         return made.parameters
 
@@ -140,6 +154,8 @@ class MappingAttr(ParametrizedAttribute):
             parts.append(
                 f"storage = {{{', '.join(f'{t} = {lv}' for t, lv in self.levels.items())}}}"
             )
+        if self.kernel_name:
+            parts.append(f"kernel = {self.kernel_name}")
         printer.print_string(f"<{', '.join(parts)}>")
 
 

@@ -12,6 +12,8 @@ loop variables (a partitioned rank p reads as `256*p2+256*p1+p0`); `levels` name
 level of each access, then of the output. Loop variables that the output index does not use
 are reduced, with the operators in the `::` list; an output index `m1+1` marks the iterative
 loop, as in the einsum dialect. The nests live in the `einsum.cascade` they came from.
+`on pe1d kernel softmax` names the kernel of a nest whose mapping put it in one (see
+`#einsum.mapping`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue
 from xdsl.irdl import (
     irdl_attr_definition,
     irdl_op_definition,
+    opt_prop_def,
     prop_def,
 )
 from xdsl.parser import AttrParser, Parser
@@ -98,6 +101,7 @@ class NestOp(EinsumStructure):
     unit = prop_def(StringAttr)
     loops = prop_def(ArrayAttr[LoopAttr])
     levels = prop_def(ArrayAttr[StringAttr])
+    kernel = opt_prop_def(StringAttr)
 
     @staticmethod
     def from_einsum(
@@ -109,8 +113,10 @@ class NestOp(EinsumStructure):
         accesses: Sequence[tuple[SSAValue | None, Sequence[IndexExpr]]],
         reduce: Sequence[tuple[str, str]],
         body: Region,
+        kernel: str = "",
     ) -> NestOp:
-        """A nest computing `op` with the given loops and loop-variable indices."""
+        """A nest computing `op` with the given loops and loop-variable indices (in `kernel`,
+        if not empty)."""
         props: dict[str, Attribute] = {
             "tensor": op.tensor,
             "output": IndicesAttr(tuple(output)),
@@ -124,6 +130,8 @@ class NestOp(EinsumStructure):
         }
         if op.init is not None:
             props["init"] = op.init
+        if kernel:
+            props["kernel"] = StringAttr(kernel)
         nest = NestOp.create(
             operands=[v for v, _ in accesses if v is not None],
             properties=props,
@@ -137,6 +145,11 @@ class NestOp(EinsumStructure):
     def unit_name(self) -> str:
         """The unit that executes the body."""
         return self.unit.data
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernel the nest belongs to ("": the cascade's only kernel)."""
+        return "" if self.kernel is None else self.kernel.data
 
     def loop_list(self) -> list[LoopAttr]:
         """The loops, outermost first."""
@@ -157,13 +170,17 @@ class NestOp(EinsumStructure):
     def print(self, printer: Printer) -> None:
         loops = ", ".join(loop.text() for loop in self.loops.data)
         levels = ", ".join(self.level_names())
-        printer.print_string(f" on {self.unit_name} loops [{loops}] levels [{levels}]")
+        kernel = f" kernel {self.kernel_name}" if self.kernel_name else ""
+        printer.print_string(f" on {self.unit_name}{kernel} loops [{loops}] levels [{levels}]")
         print_einsum(self, printer)
 
     @classmethod
     def parse(cls, parser: Parser) -> NestOp:
         parser.parse_keyword("on")
         unit = parser.parse_identifier_or_str_literal()
+        kernel = None
+        if parser.parse_optional_keyword("kernel") is not None:
+            kernel = parser.parse_identifier_or_str_literal()
         parser.parse_keyword("loops")
         loops = parser.parse_comma_separated_list(
             parser.Delimiter.SQUARE, lambda: _parse_loop(parser)
@@ -181,6 +198,7 @@ class NestOp(EinsumStructure):
                 "unit": StringAttr(unit),
                 "loops": ArrayAttr(loops),
                 "levels": ArrayAttr([StringAttr(lv) for lv in levels]),
+                **({} if kernel is None else {"kernel": StringAttr(kernel)}),
             },
             attributes=dict(einsum.attributes),
             regions=[body],

@@ -92,7 +92,15 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
     tensors = [op.access_name(v) for v, _ in accesses] + [op.tensor_name]
     levels = [stored.get(t) or default_level(cascade, op, t) for t in tensors]
     return NestOp.from_einsum(
-        op, mapping.unit_name, loops, levels, output, accesses, reduce, op.body.clone()
+        op,
+        mapping.unit_name,
+        loops,
+        levels,
+        output,
+        accesses,
+        reduce,
+        op.body.clone(),
+        mapping.kernel_name,
     )
 
 

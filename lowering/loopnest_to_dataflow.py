@@ -53,8 +53,10 @@ from einsum_opt.dialects.dataflow import (
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.loopnest import NestOp
+from einsum_opt.lowering.buffers import glb_holds
+from einsum_opt.lowering.kernels import split_kernels
 from einsum_opt.lowering.op_counts import count_ops, is_copy
-from einsum_opt.lowering.traffic import Layout, glb_holds, transfers
+from einsum_opt.lowering.traffic import Layout, transfers
 from einsum_opt.transforms.rewriting import is_returned
 
 PASS = "lower-to-dataflow"
@@ -168,7 +170,9 @@ def _step(producer: NestOp, indices: Sequence[IndexExpr], it: str) -> int:
     return 0
 
 
-def dependencies(nest: NestOp, stages: dict[str, NestOp], it: str) -> tuple[list[str], list[str]]:
+def dependencies(
+    nest: NestOp, stages: dict[str, NestOp], it: str | None
+) -> tuple[list[str], list[str]]:
     """(after, carried): the pipeline stages `nest` waits for in this / the previous step."""
     after: list[str] = []
     carried: list[str] = []
@@ -180,7 +184,8 @@ def dependencies(nest: NestOp, stages: dict[str, NestOp], it: str) -> tuple[list
         producer = stages.get(name)
         if producer is None or producer is nest:
             continue
-        (carried if _step(producer, indices, it) < 0 else after).append(name)
+        back = it is not None and _step(producer, indices, it) < 0
+        (carried if back else after).append(name)
     return list(dict.fromkeys(after)), list(dict.fromkeys(carried))
 
 
@@ -195,8 +200,109 @@ class _Program:
     after: list[Operation]
 
 
-def lower_cascade(cascade: CascadeOp, arch: Architecture, arch_option: str) -> ProgramOp:
-    """The dataflow program of a cascade of loop nests."""
+def fused_loops(nests: Sequence[NestOp]) -> tuple[str, ...]:
+    """The loops several nests without running values share, outermost first: the longest
+    common prefix of their temporal loops (same variables and trip counts), cut before a loop
+    that one of them reduces while another reads the result (its consumer needs every
+    iteration). Empty for a single nest."""
+    if len(nests) < 2:
+        return ()
+    produced = {n.tensor_name for n in nests}
+    consumed = {n.access_name(v) for n in nests for v, _ in n.accesses() if v is not None}
+    blocked = {
+        v for n in nests if n.tensor_name in produced & consumed for v in n.reduced_variables()
+    }
+    prefix: list[str] = []
+    for loops in zip(*(n.loop_list() for n in nests), strict=False):
+        first = loops[0]
+        if (
+            first.spatial_axis is not None
+            or first.var.data in blocked
+            or any(
+                lp.var.data != first.var.data
+                or lp.extent.data != first.extent.data
+                or lp.spatial_axis is not None
+                for lp in loops
+            )
+        ):
+            break
+        prefix.append(first.var.data)
+    return tuple(prefix)
+
+
+def lower_kernel(
+    name: str,
+    nests: Sequence[NestOp],
+    views: dict[str, tuple[str, str]],
+    arch: Architecture,
+    arch_option: str,
+    serial: bool = False,
+) -> ProgramOp:
+    """The dataflow program of one kernel: its computing nests (views left out)."""
+    it, repeat, pipeline = find_loops(nests)
+    if it is None:
+        pipeline = fused_loops(nests)
+    layout = Layout(tuple(nests), views, it, repeat, pipeline, arch.word_bytes)
+    staged = {
+        n.tensor_name: n
+        for n in nests
+        if pipeline
+        and any(v in n.extents() for v in pipeline)
+        and all(v in n.extents() for v in repeat)
+    }
+    body = _Program([], [], [], [], [])
+    for nest in nests:
+        in_repeat = it is not None and all(v in nest.extents() for v in repeat)
+        tensor = nest.tensor_name
+        ops = count_ops(nest)
+        if not ops:
+            raise _fail(f"{nest.describe()} performs no operation")
+        if tensor in staged:
+            times, extent = stage_shape(nest, arch, (*repeat, *pipeline))
+            after, carried = dependencies(nest, staged, it)
+            runs = _trip_product(nest, pipeline)
+            body.pipeline.append(
+                ComputeOp(tensor, nest.unit_name, runs, times, ops, extent, after, carried)
+            )
+            continue
+        skip = repeat if in_repeat else ()
+        times, extent = stage_shape(nest, arch, skip)
+        op = ComputeOp(tensor, nest.unit_name, 1, times, ops, extent)
+        if in_repeat:
+            started = bool(body.pipeline)
+            (body.repeat_after if started else body.repeat_before).append(op)
+        else:
+            started = bool(body.pipeline or body.repeat_before or body.repeat_after)
+            (body.after if started else body.before).append(op)
+    capacity = arch.capacity_bytes("GLB")
+    holds = glb_holds(layout, capacity)
+    buffer = BufferOp("GLB", holds)
+    inner: list[Operation] = list(body.repeat_before)
+    if body.pipeline:
+        count = _loop_count(nests, pipeline)
+        # Without running values the GLB holds one iteration's tensors: the buffer sits in
+        # the pipeline, so that an overflow spills once per iteration.
+        stages = body.pipeline + ([buffer] if it is None else [])
+        inner.append(PipelineOp(", ".join(pipeline), count, stages, serial))
+    inner += body.repeat_after
+    middle: list[Operation] = inner
+    repeat_count = _loop_count(nests, repeat)
+    if repeat and inner:
+        middle = [RepeatOp(", ".join(repeat), repeat_count, inner)]
+    units = {n.tensor_name: n.unit_name for n in nests}
+    moves = [
+        TransferOp(t.einsum, t.tensor, t.source, t.dest, t.bytes)
+        for t in transfers(layout, holds, capacity, units)
+    ]
+    tail: list[Operation] = [] if body.pipeline and it is None else [buffer]
+    return ProgramOp(name, arch_option, [*body.before, *middle, *body.after, *moves, *tail])
+
+
+def lower_cascade(
+    cascade: CascadeOp, arch: Architecture, arch_option: str, serial: bool = False
+) -> list[ProgramOp]:
+    """The dataflow programs of a cascade of loop nests: one per kernel, in order (named
+    `CASCADE.KERNEL` when the mapping splits the cascade into kernels)."""
     nests = [op for op in cascade.body.block.ops if isinstance(op, NestOp)]
     if len(nests) != len(cascade.producers()):
         raise _fail(
@@ -206,61 +312,15 @@ def lower_cascade(cascade: CascadeOp, arch: Architecture, arch_option: str) -> P
     for nest in nests:
         check_unit(nest, arch)
     views = find_views(cascade, nests)
-    computing = tuple(n for n in nests if n.tensor_name not in views)
-    it, repeat, pipeline = find_loops(computing)
-    layout = Layout(computing, views, it, repeat, pipeline, arch.word_bytes)
-    staged = {
-        n.tensor_name: n
-        for n in computing
-        if it is not None
-        and any(v in n.extents() for v in pipeline)
-        and all(v in n.extents() for v in repeat)
-    }
-    body = _Program([], [], [], [], [])
-    for nest in computing:
-        in_repeat = it is not None and all(v in nest.extents() for v in repeat)
-        name = nest.tensor_name
-        ops = count_ops(nest)
-        if not ops:
-            raise _fail(f"{nest.describe()} performs no operation")
-        if name in staged:
-            assert it is not None
-            times, extent = stage_shape(nest, arch, (*repeat, *pipeline))
-            after, carried = dependencies(nest, staged, it)
-            runs = _trip_product(nest, pipeline)
-            body.pipeline.append(
-                ComputeOp(name, nest.unit_name, runs, times, ops, extent, after, carried)
-            )
-            continue
-        skip = repeat if in_repeat else ()
-        times, extent = stage_shape(nest, arch, skip)
-        op = ComputeOp(name, nest.unit_name, 1, times, ops, extent)
-        if in_repeat:
-            started = bool(body.pipeline)
-            (body.repeat_after if started else body.repeat_before).append(op)
-        else:
-            started = bool(body.pipeline or body.repeat_before or body.repeat_after)
-            (body.after if started else body.before).append(op)
-    inner: list[Operation] = list(body.repeat_before)
-    if body.pipeline:
-        count = _loop_count(computing, pipeline)
-        inner.append(PipelineOp(", ".join(pipeline), count, body.pipeline))
-    inner += body.repeat_after
-    middle: list[Operation] = inner
-    repeat_count = _loop_count(computing, repeat)
-    if repeat and inner:
-        middle = [RepeatOp(", ".join(repeat), repeat_count, inner)]
-    holds = glb_holds(layout)
-    units = {n.tensor_name: n.unit_name for n in computing}
-    moves = [
-        TransferOp(t.einsum, t.tensor, t.source, t.dest, t.bytes)
-        for t in transfers(layout, holds, arch.capacity_bytes("GLB"), units)
+    computing = [n for n in nests if n.tensor_name not in views]
+    kernels = split_kernels(computing, views)
+    if len(kernels) == 1:
+        (only,) = kernels.values()
+        return [lower_kernel(cascade.cascade_name, only, views, arch, arch_option, serial)]
+    return [
+        lower_kernel(f"{cascade.cascade_name}.{kernel}", members, views, arch, arch_option, serial)
+        for kernel, members in kernels.items()
     ]
-    return ProgramOp(
-        cascade.cascade_name,
-        arch_option,
-        [*body.before, *middle, *body.after, *moves, BufferOp("GLB", holds)],
-    )
 
 
 def _loop_count(nests: Sequence[NestOp], variables: Sequence[str]) -> int:
@@ -271,17 +331,20 @@ def _loop_count(nests: Sequence[NestOp], variables: Sequence[str]) -> int:
     return count
 
 
-def lower_to_dataflow(module: Operation, arch_option: str = "fusemax") -> None:
-    """Replace every cascade of loop nests in `module` by its dataflow program."""
+def lower_to_dataflow(
+    module: Operation, arch_option: str = "fusemax", serial: bool = False
+) -> None:
+    """Replace every cascade of loop nests in `module` by its dataflow programs (`serial`:
+    pipelines run one iteration at a time)."""
     try:
         arch = load_architecture(arch_option)
     except ArchitectureError as error:
         raise _fail(str(error)) from None
     for cascade in cascades_in(module):
-        program = lower_cascade(cascade, arch, arch_option)
         block = cascade.parent_block()
         assert block is not None
-        block.insert_op_before(program, cascade)
+        for program in lower_cascade(cascade, arch, arch_option, serial):
+            block.insert_op_before(program, cascade)
         cascade.detach()
         cascade.erase()
 
@@ -289,10 +352,12 @@ def lower_to_dataflow(module: Operation, arch_option: str = "fusemax") -> None:
 @dataclass(frozen=True)
 class LowerToDataflowPass(ModulePass):
     """Lower loop nests to the dataflow dialect on an architecture (`lower-to-dataflow{arch=
-    fusemax}`: a built-in name or the path of a YAML description)."""
+    fusemax}`: a built-in name or the path of a YAML description; `overlap=false` makes every
+    pipeline serial: one iteration (tile) at a time, the units never working on two)."""
 
     name = "lower-to-dataflow"
     arch: str = "fusemax"
+    overlap: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        lower_to_dataflow(op, self.arch)
+        lower_to_dataflow(op, self.arch, not self.overlap)

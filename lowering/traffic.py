@@ -1,18 +1,18 @@
-"""Data movement of a lowered cascade: the global buffer's working set and the transfers.
+"""Data movement of a lowered kernel: the transfers (the buffer's working set: `buffers`).
 
-- **Buffer** (`glb_holds`), for one repetition of the repeat loops: every DRAM tensor read
-  without the iterative loop (Q) whole, every DRAM tensor read with it (K, V through BK, BV)
-  one tile (its loops other than the repeat and pipeline loops), every running value (RM, RD,
-  RNV) without the iterative loop, and any other tensor homed in the GLB whole. This is the rule
-  `map-fusemax` uses to choose P1 (`query_tile`), over loop variables instead of ranks.
 - **DRAM reads** (`dram_read_bytes`): a DRAM tensor is read once per sweep of the loops that
   index it, times the trip count of every temporal loop that does not index it but encloses one
   that does, unless the part indexed inside that loop fits in the GLB next to the other
   resident tensors (it then stays resident). A view's readers are charged for its source.
+  In a fused pipeline without running values, a DRAM tensor the GLB holds for an iteration is
+  fetched once, by its first reader; the others read it from the GLB.
 - **DRAM writes**: an output homed in DRAM is written once.
+- **GLB**: a computed tensor homed in the GLB is written into it once and read by each
+  consumer as often as an RF-staged one (below).
 - **RF**: a tensor staged in the register file between two units is read from it by its
   consumer once per use (one value per index point of the loops that index it, again for every
-  temporal loop that does not).
+  temporal loop that does not but encloses a temporal loop that does; otherwise the value
+  stays in the PE's registers).
 """
 
 from __future__ import annotations
@@ -87,32 +87,6 @@ def points(nest: NestOp, variables: set[str], skip: Sequence[str] = ()) -> int:
     )
 
 
-def glb_holds(layout: Layout) -> dict[str, int]:
-    """Tensor -> bytes the GLB keeps for one repetition (see the module docstring)."""
-    holds: dict[str, int] = {}
-
-    def keep(tensor: str, values: int) -> None:
-        holds[tensor] = max(holds.get(tensor, 0), values * layout.word)
-
-    produced = {n.tensor_name for n in layout.nests}
-    for nest in layout.nests:
-        for read in reads(nest, layout):
-            if read.level != "DRAM" or read.tensor in produced or layout.iterative is None:
-                continue
-            used = indexing(read.indices)
-            if layout.iterative in used:
-                keep(read.tensor, points(nest, used, (*layout.repeat, *layout.pipeline)))
-            else:
-                keep(read.tensor, points(nest, used, layout.repeat))
-        out = indexing(nest.output_indices)
-        running = nest.iterative_rank()
-        if running is not None:
-            keep(nest.tensor_name, points(nest, out, (*layout.repeat, running)))
-        elif nest.level_names()[-1] == "GLB":
-            keep(nest.tensor_name, points(nest, out, layout.repeat))
-    return holds
-
-
 def dram_read_bytes(nest: NestOp, read: Read, others: int, capacity: int | None, word: int) -> int:
     """Bytes `nest` reads of a DRAM tensor over the whole program, re-fetches included;
     `others` is the GLB footprint of the other resident tensors."""
@@ -132,13 +106,17 @@ def dram_read_bytes(nest: NestOp, read: Read, others: int, capacity: int | None,
 
 
 def rf_read_bytes(nest: NestOp, read: Read, word: int) -> int:
-    """Bytes `nest` reads of a tensor staged in the register file."""
+    """Bytes `nest` reads of a tensor staged on chip (RF or GLB): one value per index point of
+    the loops that index it, again for every temporal loop that does not index it but encloses
+    a temporal loop that does (otherwise the value stays in the PE's register meanwhile)."""
     used = indexing(read.indices)
-    again = math.prod(
-        loop.extent.data
-        for loop in nest.loop_list()
-        if loop.var.data not in used and loop.spatial_axis is None
-    )
+    loops = nest.loop_list()
+    again = 1
+    for i, loop in enumerate(loops):
+        if loop.var.data in used or loop.spatial_axis is not None:
+            continue
+        if any(lp.var.data in used and lp.spatial_axis is None for lp in loops[i + 1 :]):
+            again *= loop.extent.data
     return points(nest, used) * again * word
 
 
@@ -161,23 +139,35 @@ class Transfer:
 def transfers(
     layout: Layout, holds: Mapping[str, int], capacity: int | None, producers: Mapping[str, str]
 ) -> list[Transfer]:
-    """DRAM reads and writes and RF reads of the cascade, in program order of the Einsums;
-    `producers` maps each computed tensor to the unit that computes it."""
+    """DRAM reads and writes, GLB writes and reads of computed tensors and RF reads of the
+    kernel, in program order of the Einsums; `producers` maps each computed tensor to the unit
+    that computes it."""
     total = sum(holds.values())
+    shared = layout.iterative is None and bool(layout.pipeline)
+    fetched: set[str] = set()
     out: list[Transfer] = []
     for nest in layout.nests:
         name = nest.tensor_name
         for read in reads(nest, layout):
             if read.level == "DRAM":
+                if shared and read.tensor in holds and read.tensor in fetched:
+                    continue
+                fetched.add(read.tensor)
                 others = total - holds.get(read.tensor, 0)
                 size = dram_read_bytes(nest, read, others, capacity, layout.word)
                 out.append(Transfer(name, read.tensor, "DRAM", "GLB", size))
+            elif read.level == "GLB" and read.tensor in producers:
+                size = rf_read_bytes(nest, read, layout.word)
+                out.append(Transfer(name, read.tensor, "GLB", "PE", size))
             elif read.level == "RF" and producers.get(read.tensor, nest.unit_name) != (
                 nest.unit_name
             ):
                 out.append(
                     Transfer(name, read.tensor, "RF", "PE", rf_read_bytes(nest, read, layout.word))
                 )
-        if nest.level_names()[-1] == "DRAM":
+        level = nest.level_names()[-1]
+        if level == "DRAM":
             out.append(Transfer(name, name, "GLB", "DRAM", output_bytes(nest, layout.word)))
+        elif level == "GLB":
+            out.append(Transfer(name, name, "PE", "GLB", output_bytes(nest, layout.word)))
     return [t for t in out if t.bytes > 0]

@@ -452,3 +452,30 @@ def test_unknown_units_and_levels_are_errors() -> None:
               dataflow.transfer @A "X" from DRAM to L3 bytes 4
             }"""
         )
+
+
+def test_a_serial_pipeline_runs_one_iteration_at_a_time() -> None:
+    """`serial`: N times the critical path of one iteration, where B on pe1d also waits for
+    A's results to leave the 2D array (FuseMax's pe2d drains in 256 cycles); an overlapped
+    pipeline hides the drain."""
+    serial = PIPELINE.replace("count {count} {{", "count {count} serial {{")
+    assert cost(serial.format(repeat=1, count=100)).cycles == 100 * (10 + 256 + 8)
+    undrained = FUSEMAX.with_changes({"units.pe2d.drain_cycles": 0})
+    assert cost(serial.format(repeat=1, count=100), undrained).cycles == 100 * (10 + 8)
+    assert cost(PIPELINE.format(repeat=1, count=100)).cycles == 99 * 10 + 18
+
+
+def test_a_buffer_in_a_pipeline_spills_once_per_iteration() -> None:
+    """A buffer inside a pipeline is one iteration's footprint: its excess over the GLB is
+    written out and read back in every iteration."""
+    report = cost(
+        """dataflow.program @p arch "fusemax" {
+          dataflow.pipeline "p1" count 4 {
+            dataflow.compute @A on pe1d runs 4 times 8 ops {add = 1} extent [256]
+            dataflow.buffer GLB bytes 16778240 holds ["A" = 16778240]
+          }
+        }"""
+    )
+    assert report.buffer_overflow
+    assert report.spill_bytes["GLB"] == 4 * 2 * 1024
+    assert report.dram_bytes == 4 * 2 * 1024
