@@ -18,7 +18,8 @@ Semantics (all latencies in clock cycles):
   `runs * times * cycles`, its operations `runs * times * prod(extent) * ops`;
 - a pipeline of N iterations: `II = max(max_u busy_u / N, R)` (R: the recurrence bound, the
   largest mean per-run latency per carried edge around a cycle of `after` + `carried` edges),
-  `CP` the longest chain of per-run latencies through `after`; latency `(N - 1) * II + CP`;
+  `CP` the longest chain of per-run latencies through `after`; latency
+  `(N - 1) * II + max(CP, max_u busy_u / N)`;
   a serial pipeline (one iteration at a time) takes `N * CP'`, where in `CP'` an edge between
   two units also waits for the producer's unit to drain (`drain_cycles`: overlapped
   iterations hide it);
@@ -211,7 +212,10 @@ class _Evaluator:
             return Fraction(count * critical_path(stages.values(), latency, drains))
         resource = max((Fraction(b, count) for b in busy.values()), default=Fraction(0))
         interval = max(resource, recurrence_bound(stages.values(), latency))
-        return (count - 1) * interval + critical_path(stages.values(), latency)
+        # The last iteration ends after its critical path, and no sooner than its units can
+        # do their share of the work (stages on one unit that no `after` chain links).
+        last = max(Fraction(critical_path(stages.values(), latency)), resource)
+        return (count - 1) * interval + last
 
     # -- traffic ------------------------------------------------------------------------------
 
