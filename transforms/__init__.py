@@ -85,6 +85,18 @@ def _map_fusemax() -> type[ModulePass]:
     return MapFuseMaxPass
 
 
+def _map_unfused() -> type[ModulePass]:
+    from einsum_opt.transforms.map_baselines import MapUnfusedPass
+
+    return MapUnfusedPass
+
+
+def _map_flat() -> type[ModulePass]:
+    from einsum_opt.transforms.map_baselines import MapFlatPass
+
+    return MapFlatPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
@@ -96,7 +108,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-numerator": _fuse_numerator,
         "lower-to-dataflow": _lower_to_dataflow,
         "lower-to-loopnest": _lower_to_loopnest,
+        "map-flat": _map_flat,
         "map-fusemax": _map_fusemax,
+        "map-unfused": _map_unfused,
         "pass-fusion": _pass_fusion,
         "reorder-loops": _reorder_loops,
         "set-ranks": _set_ranks,

@@ -6,7 +6,9 @@ Everything is found by structure:
 - the query rank P is the largest other rank of those running values (or `rank=P`); their
   remaining ranks (batch, heads) are outermost;
 - Einsums that iterate the key tile R0 run on the 2D array (`pe2d`) with P0 and R0 spatial on
-  axes 0 and 1; the others on the 1D array (`pe1d`) with P0 spatial;
+  axes 0 and 1; the others on the 1D array (`pe1d`) with P0 spatial (`binding=matmul`: only
+  contractions, QK and SLNV, run on the 2D array, as on FLAT's hardware, the "+cascade" step
+  of the paper's ablation; the 1D array then iterates R0 in time);
 - P is tiled as P2 x P1 x P0 with P0 = `tile` (the array side) and P1 the largest divisor of
   P / P0 for which the queries' state (inputs without the key rank, running values) for P1 x P0
   queries plus one key tile of each blocked input fit in the global buffer;
@@ -30,6 +32,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
 from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
+from einsum_opt.transforms.map_baselines import is_contraction
 from einsum_opt.transforms.rewriting import Read, is_returned, ranks_of, resolved
 
 
@@ -162,18 +165,32 @@ def fusemax_mapping(
     )
 
 
+BINDINGS = ("fusemax", "matmul")
+"""How `map-fusemax` binds Einsums to arrays: FuseMax's way, or only contractions on 2D."""
+
+
 def map_fusemax(
     cascade: CascadeOp,
     query: str | None = None,
     tile: int = 256,
     buffer: int = 16 * 2**20,
     word: int = 2,
+    binding: str = "fusemax",
 ) -> FuseMaxLayout:
     """Attach the FuseMax mapping to every Einsum of a 1-pass cascade."""
+    if binding not in BINDINGS:
+        raise PassFailedException(
+            f"map-fusemax: unknown binding '{binding}' (expected {' or '.join(BINDINGS)})"
+        )
     layout = find_layout(cascade, query)
     p1 = query_tile(cascade, layout, tile, buffer, word)
     inner = variable_of(layout.key_inner)
-    units = {op: "pe2d" if inner in op.variables() else "pe1d" for op in cascade.einsums()}
+    units = {
+        op: "pe2d"
+        if (is_contraction(op) if binding == "matmul" else inner in op.variables())
+        else "pe1d"
+        for op in cascade.einsums()
+    }
     levels = _levels(cascade, units)
     for op in cascade.einsums():
         op.attributes[MAPPING_ATTR] = fusemax_mapping(op, layout, p1, tile, units[op], levels)
@@ -183,14 +200,16 @@ def map_fusemax(
 @dataclass(frozen=True)
 class MapFuseMaxPass(ModulePass):
     """FuseMax's mapping and binding for a 1-pass cascade (`map-fusemax{tile=256
-    buffer=16777216 word=2}`, optionally `rank=P` for the query rank)."""
+    buffer=16777216 word=2 binding=fusemax}`, optionally `rank=P` for the query rank;
+    `binding=matmul` puts only the contractions on the 2D array)."""
 
     name = "map-fusemax"
     rank: str | None = None
     tile: int = 256
     buffer: int = 16 * 2**20
     word: int = 2
+    binding: str = "fusemax"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):
-            map_fusemax(cascade, self.rank, self.tile, self.buffer, self.word)
+            map_fusemax(cascade, self.rank, self.tile, self.buffer, self.word, self.binding)
