@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from reference_composition import reference_cycles
 
 from einsum_opt import api
 from einsum_opt.costmodel.architecture import Architecture, load_architecture
@@ -34,23 +35,6 @@ def compiled_cost(
         f'lower-to-loopnest,lower-to-dataflow{{arch="{path}"}}',
     )
     return api.cost(module, arch)
-
-
-def reference_cycles(sizes: dict[str, int], tile: int = 256) -> int:
-    """§4's composition: per query block of `tile` queries and per (batch, head),
-    max(QK+LM, RD+RNV+AV) + RM + max(SLN+SLD, PRM+SPD) + max(SLNV, SPNV), each term summed
-    over the block's M1 key tiles (costs per element: QK E MACs, LM/RM 1 max, SLN/PRM 7,
-    SPD 1, SLD/RD 1 add, SLNV/SPNV/RNV F, AV F divides once per block)."""
-    e, f, m1 = sizes["E"], sizes["F"], sizes["M"] // tile
-    qk, lm, rm, sln, prm, spd, sld, rd = e, 1, 1, 7, 7, 1, 1, 1
-    slnv, spnv, rnv, av = f, f, f, f
-    block = (
-        max((qk + lm) * m1, (rd + rnv) * m1 + av)
-        + rm * m1
-        + max((sln + sld) * m1, (prm + spd) * m1)
-        + max(slnv * m1, spnv * m1)
-    )
-    return block * (sizes["P"] // tile) * sizes["B"] * sizes["H"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,232 @@
+"""Compile and cost every point of the evaluation: model x sequence length x configuration.
+
+Each configuration is a pass pipeline over the same 3-pass multi-head attention cascade
+(`examples/attention/mha.einsum`, shipped as `cascades/attention.einsum`) and an
+architecture; the numbers are the cost model's on the dataflow programs the pipeline produces.
+End to end adds one layer's linear Einsums (`examples/transformer/linear.einsum`), mapped on
+the 2D array of the same architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from xdsl.dialects.builtin import ModuleOp
+
+from einsum_opt.costmodel.report import CostReport
+from einsum_opt.evaluation.workloads import Model
+
+COLUMNS: tuple[str, ...] = (
+    "model",
+    "seq_len",
+    "config",
+    "latency_s",
+    "energy_pj",
+    "util_2d",
+    "util_1d",
+    "dram_bytes",
+)
+"""The columns of `attention.csv` and `end2end.csv`, in order."""
+
+CASCADES = Path(__file__).resolve().parent / "cascades"
+"""Where the attention and linear-layer cascades of the evaluation are."""
+
+FUSE = "pass-fusion{rank=M tile=256}"
+"""Derives the 1-pass cascade from the 3-pass one."""
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How one configuration compiles attention: its pass pipeline and architecture."""
+
+    name: str
+    pipeline: str
+    arch: str
+    description: str
+
+
+CONFIGURATIONS: dict[str, Configuration] = {
+    c.name: c
+    for c in (
+        Configuration(
+            "unfused",
+            "map-unfused,lower-to-loopnest,lower-to-dataflow{arch=flat}",
+            "flat",
+            "3-pass; QK and AV on the 2D array, the softmax on the 1D array, kernels through DRAM",
+        ),
+        Configuration(
+            "flat",
+            "map-flat{buffer=33554432},lower-to-loopnest,lower-to-dataflow{arch=flat}",
+            "flat",
+            "3-pass fused through the global buffer at the largest row block that fits",
+        ),
+        Configuration(
+            "cascade",
+            f"{FUSE},map-fusemax{{buffer=33554432 binding=matmul}},lower-to-loopnest,"
+            "lower-to-dataflow{arch=flat}",
+            "flat",
+            "1-pass on FLAT's hardware: only the contractions on the 2D array",
+        ),
+        Configuration(
+            "architecture",
+            f"{FUSE},map-fusemax,lower-to-loopnest,lower-to-dataflow{{arch=fusemax overlap=false}}",
+            "fusemax",
+            "1-pass on FuseMax's hardware and binding, one tile at a time",
+        ),
+        Configuration(
+            "fusemax",
+            f"{FUSE},map-fusemax,lower-to-loopnest,lower-to-dataflow{{arch=fusemax}}",
+            "fusemax",
+            "1-pass on FuseMax's hardware and binding, tiles interleaved",
+        ),
+    )
+}
+"""Each configuration of `workloads.CONFIGS` by name."""
+
+LINEAR_PIPELINE = "map-unfused,lower-to-loopnest,lower-to-dataflow{{arch={arch}}}"
+"""The linear layers: every contraction on the 2D array of the configuration's architecture."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One point of the sweep (one CSV row)."""
+
+    model: str
+    seq_len: int
+    config: str
+    latency_s: float
+    energy_pj: float
+    util_2d: float
+    util_1d: float
+    dram_bytes: int
+
+    def row(self) -> dict[str, object]:
+        """The CSV row, keyed by `COLUMNS`."""
+        return {c: getattr(self, c) for c in COLUMNS}
+
+
+@cache
+def _source(name: str) -> ModuleOp:
+    from einsum_opt import api
+
+    return api.load(CASCADES / name)
+
+
+def compile_and_cost(
+    source: str, sizes: dict[str, int], pipeline: str, arch: str
+) -> CostReport:
+    """The cost report of cascade file `source` (in `CASCADES`) at `sizes` after `pipeline`."""
+    from einsum_opt import api
+
+    module = _source(source).clone()
+    api.set_rank_sizes(module, sizes)
+    api.apply(module, pipeline)
+    return api.cost(module, arch)
+
+
+def attention_sizes(model: Model, seq_len: int) -> dict[str, int]:
+    """Rank sizes of multi-head attention for `model` at `seq_len` tokens (M = P)."""
+    return {
+        "B": model.batch,
+        "H": model.heads,
+        "E": model.head_dim,
+        "F": model.head_dim,
+        "M": seq_len,
+        "P": seq_len,
+    }
+
+
+def linear_sizes(model: Model, seq_len: int) -> dict[str, int]:
+    """Rank sizes of the linear layers for `model` at `seq_len` tokens."""
+    return {
+        "B": model.batch,
+        "P": seq_len,
+        "D": model.d_model,
+        "N": model.head_dim * model.heads,
+        "S": model.ffn,
+    }
+
+
+def _result(model: Model, seq_len: int, config: str, report: CostReport) -> Result:
+    return Result(
+        model.name,
+        seq_len,
+        config,
+        report.latency_s,
+        report.energy_pj,
+        report.utilization.get("pe2d", 0.0),
+        report.utilization.get("pe1d", 0.0),
+        report.dram_bytes,
+    )
+
+
+def attention_report(model: Model, seq_len: int, config: str) -> CostReport:
+    """The cost report of attention for one point."""
+    c = CONFIGURATIONS[config]
+    return compile_and_cost("attention.einsum", attention_sizes(model, seq_len), c.pipeline, c.arch)
+
+
+def linear_report(model: Model, seq_len: int, config: str) -> CostReport:
+    """The cost report of the linear layers on the architecture of `config`."""
+    arch = CONFIGURATIONS[config].arch
+    pipeline = LINEAR_PIPELINE.format(arch=arch)
+    return compile_and_cost("linear.einsum", linear_sizes(model, seq_len), pipeline, arch)
+
+
+def attention(model: Model, seq_len: int, config: str) -> Result:
+    """Multi-head attention of `model` at `seq_len` tokens under `config`."""
+    return _result(model, seq_len, config, attention_report(model, seq_len, config))
+
+
+def combine(first: Result, second: Result) -> Result:
+    """Two results run one after another: latencies, energies and traffic add; utilisation
+    is weighted by latency."""
+    latency = first.latency_s + second.latency_s
+
+    def util(a: float, b: float) -> float:
+        return (a * first.latency_s + b * second.latency_s) / latency if latency else 0.0
+
+    return Result(
+        first.model,
+        first.seq_len,
+        first.config,
+        latency,
+        first.energy_pj + second.energy_pj,
+        util(first.util_2d, second.util_2d),
+        util(first.util_1d, second.util_1d),
+        first.dram_bytes + second.dram_bytes,
+    )
+
+
+def end_to_end(model: Model, seq_len: int, config: str) -> Result:
+    """Attention plus one layer's linear Einsums of `model` at `seq_len` tokens."""
+    linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
+    return combine(attention(model, seq_len, config), linear)
+
+
+def run_sweep(
+    models: Sequence[Model],
+    lengths: Sequence[int],
+    configs: Sequence[str],
+    on_point: Callable[[], None] | None = None,
+) -> tuple[list[Result], list[Result]]:
+    """(attention results, end-to-end results), one per model x length x config, in that
+    nesting order; `on_point` is called after each (attention, end-to-end) pair is done."""
+    unknown = [c for c in configs if c not in CONFIGURATIONS]
+    if unknown:
+        raise ValueError(f"unknown configuration(s): {', '.join(unknown)}")
+    attention_results: list[Result] = []
+    end2end_results: list[Result] = []
+    for model in models:
+        for seq_len in lengths:
+            for config in configs:
+                att = attention(model, seq_len, config)
+                linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
+                attention_results.append(att)
+                end2end_results.append(combine(att, linear))
+                if on_point is not None:
+                    on_point()
+    return attention_results, end2end_results
