@@ -49,6 +49,20 @@ einsum-opt examples/attention/mha.einsum --ranks B=64,H=12,M=65536,P=65536 \
   -t cost-report
 
 echo
+echo "== the evaluation's five configurations, BERT attention at 64K tokens (einsum-eval)"
+einsum-eval --out "$out/eval" --models BERT --lengths 64K --no-plots
+python - "$out/eval/attention.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+fusemax = next(float(r["latency_s"]) for r in rows if r["config"] == "fusemax")
+print(f"{'config':<14}{'latency (s)':>12}{'x FuseMax':>11}{'2D util':>9}{'1D util':>9}")
+for r in rows:
+    t = float(r["latency_s"])
+    print(f"{r['config']:<14}{t:>12.4g}{t / fusemax:>11.2f}"
+          f"{float(r['util_2d']):>9.1%}{float(r['util_1d']):>9.1%}")
+PY
+
+echo
 echo "== executing the 3-, 2- and 1-pass cascades on the same inputs (M=P=512, seed 0)"
 for n in 3pass 2pass 1pass; do
   einsum-run "examples/attention/$n.einsum" --ranks M=512,P=512 --seed 0 -o "$out/$n.npz"
