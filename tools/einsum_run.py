@@ -17,13 +17,12 @@ Every failure prints one `error:` line on stderr and exits with status 1.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
+from einsum_opt.tools.atomic_write import write_atomically
 from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
 from einsum_opt.transforms.set_ranks import RANKS_HELP, parse_rank_sizes
 
@@ -90,32 +89,19 @@ def check_writable(path: Path) -> None:
 
 
 def write_outputs(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write an `.npz` archive atomically: a temporary file in the same directory, renamed."""
+    """Write an `.npz` archive atomically (`atomic_write`); UserError if it cannot be written."""
     import numpy as np
 
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+    def write(file: BinaryIO) -> None:
+        with zipfile.ZipFile(file, "w") as archive:
             for name, array in arrays.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException as e:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UserError(f"cannot write '{path}': {e.strerror or e}") from e
-        raise
 
-
-def _new_file_mode(path: Path) -> int:
-    """The mode `path` has now, or the mode a newly created file gets under the umask."""
     try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        write_atomically(path, write)
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror or e}") from e
 
 
 def summary(name: str, array: np.ndarray) -> str:
