@@ -22,7 +22,7 @@ Semantics (all latencies in clock cycles):
   `(N - 1) * II + max(CP, max_u busy_u / N)`;
   a serial pipeline (one iteration at a time) takes `N * CP'`, where in `CP'` an edge between
   two units also waits for the producer's unit to drain (`drain_cycles`: overlapped
-  iterations hide it);
+  iterations hide it) and a stage that runs in R < N iterations counts R / N of its latency;
 - a repeat of N: N times its body; a block (program, repeat, sequence): the sum of its children;
 - a program: `max(compute, DRAM bytes / (DRAM bytes per cycle))`; a module of several programs
   runs them one after another (latencies add);
@@ -208,13 +208,16 @@ class _Evaluator:
             busy[stage.unit_name] = busy.get(stage.unit_name, 0) + stage.runs_value * latency[name]
         if op.is_serial:
             # One tile at a time: each waits for the previous one's results to leave the arrays.
+            # A stage that runs in fewer iterations (AV, once per query block) counts only
+            # in its share of them.
             drains = {name: unit.drain_cycles for name, unit in self.arch.units.items()}
-            return Fraction(count * critical_path(stages.values(), latency, drains))
+            share = {n: Fraction(latency[n] * s.runs_value, count) for n, s in stages.items()}
+            return count * critical_path(stages.values(), share, drains)
         resource = max((Fraction(b, count) for b in busy.values()), default=Fraction(0))
         interval = max(resource, recurrence_bound(stages.values(), latency))
         # The last iteration ends after its critical path, and no sooner than its units can
         # do their share of the work (stages on one unit that no `after` chain links).
-        last = max(Fraction(critical_path(stages.values(), latency)), resource)
+        last = max(critical_path(stages.values(), latency), resource)
         return (count - 1) * interval + last
 
     # -- traffic ------------------------------------------------------------------------------
@@ -317,13 +320,15 @@ def _repetitions(block: Block) -> int:
 
 
 def critical_path(
-    stages: Iterable[ComputeOp], latency: dict[str, int], drains: Mapping[str, int] | None = None
-) -> int:
+    stages: Iterable[ComputeOp],
+    latency: Mapping[str, int] | Mapping[str, Fraction],
+    drains: Mapping[str, int] | None = None,
+) -> Fraction:
     """The longest chain of per-run latencies through `after` edges (one iteration); an edge
     from a stage on one unit to a stage on another also waits for the producer's unit to drain
     (`drains`: unit -> cycles)."""
     by_name = {s.einsum_name: s for s in stages}
-    finish: dict[str, int] = {}
+    finish: dict[str, Fraction] = {}
 
     def wait(dep: str, name: str) -> int:
         unit = by_name[dep].unit_name
@@ -331,15 +336,15 @@ def critical_path(
             return 0
         return drains.get(unit, 0)
 
-    def end(name: str) -> int:
+    def end(name: str) -> Fraction:
         if name not in finish:
             deps = [d for d in by_name[name].after_names() if d in by_name]
             finish[name] = latency[name] + max(
-                (end(d) + wait(d, name) for d in deps), default=0
+                (end(d) + wait(d, name) for d in deps), default=Fraction(0)
             )
         return finish[name]
 
-    return max((end(name) for name in by_name), default=0)
+    return max((end(name) for name in by_name), default=Fraction(0))
 
 
 def recurrence_bound(stages: Iterable[ComputeOp], latency: dict[str, int]) -> Fraction:

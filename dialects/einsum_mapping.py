@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -140,7 +142,7 @@ class MappingAttr(ParametrizedAttribute):
         return made.parameters
 
     def print_parameters(self, printer: Printer) -> None:
-        parts = [f"unit = {self.unit_name}"]
+        parts = [f"unit = {name_text(self.unit_name)}"]
         if self.loop_order:
             parts.append(f"loops = [{', '.join(self.loop_order)}]")
         if self.partitions:
@@ -155,8 +157,16 @@ class MappingAttr(ParametrizedAttribute):
                 f"storage = {{{', '.join(f'{t} = {lv}' for t, lv in self.levels.items())}}}"
             )
         if self.kernel_name:
-            parts.append(f"kernel = {self.kernel_name}")
+            parts.append(f"kernel = {name_text(self.kernel_name)}")
         printer.print_string(f"<{', '.join(parts)}>")
+
+
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]*")
+
+
+def name_text(name: str) -> str:
+    """`name` as the parser reads it back: bare when it is an identifier, else quoted."""
+    return name if _BARE_NAME.fullmatch(name) else json.dumps(name)
 
 
 def _parse_dict(parser: AttrParser, key: str) -> dict[str, object]:

@@ -41,6 +41,7 @@ from einsum_opt.dialects.einsum_attrs import (
     IndicesAttr,
     ReduceAttr,
 )
+from einsum_opt.dialects.einsum_mapping import name_text
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.einsum_text import parse_einsum, print_einsum
 from einsum_opt.dialects.locations import OpVerifyException, location_of, record_location
@@ -170,8 +171,9 @@ class NestOp(EinsumStructure):
     def print(self, printer: Printer) -> None:
         loops = ", ".join(loop.text() for loop in self.loops.data)
         levels = ", ".join(self.level_names())
-        kernel = f" kernel {self.kernel_name}" if self.kernel_name else ""
-        printer.print_string(f" on {self.unit_name}{kernel} loops [{loops}] levels [{levels}]")
+        kernel = f" kernel {name_text(self.kernel_name)}" if self.kernel_name else ""
+        unit = name_text(self.unit_name)
+        printer.print_string(f" on {unit}{kernel} loops [{loops}] levels [{levels}]")
         print_einsum(self, printer)
 
     @classmethod

@@ -13,8 +13,9 @@ the linear layers) runs on the 2D array (`pe2d`), every other Einsum on the 1D a
   the whole row block); on `pe1d` P1, the other ranks, P0.
 
 `map-unfused`: every maximal run of consecutive Einsums on one unit is a kernel (QK | the
-softmax | AV); a tensor crossing kernels goes through DRAM, inputs and outputs live in DRAM,
-everything else in the global buffer; row blocks are one tile.
+softmax | AV), named by `kernel_name` (made unique with a suffix `_2`, ... if needed); a tensor
+crossing kernels goes through DRAM, inputs and outputs live in DRAM, everything else in the
+global buffer; row blocks are one tile.
 
 `map-flat`: one kernel fused through the global buffer (FLAT); its row block is the largest
 multiple of `tile` dividing P whose working set fits the buffer (the whole P: head
@@ -162,6 +163,24 @@ def kernel_name(einsums: Sequence[EinsumOp]) -> str:
     return first if len(einsums) == 1 else f"{first}_{last}"
 
 
+def _unique(names: Sequence[str]) -> list[str]:
+    """`names` with a repeated one suffixed `_2`, `_3`, ... (avoiding every other name): the run
+    A, B and a later Einsum named A_B would otherwise merge into one kernel."""
+    taken = set(names)
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        if name in seen:
+            count = 2
+            while f"{name}_{count}" in taken:
+                count += 1
+            name = f"{name}_{count}"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 def map_unfused(cascade: CascadeOp, rank: str | None = None, tile: int = 256) -> None:
     """Attach the unfused baseline's mapping to every Einsum of `cascade`."""
     rows = find_rows(cascade, rank, "map-unfused")
@@ -172,7 +191,8 @@ def map_unfused(cascade: CascadeOp, rank: str | None = None, tile: int = 256) ->
         if not runs or units[runs[-1][-1]] != units[op]:
             runs.append([])
         runs[-1].append(op)
-    kernels = {op: kernel_name(run) for run in runs for op in run}
+    names = _unique([kernel_name(run) for run in runs])
+    kernels = {op: name for run, name in zip(runs, names, strict=True) for op in run}
     crossing = {
         op.tensor_name
         for op in cascade.einsums()
