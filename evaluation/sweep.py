@@ -201,10 +201,17 @@ def combine(first: Result, second: Result) -> Result:
     )
 
 
+def point(model: Model, seq_len: int, config: str) -> tuple[Result, Result]:
+    """(attention, end to end) of `model` at `seq_len` tokens under `config`: attention is
+    compiled once and the linear layers added to it."""
+    att = attention(model, seq_len, config)
+    linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
+    return att, combine(att, linear)
+
+
 def end_to_end(model: Model, seq_len: int, config: str) -> Result:
     """Attention plus one layer's linear Einsums of `model` at `seq_len` tokens."""
-    linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
-    return combine(attention(model, seq_len, config), linear)
+    return point(model, seq_len, config)[1]
 
 
 def run_sweep(
@@ -223,10 +230,9 @@ def run_sweep(
     for model in models:
         for seq_len in lengths:
             for config in configs:
-                att = attention(model, seq_len, config)
-                linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
+                att, whole = point(model, seq_len, config)
                 attention_results.append(att)
-                end2end_results.append(combine(att, linear))
+                end2end_results.append(whole)
                 if on_point is not None:
                     on_point()
     return attention_results, end2end_results

@@ -105,11 +105,10 @@ def share_space(produced: Sequence[Produced]) -> dict[str, int]:
 
 
 def _fused_holds(layout: Layout, capacity: int | None) -> dict[str, int]:
-    held = [n for n in layout.nests if n.level_names()[-1] == "GLB"]
     produced: list[Produced] = []
     for nest in layout.nests:
         operands = {r.tensor for r in reads(nest, layout)}
-        if nest in held:
+        if nest.level_names()[-1] == "GLB":
             size = points(nest, indexing(nest.output_indices), layout.pipeline) * layout.word
             produced.append(Produced(nest.tensor_name, size, operands))
         elif produced:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.loopnest import NestOp
+from einsum_opt.lowering.traffic import view_source
 
 
 def split_kernels(
@@ -37,9 +38,7 @@ def split_kernels(
         for i, (value, _) in enumerate(nest.accesses()):
             if value is None:
                 continue
-            tensor = nest.access_name(value)
-            while tensor in views:
-                tensor = views[tensor][0]
+            tensor, _ = view_source(views, nest.access_name(value), levels[i])
             producer = producers.get(tensor)
             if producer is None or producer.kernel_name == nest.kernel_name:
                 continue

@@ -277,12 +277,13 @@ def lower_kernel(
     capacity = arch.capacity_bytes("GLB")
     holds = glb_holds(layout, capacity)
     buffer = BufferOp("GLB", holds)
+    # Without running values the GLB holds one iteration's tensors: the buffer sits in the
+    # pipeline, so that an overflow spills once per iteration.
+    per_iteration = bool(body.pipeline) and it is None
     inner: list[Operation] = list(body.repeat_before)
     if body.pipeline:
         count = _loop_count(nests, pipeline)
-        # Without running values the GLB holds one iteration's tensors: the buffer sits in
-        # the pipeline, so that an overflow spills once per iteration.
-        stages = body.pipeline + ([buffer] if it is None else [])
+        stages = body.pipeline + ([buffer] if per_iteration else [])
         inner.append(PipelineOp(", ".join(pipeline), count, stages, serial))
     inner += body.repeat_after
     middle: list[Operation] = inner
@@ -294,7 +295,7 @@ def lower_kernel(
         TransferOp(t.einsum, t.tensor, t.source, t.dest, t.bytes)
         for t in transfers(layout, holds, capacity, units)
     ]
-    tail: list[Operation] = [] if body.pipeline and it is None else [buffer]
+    tail: list[Operation] = [] if per_iteration else [buffer]
     return ProgramOp(name, arch_option, [*body.before, *middle, *body.after, *moves, *tail])
 
 

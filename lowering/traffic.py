@@ -27,6 +27,16 @@ from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.loopnest import NestOp
 
 
+def view_source(
+    views: Mapping[str, tuple[str, str]], tensor: str, level: str
+) -> tuple[str, str]:
+    """The tensor stored for `tensor` read at `level`, and its level: through views (BK reads
+    K in DRAM) to their source, else the tensor itself."""
+    while tensor in views:
+        tensor, level = views[tensor]
+    return tensor, level
+
+
 @dataclass(frozen=True)
 class Layout:
     """What the lowering found in a cascade of loop nests."""
@@ -47,9 +57,7 @@ class Layout:
     def source(self, tensor: str, level: str) -> tuple[str, str]:
         """The tensor actually stored for `tensor` read at `level`, and its level (a view's
         source, else the tensor itself)."""
-        while tensor in self.views:
-            tensor, level = self.views[tensor]
-        return tensor, level
+        return view_source(self.views, tensor, level)
 
 
 @dataclass(frozen=True)
