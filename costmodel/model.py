@@ -1,7 +1,7 @@
 """The cost model: an analytic interpreter of the dataflow dialect (see `docs/dataflow.md`).
 
 ```python
-from einsum_opt.costmodel.architecture import load_architecture
+from einsum_opt.hardware.architecture import load_architecture
 from einsum_opt.costmodel.model import evaluate, evaluate_module
 
 report = evaluate(program, load_architecture("fusemax"))
@@ -44,7 +44,6 @@ from fractions import Fraction
 
 from xdsl.ir import Block, Operation
 
-from einsum_opt.costmodel.architecture import STORAGE_LEVELS, Architecture, load_architecture
 from einsum_opt.costmodel.report import ENERGY_COMPONENTS, CostReport, EinsumCost
 from einsum_opt.dialects.dataflow import (
     BufferOp,
@@ -55,6 +54,7 @@ from einsum_opt.dialects.dataflow import (
     TransferOp,
     programs_in,
 )
+from einsum_opt.hardware.architecture import STORAGE_LEVELS, Architecture, load_architecture
 
 OPERANDS: dict[str, int] = {
     "mac": 2,

@@ -19,10 +19,10 @@ from einsum_opt.costmodel.report import CostReport
 
 def _report(module: ModuleOp, arch: str | None) -> CostReport:
     """The report on `arch`, or on the architecture the programs were lowered for."""
-    from einsum_opt.costmodel.architecture import ArchitectureError
     from einsum_opt.costmodel.model import CostModelError, evaluate_module
     from einsum_opt.dialects.dataflow import programs_in
-    from einsum_opt.tools.diagnostics import UserError
+    from einsum_opt.hardware.architecture import ArchitectureError
+    from einsum_opt.support.errors import UserError
 
     if arch is None:
         named = {p.arch_name for p in programs_in(module)}

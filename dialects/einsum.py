@@ -371,6 +371,10 @@ class CascadeOp(IRDLOperation):
         assert isinstance(last, ReturnOp)
         return last
 
+    def returns(self, value: SSAValue) -> bool:
+        """Whether the cascade returns `value`."""
+        return value in self.return_op().values
+
     def output_names(self) -> list[str]:
         """The names of the returned tensors."""
         return [tensor_name_of(v) for v in self.return_op().values]

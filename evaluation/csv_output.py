@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from einsum_opt.evaluation.sweep import COLUMNS, Result
-from einsum_opt.tools.atomic_write import write_atomically
+from einsum_opt.support.atomic_write import write_atomically
 
 
 def format_row(result: Result) -> list[str]:

@@ -28,7 +28,6 @@ from einsum_opt.dialects.einsum_mapping import (
 )
 from einsum_opt.dialects.einsum_syntax import IndexExpr, IndexTerm, rank_of, variable_of
 from einsum_opt.dialects.loopnest import LoopAttr, NestOp
-from einsum_opt.transforms.rewriting import is_returned
 
 DEFAULT_UNIT = "default"
 """The unit of an Einsum that has no mapping."""
@@ -43,7 +42,7 @@ def mapping_of(op: EinsumOp) -> MappingAttr:
 def default_level(cascade: CascadeOp, op: EinsumOp, tensor: str) -> str:
     """DRAM for the cascade's inputs and outputs, the global buffer for the rest."""
     inputs = {n for n, _ in cascade.inputs()}
-    if tensor in inputs or (tensor == op.tensor_name and is_returned(cascade, op.result)):
+    if tensor in inputs or (tensor == op.tensor_name and cascade.returns(op.result)):
         return "DRAM"
     return "GLB"
 

@@ -36,12 +36,6 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.costmodel.architecture import (
-    Architecture,
-    ArchitectureError,
-    Unit,
-    load_architecture,
-)
 from einsum_opt.dialects.dataflow import (
     BufferOp,
     ComputeOp,
@@ -53,11 +47,16 @@ from einsum_opt.dialects.dataflow import (
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.loopnest import NestOp
+from einsum_opt.hardware.architecture import (
+    Architecture,
+    ArchitectureError,
+    Unit,
+    load_architecture,
+)
 from einsum_opt.lowering.buffers import glb_holds
 from einsum_opt.lowering.kernels import split_kernels
 from einsum_opt.lowering.op_counts import count_ops, is_copy
 from einsum_opt.lowering.traffic import Layout, transfers
-from einsum_opt.transforms.rewriting import is_returned
 
 PASS = "lower-to-dataflow"
 
@@ -70,7 +69,7 @@ def find_views(cascade: CascadeOp, nests: Sequence[NestOp]) -> dict[str, tuple[s
     """View tensor -> (the tensor it copies, the level it reads it from)."""
     views: dict[str, tuple[str, str]] = {}
     for nest in nests:
-        if is_copy(nest) and not is_returned(cascade, nest.result):
+        if is_copy(nest) and not cascade.returns(nest.result):
             value = nest.accesses()[0][0]
             if value is not None:
                 views[nest.tensor_name] = (nest.access_name(value), nest.level_names()[0])

@@ -21,11 +21,11 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
 
-from einsum_opt.costmodel.architecture import Architecture
 from einsum_opt.costmodel.report import CostReport
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
+from einsum_opt.frontends.loading import LOADERS, load_file, make_context
+from einsum_opt.hardware.architecture import Architecture
 from einsum_opt.interpreters.einsum import random_inputs, run_cascade
-from einsum_opt.tools.loading import LOADERS, load_file, make_context
 from einsum_opt.transforms import get_all_passes
 from einsum_opt.transforms.count_passes import count_passes
 from einsum_opt.transforms.set_ranks import set_rank_sizes
@@ -93,7 +93,7 @@ def check_equivalent(
     before: ModuleOp, after: ModuleOp, *, seed: int = 0, rtol: float = 1e-5, atol: float = 0.0
 ) -> None:
     """Execute both on the same seeded inputs; raise `UserError` if any output differs."""
-    from einsum_opt.tools.equivalence import check_equivalence
+    from einsum_opt.interpreters.equivalence import check_equivalence
 
     check_equivalence(before, after, seed, rtol, atol, report=lambda line: None)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from einsum_opt.costmodel import (
+from einsum_opt.hardware import (
     OP_KINDS,
     Architecture,
     ArchitectureError,
@@ -277,7 +277,7 @@ storage:
 
 
 def test_schema_readme_example_loads(tmp_path: Path) -> None:
-    readme = Path(__file__).parent.parent / "costmodel" / "architectures" / "README.md"
+    readme = Path(__file__).parent.parent / "hardware" / "architectures" / "README.md"
     example = readme.read_text().split("## Example")[1].split("```yaml")[1].split("```")[0]
     arch = Architecture.from_yaml(example, "README.md")
     assert arch.name == "tiny"

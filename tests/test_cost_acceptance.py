@@ -13,8 +13,8 @@ import pytest
 from reference_composition import reference_cycles
 
 from einsum_opt import api
-from einsum_opt.costmodel.architecture import Architecture, load_architecture
 from einsum_opt.costmodel.report import CostReport
+from einsum_opt.hardware.architecture import Architecture, load_architecture
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BERT_64K = {"B": 64, "H": 12, "E": 64, "F": 64, "M": 65536, "P": 65536}

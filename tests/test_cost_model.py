@@ -13,7 +13,6 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt import api
-from einsum_opt.costmodel.architecture import Architecture, load_architecture
 from einsum_opt.costmodel.model import (
     CostModelError,
     _max_mean_cycle,
@@ -22,7 +21,8 @@ from einsum_opt.costmodel.model import (
 )
 from einsum_opt.costmodel.report import ENERGY_COMPONENTS, CostReport
 from einsum_opt.dialects.dataflow import ProgramOp, programs_in
-from einsum_opt.tools.loading import parse_mlir
+from einsum_opt.frontends.loading import parse_mlir
+from einsum_opt.hardware.architecture import Architecture, load_architecture
 
 FUSEMAX = load_architecture("fusemax")
 BYTES_PER_CYCLE = 400 * 2**30 / 940e6

@@ -18,7 +18,7 @@ from einsum_opt.dialects.dataflow import (
     TransferOp,
     programs_in,
 )
-from einsum_opt.tools.loading import parse_mlir
+from einsum_opt.frontends.loading import parse_mlir
 
 
 def text(op: ModuleOp, generic: bool = False) -> str:

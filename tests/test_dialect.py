@@ -25,7 +25,7 @@ from einsum_opt.dialects.einsum_syntax import (
     IndexTerm,
     accesses_in_order,
 )
-from einsum_opt.tools.loading import make_context, parse_mlir
+from einsum_opt.frontends.loading import make_context, parse_mlir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

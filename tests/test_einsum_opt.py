@@ -131,9 +131,9 @@ def test_check_equivalence_reports_each_output() -> None:
 
 
 def test_check_equivalence_fails_on_different_cascades() -> None:
-    from einsum_opt.tools.diagnostics import UserError
-    from einsum_opt.tools.equivalence import check_equivalence
-    from einsum_opt.tools.loading import load_file
+    from einsum_opt.frontends.loading import load_file
+    from einsum_opt.interpreters.equivalence import check_equivalence
+    from einsum_opt.support.errors import UserError
 
     three = load_file(ROOT / "examples" / "attention" / "3pass.einsum")
     one = load_file(ROOT / "examples" / "attention" / "1pass.einsum")

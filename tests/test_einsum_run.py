@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from einsum_opt.frontends.loading import load_file
 from einsum_opt.interpreters.einsum import run_cascade
 from einsum_opt.tools.einsum_run import main
-from einsum_opt.tools.loading import load_file
 from einsum_opt.transforms.set_ranks import parse_rank_sizes
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "attention"

@@ -15,7 +15,7 @@ from xdsl.ir import SSAValue
 from einsum_opt import api
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr, Size, rank_of
-from einsum_opt.tools.diagnostics import UserError
+from einsum_opt.support.errors import UserError
 from einsum_opt.transforms.rewriting import RCall, Read, Tree, resolved
 
 ATTENTION = Path(__file__).resolve().parent.parent / "examples" / "attention"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from xdsl.dialects.builtin import ModuleOp
 
+from einsum_opt.frontends.loading import load_file, parse_mlir
 from einsum_opt.interpreters.einsum import (
     ExecutionError,
     find_cascade,
@@ -18,7 +19,6 @@ from einsum_opt.interpreters.einsum import (
 from einsum_opt.interpreters.einsum_kernel import EinsumKernel, Layout
 from einsum_opt.interpreters.einsum_schedule import execution_order
 from einsum_opt.interpreters.einsum_values import round_to_bfloat16
-from einsum_opt.tools.loading import load_file, parse_mlir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "attention"
 CASCADES = ("3pass", "2pass", "1pass")

@@ -29,7 +29,7 @@ from einsum_opt.interpreters.einsum import ExecutionError, find_cascade, random_
 from einsum_opt.interpreters.einsum_kernel import EinsumKernel, Layout
 from einsum_opt.interpreters.einsum_schedule import execution_order
 from einsum_opt.lowering.einsum_to_loopnest import lower_einsum
-from einsum_opt.tools.diagnostics import UserError
+from einsum_opt.support.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -10,7 +10,6 @@ import yaml
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.costmodel.architecture import load_architecture
 from einsum_opt.dialects.dataflow import (
     BufferOp,
     ComputeOp,
@@ -21,9 +20,10 @@ from einsum_opt.dialects.dataflow import (
     programs_in,
 )
 from einsum_opt.dialects.einsum import cascades_in
+from einsum_opt.frontends.loading import parse_mlir
+from einsum_opt.hardware.architecture import load_architecture
 from einsum_opt.lowering.einsum_to_loopnest import lower_to_loopnest
 from einsum_opt.lowering.loopnest_to_dataflow import lower_to_dataflow
-from einsum_opt.tools.loading import parse_mlir
 from einsum_opt.transforms.map_fusemax import map_fusemax
 from einsum_opt.transforms.reorder_loops import reorder_loops
 from einsum_opt.transforms.set_ranks import set_rank_sizes
@@ -174,7 +174,7 @@ def test_unknown_architecture_is_an_error() -> None:
 
 
 def small_glb(tmp_path: Path) -> str:
-    data = yaml.safe_load((ROOT / "costmodel" / "architectures" / "fusemax.yaml").read_text())
+    data = yaml.safe_load((ROOT / "hardware" / "architectures" / "fusemax.yaml").read_text())
     data["storage"]["GLB"]["capacity_bytes"] = 64 * 1024
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))

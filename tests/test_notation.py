@@ -18,8 +18,8 @@ from einsum_opt.dialects.einsum_map import extract_expr
 from einsum_opt.dialects.einsum_syntax import IndexExpr, is_variable_name
 from einsum_opt.dialects.locations import location_of
 from einsum_opt.frontends.errors import NotationError
+from einsum_opt.frontends.loading import load_file, parse_mlir
 from einsum_opt.frontends.notation import parse_einsum_notation
-from einsum_opt.tools.loading import load_file, parse_mlir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

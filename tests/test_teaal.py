@@ -16,9 +16,9 @@ from xdsl.dialects.builtin import ModuleOp
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr
 from einsum_opt.frontends.errors import NotationError
+from einsum_opt.frontends.loading import load_file, parse_mlir
 from einsum_opt.frontends.teaal import DEFAULT_RANK_SIZE, parse_teaal
 from einsum_opt.interpreters.einsum import run_cascade
-from einsum_opt.tools.loading import load_file, parse_mlir
 from einsum_opt.transforms.set_ranks import set_rank_sizes
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "teaal"

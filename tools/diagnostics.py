@@ -9,10 +9,7 @@ from collections.abc import Callable
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 
 from einsum_opt.dialects.locations import OpVerifyException, SourceLocation, location_of
-
-
-class UserError(Exception):
-    """A bad input or option, with a message ready for the user (place included)."""
+from einsum_opt.support.errors import UserError
 
 
 def _one_line(text: str) -> str:

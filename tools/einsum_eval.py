@@ -33,7 +33,8 @@ from einsum_opt.evaluation.plots import format_length, write_plots
 from einsum_opt.evaluation.summary import render_summary, summarize
 from einsum_opt.evaluation.sweep import Result
 from einsum_opt.evaluation.workloads import CONFIGS, MODELS, SEQ_LENGTHS, Model
-from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
+from einsum_opt.support.errors import UserError
+from einsum_opt.tools.diagnostics import run_reporting_errors
 
 T = TypeVar("T")
 

@@ -24,8 +24,9 @@ from typing import IO
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
-from einsum_opt.tools.loading import DIALECTS
+from einsum_opt.frontends.loading import DIALECTS
+from einsum_opt.support.errors import UserError
+from einsum_opt.tools.diagnostics import run_reporting_errors
 from einsum_opt.transforms.set_ranks import RANKS_HELP
 
 
@@ -142,7 +143,7 @@ class EinsumOptMain(xDSLOptMain):
         if not self.args.check_equivalence:
             super().apply_passes(prog)
             return
-        from einsum_opt.tools.equivalence import check_equivalence
+        from einsum_opt.interpreters.equivalence import check_equivalence
 
         before = prog.clone()
         super().apply_passes(prog)

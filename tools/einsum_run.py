@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from einsum_opt.tools.atomic_write import write_atomically
-from einsum_opt.tools.diagnostics import UserError, run_reporting_errors
+from einsum_opt.support.atomic_write import write_atomically
+from einsum_opt.support.errors import UserError
+from einsum_opt.tools.diagnostics import run_reporting_errors
 from einsum_opt.transforms.set_ranks import RANKS_HELP, parse_rank_sizes
 
 if TYPE_CHECKING:
@@ -138,8 +139,8 @@ def _only_cascade(module: ModuleOp, filename: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, run and report, for parsed options."""
+    from einsum_opt.frontends.loading import load_file
     from einsum_opt.interpreters.einsum import ExecutionError, find_cascade, run_cascade
-    from einsum_opt.tools.loading import load_file
 
     try:
         ranks = parse_rank_sizes(",".join(args.ranks)) if args.ranks else {}

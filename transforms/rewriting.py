@@ -15,7 +15,7 @@ from typing import TypeVar
 from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, ReturnOp
+from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
 from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, extract_expr
 from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size
@@ -318,9 +318,7 @@ def erase_einsums(ops: Sequence[EinsumOp]) -> None:
 
 def is_returned(cascade: CascadeOp, value: SSAValue) -> bool:
     """Whether the cascade returns `value`."""
-    ret = cascade.return_op()
-    assert isinstance(ret, ReturnOp)
-    return value in ret.values
+    return cascade.returns(value)
 
 
 class Ahead:

@@ -9,7 +9,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.dialects.einsum import cascades_in
-from einsum_opt.tools.diagnostics import UserError
+from einsum_opt.support.errors import UserError
 
 
 def compare_outputs(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:

@@ -922,7 +922,7 @@ def _parse_yaml(text: str, source: str) -> object:
 
 
 def _builtin_dir() -> Traversable:
-    return resources.files("einsum_opt.costmodel").joinpath("architectures")
+    return resources.files("einsum_opt.hardware").joinpath("architectures")
 
 
 @functools.cache
