@@ -1,0 +1,124 @@
+"""A parsed Timeloop case (`frontends.timeloop_spec`) as the cost model's inputs: the nest the
+analysis takes and the per-level hardware facts the level costs take.
+
+Energies come from the ERT as Timeloop looks them up: a read costs the component's `read`
+(or `random_read`), a fill its `write`/`fill`, an update its `update`/`write`; an action the
+ERT lacks costs the component's dearest action, divided by the cluster size (Timeloop's
+vector access energy); `leak` is per cycle per instance. Areas come from the ART."""
+
+from __future__ import annotations
+
+from einsum_opt.costmodel.level_costs import ComputeHardware, LevelHardware
+from einsum_opt.costmodel.nest_spec import (
+    LevelSpec,
+    Loop,
+    NestSpec,
+    NestSpecError,
+    TensorSpec,
+    Term,
+)
+from einsum_opt.frontends.timeloop_types import StorageLevel, TimeloopSpec
+
+_READ = ("random_read", "read")
+_FILL = ("random_fill", "random_write", "fill", "write")
+_UPDATE = ("random_update", "random_write", "update", "write")
+_COMPUTE = ("mac_random", "mult_random", "mac", "mult", "compute")
+
+
+def to_nest_spec(spec: TimeloopSpec) -> NestSpec:
+    """The mapped nest of a Timeloop case."""
+    problem = spec.problem
+    tensors = tuple(
+        TensorSpec(
+            space.name,
+            tuple(
+                tuple(Term(problem.coefficient_value(t), t.dim) for t in rank)
+                for rank in space.projection
+            ),
+            space.read_write,
+        )
+        for space in problem.data_spaces
+    )
+    levels = []
+    for storage, mapped in zip(spec.architecture.storage, spec.mapping.levels, strict=True):
+        loops = tuple(Loop(m.dim, m.factor, m.axis) for m in mapped.temporal + mapped.spatial)
+        levels.append(LevelSpec(storage.name, storage.mesh_x, storage.mesh_y, mapped.keep, loops))
+    arithmetic = spec.architecture.arithmetic
+    return NestSpec(
+        dims=dict(problem.bounds),
+        tensors=tensors,
+        levels=tuple(levels),
+        compute_mesh_x=arithmetic.mesh_x,
+        compute_mesh_y=arithmetic.mesh_y,
+    )
+
+
+def _first(actions: dict[str, float] | None, names: tuple[str, ...]) -> float | None:
+    if actions is None:
+        return None
+    for name in names:
+        if name in actions:
+            return actions[name]
+    return None
+
+
+def _storage_hardware(spec: TimeloopSpec, level: StorageLevel) -> LevelHardware:
+    ert = spec.ert or {}
+    actions = dict(ert[level.name]) if level.name in ert else None
+    read: float | None = None
+    write: float | None = None
+    update: float | None = None
+    leak = 0.0
+    if level.vector_access_energy is not None:
+        read = write = update = level.vector_access_energy
+    elif actions is not None:
+        fallback = max(actions.values(), default=0.0) / level.cluster_size
+        read = _first(actions, _READ)
+        write = _first(actions, _FILL)
+        update = _first(actions, _UPDATE)
+        read = fallback if read is None else read
+        write = fallback if write is None else write
+        update = fallback if update is None else update
+        leak = actions.get("leak", 0.0)
+    area = None if spec.art is None else spec.art.get(level.name)
+    return LevelHardware(
+        name=level.name,
+        instances=level.instances,
+        block_size=level.block_size,
+        cluster_size=level.cluster_size,
+        read_pj=read,
+        write_pj=write,
+        update_pj=update,
+        leak_pj_per_cycle=leak,
+        read_bandwidth=level.read_bandwidth,
+        write_bandwidth=level.write_bandwidth,
+        shared_bandwidth=level.shared_bandwidth,
+        area_um2=area,
+        multiple_buffering=level.multiple_buffering,
+        size_words=level.size,
+    )
+
+
+def to_level_hardware(spec: TimeloopSpec) -> tuple[tuple[LevelHardware, ...], ComputeHardware]:
+    """Per storage level (outermost first) and for the arithmetic units: energies per action,
+    leakage, bandwidths, capacity and area, as Timeloop takes them from the spec, ERT and ART."""
+    ert = spec.ert or {}
+    for wire in ("wire", "Wire"):
+        if any(v for v in ert.get(wire, {}).values()):
+            raise NestSpecError("ERT: wire energy (network energy) is not supported")
+    levels = tuple(_storage_hardware(spec, level) for level in spec.architecture.storage)
+    arithmetic = spec.architecture.arithmetic
+    compute_pj = _first(dict(ert[arithmetic.name]) if arithmetic.name in ert else None, _COMPUTE)
+    if compute_pj is None:
+        compute_pj = arithmetic.energy
+    area = None if spec.art is None else spec.art.get(arithmetic.name)
+    if area is None:
+        area = arithmetic.area
+    compute = ComputeHardware(
+        name=arithmetic.name,
+        compute_pj=compute_pj,
+        leak_pj_per_cycle=0.0,  # timeloop-model adds no arithmetic leakage
+        area_um2=area,
+        instances=arithmetic.instances,
+    )
+    return levels, compute
