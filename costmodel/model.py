@@ -1,11 +1,11 @@
 """The cost model: an analytic interpreter of the dataflow dialect (see `docs/dataflow.md`).
 
 ```python
-from einsum_opt.hardware.architecture import load_architecture
+from einsum_opt.hardware import load_architecture
 from einsum_opt.costmodel.model import evaluate, evaluate_module
 
 report = evaluate(program, load_architecture("fusemax"))
-report.cycles, report.utilization["pe2d"], report.energy_breakdown_pj["DRAM"]
+report.cycles, report.utilization["pe2d"], report.levels["GLB"]["Q"]["reads"]
 ```
 
 It never looks back at the einsum or loopnest IR, and never iterates over a count: repeats
@@ -15,7 +15,9 @@ the number of ops in the program only, not on sequence length.
 Semantics (all latencies in clock cycles):
 
 - a compute stage's latency per run is `times * arch.cycles(unit, ops)`, its busy cycles
-  `runs * times * cycles`, its operations `runs * times * prod(extent) * ops`;
+  `runs * times * cycles`, its index points `runs * times * prod(extent)`: each point does
+  `ops` on one PE, which gives its compute energy; a unit's utilisation counts the PEs its
+  stages use (`prod(extent)` of the unit's PEs), as Timeloop's does;
 - a pipeline of N iterations: `II = max(max_u busy_u / N, R)` (R: the recurrence bound, the
   largest mean per-run latency per carried edge around a cycle of `after` + `carried` edges),
   `CP` the longest chain of per-run latencies through `after`; latency
@@ -24,15 +26,16 @@ Semantics (all latencies in clock cycles):
   two units also waits for the producer's unit to drain (`drain_cycles`: overlapped
   iterations hide it) and a stage that runs in R < N iterations counts R / N of its latency;
 - a repeat of N: N times its body; a block (program, repeat, sequence): the sum of its children;
-- a program: `max(compute, DRAM bytes / (DRAM bytes per cycle))`; a module of several programs
-  runs them one after another (latencies add);
-- energy: compute ops x the unit's per-op energies; PE registers per operation (one read per
-  operand: 2 for mac/mul/add/max/div, 1 for exp/sqrt/log; one write); transfers: DRAM bytes x
-  pJ/byte, values written into / read out of GLB and RF x their per-value energies;
-- buffers: the peak per level against its capacity; the excess of an overflowing level is
-  written to the next level out (RF -> GLB -> DRAM) and read back once per repetition of the
-  enclosing repeats (for a buffer at program level: of the program's outermost repeats; for a
-  buffer inside a pipeline: of its iterations).
+- accesses (`dataflow.access`): per storage level, the words read, filled and updated, summed
+  over the level's utilized instances. Energy is block-granular as Timeloop's: per instance,
+  `ceil(count / block)` accesses of each action at the level's per-access energy, times the
+  utilized instances (`accounting="artifact"`: times one instance, as the FuseMax artifact
+  charges its PE registers), plus leakage per instance and cycle;
+- a program: `max(compute, every level's bandwidth cycles)`, a level's cycles being its
+  per-instance traffic over its read, write and shared bandwidths; a module of several
+  programs runs them one after another (latencies add);
+- buffers (`dataflow.buffer`): the peak each level holds per instance, against its capacity;
+  an overflow is reported with the level and the tensors it holds, never ignored.
 """
 
 from __future__ import annotations
@@ -44,32 +47,22 @@ from fractions import Fraction
 
 from xdsl.ir import Block, Operation
 
-from einsum_opt.costmodel.report import ENERGY_COMPONENTS, CostReport, EinsumCost
+from einsum_opt.costmodel.report import CostReport, EinsumCost, LevelAccess, Overflow
 from einsum_opt.dialects.dataflow import (
+    AccessOp,
     BufferOp,
     ComputeOp,
     PipelineOp,
     ProgramOp,
     RepeatOp,
-    TransferOp,
     programs_in,
 )
-from einsum_opt.hardware.architecture import STORAGE_LEVELS, Architecture, load_architecture
+from einsum_opt.hardware import REGISTERS, Architecture, StorageLevel, load_architecture
 
-OPERANDS: dict[str, int] = {
-    "mac": 2,
-    "mul": 2,
-    "add": 2,
-    "max": 2,
-    "div": 2,
-    "exp": 1,
-    "sqrt": 1,
-    "log": 1,
-}
-"""Register reads per operation of each kind (each operation also writes one register)."""
-
-REGISTERS_LEVEL = "PE"
-"""A transfer level meaning a unit's PE registers (charged per operation, not per transfer)."""
+ACCOUNTINGS = ("physical", "artifact")
+"""How storage energy is charged: every utilized instance (`physical`, the default), or one
+instance per level (`artifact`: the FuseMax artifact's accounting, see
+reference/fusemax-energy.md §1)."""
 
 
 class CostModelError(ValueError):
@@ -86,14 +79,26 @@ class _EinsumAcc:
 
 
 @dataclass
+class _LevelAcc:
+    reads: int = 0
+    fills: int = 0
+    updates: int = 0
+    instances: int = 1
+    tensors: dict[str, list[int]] = field(default_factory=dict)
+    energy: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class _Acc:
     """What evaluating one program accumulates."""
 
     busy: dict[str, int] = field(default_factory=dict)
-    energy: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ENERGY_COMPONENTS, 0.0))
+    pe_busy: dict[str, Fraction] = field(default_factory=dict)
+    points: int = 0
+    compute_pj: float = 0.0
     einsums: dict[str, _EinsumAcc] = field(default_factory=dict)
-    dram_bytes: int = 0
-    buffers: list[tuple[BufferOp, int]] = field(default_factory=list)
+    levels: dict[str, _LevelAcc] = field(default_factory=dict)
+    buffers: list[BufferOp] = field(default_factory=list)
 
     def einsum(self, name: str) -> _EinsumAcc:
         return self.einsums.setdefault(name, _EinsumAcc())
@@ -102,22 +107,75 @@ class _Acc:
 @dataclass(frozen=True)
 class _ProgramCost:
     compute: Fraction
-    memory: float
+    level_cycles: dict[str, float]
     acc: _Acc
-    peaks: dict[str, int]
-    capacities: dict[str, int | None]
-    spills: dict[str, int]
+    leakage: dict[str, float]
 
     @property
     def latency(self) -> float:
-        return max(float(self.compute), self.memory)
+        return max(float(self.compute), *self.level_cycles.values(), 0.0)
+
+
+def level_of(arch: Architecture, label: str) -> StorageLevel:
+    """The storage level a report label names (`GLB`, or `pe2d.PE` for a unit's registers)."""
+    if label in arch.storage:
+        return arch.storage[label]
+    unit, _, rest = label.rpartition(".")
+    if rest == REGISTERS and unit in arch.units and arch.units[unit].registers is not None:
+        registers = arch.units[unit].registers
+        assert registers is not None
+        return registers
+    known = [*arch.storage] + [f"{u}.{REGISTERS}" for u, x in arch.units.items() if x.registers]
+    raise CostModelError(
+        f"no storage level {label!r} in {arch.name} (the levels are {', '.join(known)})"
+    )
+
+
+def storage_energy(
+    level: StorageLevel, counts: tuple[int, int, int], instances: int, word_bytes: int,
+    accounting: str = "physical",
+) -> float:
+    """pJ of (reads, fills, updates) summed over `instances` instances of `level`: per
+    instance, whole blocks of each action at the level's per-access energy."""
+    block = level.block_words(word_bytes)
+    energies = (level.read_pj, level.write_pj, level.update_energy_pj)
+    per_instance = sum(
+        math.ceil(Fraction(count, instances) / block) * pj
+        for count, pj in zip(counts, energies, strict=True)
+    )
+    return per_instance * (1 if accounting == "artifact" else instances)
+
+
+def level_cycles(
+    level: StorageLevel, counts: tuple[int, int, int], instances: int, arch: Architecture
+) -> float:
+    """Cycles a level needs to serve its per-instance traffic at its bandwidths (0 when none
+    is given)."""
+    reads, fills, updates = (Fraction(c, instances) for c in counts)
+    word_bytes = level.word_bits_of(arch.word_bytes) / 8
+    cycles = Fraction(0)
+    if level.read_bandwidth is not None:
+        cycles = max(cycles, reads / Fraction(level.read_bandwidth))
+    if level.write_bandwidth is not None:
+        cycles = max(cycles, (fills + updates) / Fraction(level.write_bandwidth))
+    if level.shared_bandwidth is not None:
+        cycles = max(cycles, (reads + fills + updates) / Fraction(level.shared_bandwidth))
+    if level.bandwidth_bytes_per_s is not None:
+        per_cycle = Fraction(level.bandwidth_bytes_per_s) / Fraction(arch.clock_hz)
+        cycles = max(cycles, (reads + fills + updates) * Fraction(word_bytes) / per_cycle)
+    return float(cycles)
 
 
 class _Evaluator:
     """Interprets one program on one architecture."""
 
-    def __init__(self, arch: Architecture):
+    def __init__(self, arch: Architecture, accounting: str):
+        if accounting not in ACCOUNTINGS:
+            raise CostModelError(
+                f"unknown accounting {accounting!r} (expected {' or '.join(ACCOUNTINGS)})"
+            )
         self.arch = arch
+        self.accounting = accounting
         self.acc = _Acc()
 
     # -- compute ------------------------------------------------------------------------------
@@ -144,24 +202,19 @@ class _Evaluator:
                 f"compute @{op.einsum_name}: extent {extent} exceeds unit {unit_name}'s shape "
                 f"{list(unit.shape)} in {arch.name}"
             )
-        ops = op.op_counts()
         busy = mult * op.runs_value * self.stage_latency(op)
-        invocations = mult * op.runs_value * op.times_value * math.prod(extent)
-        compute_pj = invocations * arch.op_energy_pj(unit_name, ops)
-        registers_pj = 0.0
-        if unit.registers is not None:
-            read = arch.read_pj_per_value(REGISTERS_LEVEL, unit_name)
-            write = arch.write_pj_per_value(REGISTERS_LEVEL, unit_name)
-            per_invocation = sum(n * (OPERANDS[k] * read + write) for k, n in ops.items())
-            registers_pj = invocations * per_invocation
+        points = mult * op.runs_value * op.times_value * math.prod(extent)
+        compute_pj = points * arch.op_energy_pj(unit_name, op.op_counts())
         acc = self.acc
         acc.busy[unit_name] = acc.busy.get(unit_name, 0) + busy
-        acc.energy["compute"] += compute_pj
-        acc.energy["registers"] += registers_pj
+        used = Fraction(math.prod(extent), unit.pes)
+        acc.pe_busy[unit_name] = acc.pe_busy.get(unit_name, Fraction(0)) + busy * used
+        acc.points += points
+        acc.compute_pj += compute_pj
         entry = acc.einsum(op.einsum_name)
         entry.cycles += busy
         entry.unit = entry.unit or unit_name
-        entry.energy_pj += compute_pj + registers_pj
+        entry.energy_pj += compute_pj
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -181,11 +234,11 @@ class _Evaluator:
         if isinstance(op, ComputeOp):
             self.account(op, mult)
             return Fraction(op.runs_value * self.stage_latency(op))
-        if isinstance(op, TransferOp):
-            self.transfer(op)
+        if isinstance(op, AccessOp):
+            self.access(op)
             return Fraction(0)
         if isinstance(op, BufferOp):
-            self.acc.buffers.append((op, mult))
+            self.acc.buffers.append(op)
             return Fraction(0)
         raise CostModelError(f"the cost model does not know {op.name}")
 
@@ -196,9 +249,6 @@ class _Evaluator:
         for child in op.body.block.ops:
             if isinstance(child, ComputeOp):
                 stages[child.einsum_name] = child
-            elif isinstance(child, BufferOp):
-                # A buffer inside a pipeline is what one iteration keeps.
-                self.acc.buffers.append((child, mult * count))
             else:
                 self.op(child, mult)
         latency = {name: self.stage_latency(stage) for name, stage in stages.items()}
@@ -220,103 +270,49 @@ class _Evaluator:
         last = max(critical_path(stages.values(), latency), resource)
         return (count - 1) * interval + last
 
-    # -- traffic ------------------------------------------------------------------------------
+    # -- storage ------------------------------------------------------------------------------
 
-    def transfer(self, op: TransferOp) -> None:
+    def access(self, op: AccessOp) -> None:
         arch = self.arch
-        amount = op.bytes_value
-        values = amount / arch.word_bytes
-        energy = 0.0
-        for level, reading in ((op.source_level, True), (op.dest_level, False)):
-            if level == REGISTERS_LEVEL:
-                continue
-            self.check_level(level, f'transfer @{op.einsum_name} "{op.tensor_name}"')
-            if level == "DRAM":
-                per_byte = (
-                    arch.read_pj_per_byte(level) if reading else arch.write_pj_per_byte(level)
-                )
-                part = amount * per_byte
-            else:
-                per_value = (
-                    arch.read_pj_per_value(level) if reading else arch.write_pj_per_value(level)
-                )
-                part = values * per_value
-            self.acc.energy[level] += part
-            energy += part
-        entry = self.acc.einsum(op.einsum_name)
-        entry.energy_pj += energy
-        if "DRAM" in (op.source_level, op.dest_level):
-            self.acc.dram_bytes += amount
-            entry.dram_bytes += amount
+        label = op.level_name
+        level = level_of(arch, label)
+        counts = op.counts()
+        instances = op.instances_value
+        pj = storage_energy(level, counts, instances, arch.word_bytes, self.accounting)
+        entry = self.acc.levels.setdefault(label, _LevelAcc())
+        entry.reads += counts[0]
+        entry.fills += counts[1]
+        entry.updates += counts[2]
+        entry.instances = max(entry.instances, instances)
+        tensor = entry.tensors.setdefault(op.tensor_name, [0, 0, 0, 0, instances])
+        for i in range(3):
+            tensor[i] += counts[i]
+        tensor[3] = max(tensor[3], op.capacity_value)
+        tensor[4] = max(tensor[4], instances)
+        entry.energy[op.tensor_name] = entry.energy.get(op.tensor_name, 0.0) + pj
+        einsum = self.acc.einsum(op.einsum_name)
+        einsum.energy_pj += pj
+        if label == arch.root:
+            einsum.dram_bytes += sum(counts) * self._word_bytes(level)
 
-    def check_level(self, level: str, what: str) -> None:
-        if level not in self.arch.storage:
-            known = ", ".join([*self.arch.storage, REGISTERS_LEVEL])
-            raise CostModelError(
-                f"{what}: no storage level {level!r} in {self.arch.name} (the levels are {known})"
-            )
-
-    def buffers(
-        self, program_reps: int
-    ) -> tuple[dict[str, int], dict[str, int | None], dict[str, int]]:
-        """Peak bytes and capacity per level, and the spill traffic of overflowing levels
-        (charged to the accumulators)."""
-        arch = self.arch
-        peaks: dict[str, int] = {}
-        capacities: dict[str, int | None] = {}
-        spills: dict[str, int] = {}
-        for op, mult in self.acc.buffers:
-            level = op.level_name
-            self.check_level(level, f"buffer {level}")
-            size = op.bytes_value
-            peaks[level] = max(peaks.get(level, 0), size)
-            capacity = arch.capacity_bytes(level)
-            capacities[level] = capacity
-            if capacity is None or size <= capacity:
-                continue
-            reps = program_reps if isinstance(op.parent_op(), ProgramOp) else mult
-            excess = (size - capacity) * reps
-            spills[level] = spills.get(level, 0) + 2 * excess
-            outer = _outer_level(arch, level)
-            # Written out and read back: read + write at both levels.
-            values = excess / arch.word_bytes
-            self.acc.energy[level] += values * (
-                arch.read_pj_per_value(level) + arch.write_pj_per_value(level)
-            )
-            if outer == "DRAM":
-                self.acc.dram_bytes += 2 * excess
-                self.acc.energy["DRAM"] += excess * (
-                    arch.read_pj_per_byte("DRAM") + arch.write_pj_per_byte("DRAM")
-                )
-            else:
-                self.acc.energy[outer] += values * (
-                    arch.read_pj_per_value(outer) + arch.write_pj_per_value(outer)
-                )
-        return peaks, capacities, spills
+    def _word_bytes(self, level: StorageLevel) -> int:
+        return level.word_bits_of(self.arch.word_bytes) // 8
 
     def program(self, program: ProgramOp) -> _ProgramCost:
         compute = self.block(program.body.block, 1)
-        peaks, capacities, spills = self.buffers(_repetitions(program.body.block))
-        memory = self.acc.dram_bytes / self.arch.bytes_per_cycle("DRAM")
-        return _ProgramCost(compute, memory, self.acc, peaks, capacities, spills)
-
-
-def _outer_level(arch: Architecture, level: str) -> str:
-    """The next storage level out from `level` that the architecture has."""
-    index = STORAGE_LEVELS.index(level)
-    for outer in reversed(STORAGE_LEVELS[:index]):
-        if outer in arch.storage:
-            return outer
-    return "DRAM"
-
-
-def _repetitions(block: Block) -> int:
-    """How many times the outermost repeats of a block run their innermost bodies."""
-    best = 1
-    for op in block.ops:
-        if isinstance(op, RepeatOp):
-            best = max(best, op.count_value * _repetitions(op.body.block))
-    return best
+        cycles: dict[str, float] = {}
+        for label, entry in self.acc.levels.items():
+            level = level_of(self.arch, label)
+            counts = (entry.reads, entry.fills, entry.updates)
+            cycles[label] = level_cycles(level, counts, entry.instances, self.arch)
+        latency = max(float(compute), *cycles.values(), 0.0)
+        leakage: dict[str, float] = {}
+        for label, entry in self.acc.levels.items():
+            level = level_of(self.arch, label)
+            if level.leak_pj_per_cycle:
+                charged = 1 if self.accounting == "artifact" else entry.instances
+                leakage[label] = level.leak_pj_per_cycle * latency * charged
+        return _ProgramCost(compute, cycles, self.acc, leakage)
 
 
 def critical_path(
@@ -428,56 +424,124 @@ def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Frac
 # -- entry points -----------------------------------------------------------------------------
 
 
-def _report(arch: Architecture, costs: list[tuple[str, _ProgramCost]]) -> CostReport:
+def _area(arch: Architecture) -> float | None:
+    """Total area of every instance of every level and PE (None when nothing gives one)."""
+    total = 0.0
+    given = False
+    for name in arch.storage:
+        level = arch.storage[name]
+        if level.area_um2:
+            given = True
+            total += level.area_um2 * level.instances
+    for unit in arch.units.values():
+        if unit.area_um2:
+            given = True
+            total += unit.area_um2 * unit.pes
+        if unit.registers is not None and unit.registers.area_um2:
+            given = True
+            total += unit.registers.area_um2 * unit.pes
+    return total if given else None
+
+
+def _report(
+    arch: Architecture, costs: list[tuple[str, _ProgramCost]], accounting: str
+) -> CostReport:
     compute = sum((c.compute for _, c in costs), Fraction(0))
-    memory = sum(c.memory for _, c in costs)
     latency = sum(c.latency for _, c in costs)
-    busy: dict[str, int] = dict.fromkeys(arch.units, 0)
-    energy: dict[str, float] = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+    busy: dict[str, Fraction] = dict.fromkeys(arch.units, Fraction(0))
     einsums: dict[str, _EinsumAcc] = {}
+    levels: dict[str, dict[str, list[int]]] = {}
+    energy_by_level: dict[str, dict[str, float]] = {}
+    level_cycles_total: dict[str, float] = {}
     peaks: dict[str, int] = {}
     capacities: dict[str, int | None] = {}
-    spills: dict[str, int] = {}
-    dram = 0
+    overflows: list[Overflow] = []
+    compute_pj = 0.0
+    leakage = 0.0
+    points = 0
     for _, cost in costs:
-        for unit, cycles in cost.acc.busy.items():
-            busy[unit] = busy.get(unit, 0) + cycles
-        for component, pj in cost.acc.energy.items():
-            energy[component] += pj
+        for unit, cycles in cost.acc.pe_busy.items():
+            busy[unit] = busy.get(unit, Fraction(0)) + cycles
+        compute_pj += cost.acc.compute_pj
+        points += cost.acc.points
         for name, entry in cost.acc.einsums.items():
             total = einsums.setdefault(name, _EinsumAcc())
             total.cycles += entry.cycles
             total.unit = total.unit or entry.unit
             total.energy_pj += entry.energy_pj
             total.dram_bytes += entry.dram_bytes
-        for level, peak in cost.peaks.items():
-            peaks[level] = max(peaks.get(level, 0), peak)
-        capacities.update(cost.capacities)
-        for level, spill in cost.spills.items():
-            spills[level] = spills.get(level, 0) + spill
-        dram += cost.acc.dram_bytes
-    overflow = any(
-        capacities.get(level) is not None and peak > (capacities[level] or 0)
-        for level, peak in peaks.items()
-    )
+        for label, level_acc in cost.acc.levels.items():
+            tensors = levels.setdefault(label, {})
+            for tensor, values in level_acc.tensors.items():
+                into = tensors.setdefault(tensor, [0, 0, 0, 0, 1])
+                for i in range(3):
+                    into[i] += values[i]
+                into[3] = max(into[3], values[3])
+                into[4] = max(into[4], values[4])
+            by_tensor = energy_by_level.setdefault(label, {})
+            for tensor, pj in level_acc.energy.items():
+                by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
+        for label, cycles in cost.level_cycles.items():
+            level_cycles_total[label] = level_cycles_total.get(label, 0.0) + cycles
+        for label, pj in cost.leakage.items():
+            leakage += pj
+            by_tensor = energy_by_level.setdefault(label, {})
+            by_tensor["leakage"] = by_tensor.get("leakage", 0.0) + pj
+        for buffer in cost.acc.buffers:
+            label = buffer.level_name
+            level = level_of(arch, label)
+            peak = buffer.bytes_value
+            capacity = level.capacity_in_bytes(arch.word_bytes)
+            peaks[label] = max(peaks.get(label, 0), peak)
+            capacities[label] = capacity
+            if capacity is not None and peak > capacity:
+                overflows.append(Overflow(label, tuple(buffer.holds_map()), peak, capacity))
+    root = arch.root
+    root_level = arch.storage[root]
+    word = root_level.word_bits_of(arch.word_bytes) // 8
+    root_counts = levels.get(root, {})
+    dram_bytes = sum(sum(v[:3]) for v in root_counts.values()) * word
+    breakdown: dict[str, float] = {"compute": compute_pj, "registers": 0.0}
+    for label in arch.storage:
+        breakdown[label] = 0.0
+    for label, by_tensor in energy_by_level.items():
+        key = "registers" if label not in arch.storage else label
+        breakdown[key] += sum(by_tensor.values())
+    access = {
+        label: {
+            tensor: LevelAccess(
+                Fraction(v[0], v[4]), Fraction(v[1], v[4]), Fraction(v[2], v[4]), v[3], v[4]
+            )
+            for tensor, v in tensors.items()
+        }
+        for label, tensors in levels.items()
+    }
+    memory = level_cycles_total.get(root, 0.0)
     return CostReport(
         arch=arch.name,
         cycles=math.ceil(latency),
         latency_s=arch.seconds(latency),
         compute_cycles=float(compute),
         memory_cycles=memory,
-        energy_pj=sum(energy.values()),
-        energy_breakdown_pj=energy,
-        dram_bytes=dram,
-        utilization={unit: (b / latency if latency else 0.0) for unit, b in busy.items()},
+        level_cycles=level_cycles_total,
+        computes=points,
+        energy_pj=sum(breakdown.values()),
+        energy_breakdown_pj=breakdown,
+        energy_by_level=energy_by_level,
+        leakage_pj=leakage,
+        dram_bytes=dram_bytes,
+        utilization={unit: (float(b) / latency if latency else 0.0) for unit, b in busy.items()},
         per_einsum={
             name: EinsumCost(e.cycles, e.unit, e.energy_pj, e.dram_bytes)
             for name, e in einsums.items()
         },
+        levels=access,
         buffer_peak_bytes=peaks,
         buffer_capacity_bytes=capacities,
-        buffer_overflow=overflow,
-        spill_bytes=spills,
+        buffer_overflow=bool(overflows),
+        overflows=tuple(overflows),
+        area_um2=_area(arch),
+        accounting=accounting,
         programs=tuple(name for name, _ in costs),
     )
 
@@ -486,16 +550,19 @@ def _as_architecture(arch: Architecture | str) -> Architecture:
     return arch if isinstance(arch, Architecture) else load_architecture(arch)
 
 
-def evaluate(program: ProgramOp, arch: Architecture | str) -> CostReport:
+def evaluate(
+    program: ProgramOp, arch: Architecture | str, accounting: str = "physical"
+) -> CostReport:
     """The cost of one dataflow program on `arch` (an `Architecture` or a name/path for
     `load_architecture`)."""
     architecture = _as_architecture(arch)
-    return _report(
-        architecture, [(program.program_name, _Evaluator(architecture).program(program))]
-    )
+    cost = _Evaluator(architecture, accounting).program(program)
+    return _report(architecture, [(program.program_name, cost)], accounting)
 
 
-def evaluate_module(root: Operation, arch: Architecture | str) -> CostReport:
+def evaluate_module(
+    root: Operation, arch: Architecture | str, accounting: str = "physical"
+) -> CostReport:
     """The cost of every dataflow program under `root` (a module), run one after another.
     Raises `CostModelError` when there is none."""
     programs = programs_in(root)
@@ -507,5 +574,6 @@ def evaluate_module(root: Operation, arch: Architecture | str) -> CostReport:
     architecture = _as_architecture(arch)
     return _report(
         architecture,
-        [(p.program_name, _Evaluator(architecture).program(p)) for p in programs],
+        [(p.program_name, _Evaluator(architecture, accounting).program(p)) for p in programs],
+        accounting,
     )

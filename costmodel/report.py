@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
-
-ENERGY_COMPONENTS: tuple[str, ...] = ("compute", "registers", "DRAM", "GLB", "RF")
-"""The components of `CostReport.energy_breakdown_pj`, always all present."""
 
 
 @dataclass(frozen=True)
 class EinsumCost:
     """What one Einsum costs: busy cycles of its compute stages (summed over repetitions), the
-    unit it runs on (empty when it only moves data), its energy (compute, registers and the
-    traffic attributed to it) and the DRAM bytes attributed to it.
+    unit it runs on (empty when it only moves data), its energy (compute and the accesses of
+    its nest) and the DRAM bytes its nest moves.
 
     Reads like a mapping as well: `cost["cycles"]`."""
 
@@ -42,21 +40,73 @@ class EinsumCost:
 
 
 @dataclass(frozen=True)
+class LevelAccess:
+    """One tensor at one storage level, per instance as Timeloop reports it: words read, filled
+    and updated, the largest tile held (`utilized_capacity`) and the utilized instances."""
+
+    reads: Fraction
+    fills: Fraction
+    updates: Fraction
+    utilized_capacity: int
+    instances: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (integers where the per-instance counts are whole)."""
+        return {
+            "reads": _number(self.reads),
+            "fills": _number(self.fills),
+            "updates": _number(self.updates),
+            "utilized_capacity": self.utilized_capacity,
+            "utilized_instances": self.instances,
+        }
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """A storage level whose peak exceeds its capacity: the tensors it holds then."""
+
+    level: str
+    tensors: tuple[str, ...]
+    peak_bytes: int
+    capacity_bytes: int
+
+    def describe(self) -> str:
+        """One line naming the level and the tensors."""
+        return (
+            f"{self.level} holds {self.peak_bytes:,} bytes of {', '.join(self.tensors)} "
+            f"but has {self.capacity_bytes:,}"
+        )
+
+
+def _count(value: Fraction) -> str:
+    """A per-instance count for the table: whole numbers with separators."""
+    return f"{value.numerator // value.denominator:,}" if value.denominator == 1 else f"{float(value):,.2f}"
+
+
+def _number(value: Fraction) -> int | float:
+    return int(value) if value.denominator == 1 else float(value)
+
+
+@dataclass(frozen=True)
 class CostReport:
     """The cost of one or more dataflow programs on one architecture.
 
-    - `cycles`: the latency in clock cycles (rounded up), `max(compute_cycles, memory_cycles)`;
+    - `cycles`: the latency in clock cycles (rounded up): `max(compute, every level)`;
     - `latency_s`: the same in seconds;
     - `compute_cycles`: the latency of the compute schedule (repeats, pipelines, sequences);
-    - `memory_cycles`: DRAM bytes / DRAM bytes per cycle;
-    - `energy_pj` and `energy_breakdown_pj` (component -> pJ, `ENERGY_COMPONENTS`);
-    - `dram_bytes`: DRAM traffic including spills;
-    - `utilization`: unit -> busy cycles / latency;
+    - `level_cycles`: level -> cycles its traffic needs at its bandwidths; `memory_cycles` is
+      the root's (DRAM's);
+    - `computes`: index points computed (one per PE per invocation);
+    - `energy_pj`, `energy_breakdown_pj` (`compute`, `registers` for the units' PE registers,
+      then each storage level) and `energy_by_level` (level -> tensor -> pJ, `leakage` apart);
+    - `dram_bytes`: the root level's traffic in bytes;
+    - `utilization`: unit -> PE-cycles used / (PEs x latency);
     - `per_einsum`: Einsum -> `EinsumCost`;
-    - `buffer_peak_bytes`: level -> peak footprint; `buffer_capacity_bytes`: level -> capacity
-      (None: unbounded); `buffer_overflow`: whether any level overflows;
-    - `spill_bytes`: level -> spill traffic its overflow causes (written out and read back
-      once per repetition), included in `dram_bytes`.
+    - `levels`: level -> tensor -> `LevelAccess` (per instance, Timeloop's meaning);
+    - `buffer_peak_bytes`: level -> peak per instance; `buffer_capacity_bytes`: level ->
+      capacity (None: unbounded); `buffer_overflow` and `overflows`: the levels that overflow;
+    - `area_um2`: the area of every instance (None when the architecture gives none);
+    - `accounting`: `physical`, or `artifact` (storage charged for one instance per level).
     """
 
     arch: str
@@ -72,34 +122,62 @@ class CostReport:
     buffer_peak_bytes: Mapping[str, int]
     buffer_capacity_bytes: Mapping[str, int | None] = field(default_factory=dict)
     buffer_overflow: bool = False
-    spill_bytes: Mapping[str, int] = field(default_factory=dict)
     programs: tuple[str, ...] = ()
+    level_cycles: Mapping[str, float] = field(default_factory=dict)
+    computes: int = 0
+    energy_by_level: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    leakage_pj: float = 0.0
+    levels: Mapping[str, Mapping[str, LevelAccess]] = field(default_factory=dict)
+    overflows: tuple[Overflow, ...] = ()
+    area_um2: float | None = None
+    accounting: str = "physical"
 
     @property
     def bound(self) -> str:
-        """`compute` or `memory`: which side sets the latency."""
-        return "memory" if self.memory_cycles > self.compute_cycles else "compute"
+        """`compute`, or the storage level whose bandwidth sets the latency."""
+        slowest = max(self.level_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
+        return slowest[0] if slowest[1] > self.compute_cycles else "compute"
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data (every field at the top level)."""
-        return {
+        data = {
             "arch": self.arch,
             "programs": list(self.programs),
             "cycles": self.cycles,
             "latency_s": self.latency_s,
             "compute_cycles": self.compute_cycles,
             "memory_cycles": self.memory_cycles,
+            "level_cycles": dict(self.level_cycles),
             "bound": self.bound,
+            "computes": self.computes,
             "energy_pj": self.energy_pj,
             "energy_breakdown_pj": dict(self.energy_breakdown_pj),
+            "energy_by_level_pj": {k: dict(v) for k, v in self.energy_by_level.items()},
+            "leakage_pj": self.leakage_pj,
+            "accounting": self.accounting,
             "dram_bytes": self.dram_bytes,
             "utilization": dict(self.utilization),
             "per_einsum": {name: cost.to_dict() for name, cost in self.per_einsum.items()},
+            "levels": {
+                level: {tensor: a.to_dict() for tensor, a in tensors.items()}
+                for level, tensors in self.levels.items()
+            },
             "buffer_peak_bytes": dict(self.buffer_peak_bytes),
             "buffer_capacity_bytes": dict(self.buffer_capacity_bytes),
             "buffer_overflow": self.buffer_overflow,
-            "spill_bytes": dict(self.spill_bytes),
+            "overflows": [
+                {
+                    "level": o.level,
+                    "tensors": list(o.tensors),
+                    "peak_bytes": o.peak_bytes,
+                    "capacity_bytes": o.capacity_bytes,
+                }
+                for o in self.overflows
+            ],
         }
+        if self.area_um2 is not None:
+            data["area_um2"] = self.area_um2
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
@@ -119,10 +197,16 @@ class CostReport:
         row("latency (cycles)", f"{self.cycles:,}")
         row("latency (s)", f"{self.latency_s:.6g}")
         row("compute (cycles)", f"{self.compute_cycles:,.0f}")
-        row("memory (cycles)", f"{self.memory_cycles:,.0f}")
+        for level, cycles in self.level_cycles.items():
+            if cycles:
+                row(f"{level} (cycles)", f"{cycles:,.0f}")
         row("bound", self.bound)
         row("DRAM traffic (bytes)", f"{self.dram_bytes:,}")
         row("energy (pJ)", f"{self.energy_pj:.6g}")
+        if self.accounting != "physical":
+            row("accounting", self.accounting)
+        if self.area_um2 is not None:
+            row("area (um^2)", f"{self.area_um2:,.2f}")
         lines.append("")
         lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}")
         for name, value in self.energy_breakdown_pj.items():
@@ -132,6 +216,23 @@ class CostReport:
         lines.append(f"{'unit':<22}{'utilization':>16}")
         for unit, fraction in self.utilization.items():
             lines.append(f"{unit:<22}{fraction:>16.1%}")
+        if self.levels:
+            lines.append("")
+            lines.append("per instance of each level:")
+            lines.append(
+                f"{'level':<10}{'tensor':<10}{'reads':>18}{'fills':>18}{'updates':>18}"
+                f"{'capacity':>15}{'instances':>10}{'energy (pJ)':>13}"
+            )
+            for level, tensors in self.levels.items():
+                energies = self.energy_by_level.get(level, {})
+                for tensor, a in tensors.items():
+                    lines.append(
+                        f"{level:<10}{tensor:<10}{_count(a.reads):>18}{_count(a.fills):>18}"
+                        f"{_count(a.updates):>18}{a.utilized_capacity:>15,}{a.instances:>10,}"
+                        f"{energies.get(tensor, 0.0):>13.6g}"
+                    )
+                if energies.get("leakage"):
+                    lines.append(f"{level:<10}{'leakage':<10}{energies['leakage']:>102.6g}")
         if self.per_einsum:
             lines.append("")
             lines.append(
@@ -144,11 +245,12 @@ class CostReport:
                 )
         if self.buffer_peak_bytes:
             lines.append("")
-            lines.append(f"{'buffer':<12}{'peak bytes':>16}{'capacity':>16}{'spill bytes':>18}")
+            lines.append(f"{'buffer':<12}{'peak bytes':>16}{'capacity':>16}")
             for level, peak in self.buffer_peak_bytes.items():
                 capacity = self.buffer_capacity_bytes.get(level)
                 cap = "-" if capacity is None else f"{capacity:,}"
-                spill = self.spill_bytes.get(level, 0)
                 flag = "  OVERFLOW" if capacity is not None and peak > capacity else ""
-                lines.append(f"{level:<12}{peak:>16,}{cap:>16}{spill:>18,}{flag}")
+                lines.append(f"{level:<12}{peak:>16,}{cap:>16}{flag}")
+        for overflow in self.overflows:
+            lines.append(f"overflow: {overflow.describe()}")
         return "\n".join(lines) + "\n"

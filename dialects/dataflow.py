@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
     DictionaryAttr,
-    IntegerAttr,
+    IntAttr,
     StringAttr,
     UnitAttr,
     i64,
@@ -56,8 +56,8 @@ OP_KINDS: tuple[str, ...] = ("mac", "mul", "add", "max", "exp", "div", "sqrt", "
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _int(value: int) -> IntegerAttr[I64]:
-    return IntegerAttr(value, i64)
+def _int(value: int) -> IntAttr:
+    return IntAttr(value)
 
 
 def _names(names: Sequence[str]) -> ArrayAttr[StringAttr]:
@@ -233,7 +233,7 @@ class _LoopContainer(IRDLOperation):
     """Shared text form and accessors of `repeat` and `pipeline`: `"loops" count N { ... }`."""
 
     loops = prop_def(StringAttr)
-    count = prop_def(IntegerAttr[I64])
+    count = prop_def(IntAttr)
     serial = opt_prop_def(UnitAttr)
     body = region_def("single_block")
     traits = traits_def(NoTerminator())
@@ -259,7 +259,7 @@ class _LoopContainer(IRDLOperation):
     @property
     def count_value(self) -> int:
         """How many times (iterations) the body runs."""
-        return self.count.value.data
+        return self.count.data
 
     def describe(self) -> str:
         """How diagnostics name this op."""
@@ -338,8 +338,8 @@ class ComputeOp(IRDLOperation):
     name = "dataflow.compute"
     einsum = prop_def(StringAttr)
     unit = prop_def(StringAttr)
-    runs = prop_def(IntegerAttr[I64])
-    times = prop_def(IntegerAttr[I64])
+    runs = prop_def(IntAttr)
+    times = prop_def(IntAttr)
     ops = prop_def(DictionaryAttr)
     extent = prop_def(DenseArrayBase[I64])
     after = prop_def(ArrayAttr[StringAttr])
@@ -373,19 +373,19 @@ class ComputeOp(IRDLOperation):
     @property
     def runs_value(self) -> int:
         """How many times the stage runs over the whole enclosing pipeline (or block)."""
-        return self.runs.value.data
+        return self.runs.data
 
     @property
     def times_value(self) -> int:
         """Invocations per run."""
-        return self.times.value.data
+        return self.times.data
 
     def op_counts(self) -> dict[str, int]:
         """Operations one PE performs per invocation, by kind."""
         counts: dict[str, int] = {}
         for kind, value in self.ops.data.items():
-            assert isinstance(value, IntegerAttr)
-            counts[kind] = value.value.data
+            assert isinstance(value, IntAttr)
+            counts[kind] = value.data
         return counts
 
     def extent_list(self) -> list[int]:
@@ -470,9 +470,9 @@ class ComputeOp(IRDLOperation):
         _check_count(self, what, "times", self.times_value)
         counts: dict[str, int] = {}
         for kind, value in self.ops.data.items():
-            if not isinstance(value, IntegerAttr):
+            if not isinstance(value, IntAttr):
                 raise OpVerifyException(self, f"{what}: ops must map kinds to integers")
-            counts[kind] = value.value.data
+            counts[kind] = value.data
         if not counts:
             raise OpVerifyException(self, f"{what}: ops must list at least one operation")
         for kind, n in counts.items():
@@ -523,93 +523,116 @@ def _compute_props(
 
 
 @irdl_op_definition
-class TransferOp(IRDLOperation):
-    """`dataflow.transfer @EINSUM "TENSOR" from LEVEL to LEVEL bytes B`: the total bytes moved
-    between two storage levels over the whole program, attributed to an Einsum."""
+class AccessOp(IRDLOperation):
+    """`dataflow.access @EINSUM "TENSOR" at LEVEL reads R fills F updates U capacity C
+    instances I`: what one Einsum's nest does with one tensor at one storage level over the
+    whole program, as Timeloop counts it: R words read out of the level (toward the compute),
+    F words filled into it from its parent, U partial results written into it, summed over its
+    I utilized instances; C is the largest tile of the tensor one instance holds (words)."""
 
-    name = "dataflow.transfer"
+    name = "dataflow.access"
     einsum = prop_def(StringAttr)
     tensor = prop_def(StringAttr)
-    source = prop_def(StringAttr)
-    dest = prop_def(StringAttr)
-    bytes = prop_def(IntegerAttr[I64])
+    level = prop_def(StringAttr)
+    reads = prop_def(IntAttr)
+    fills = prop_def(IntAttr)
+    updates = prop_def(IntAttr)
+    capacity = prop_def(IntAttr)
+    instances = prop_def(IntAttr)
 
-    def __init__(self, einsum: str, tensor: str, source: str, dest: str, bytes: int):
+    def __init__(
+        self,
+        einsum: str,
+        tensor: str,
+        level: str,
+        reads: int,
+        fills: int,
+        updates: int,
+        capacity: int,
+        instances: int,
+    ):
         super().__init__(
             properties={
                 "einsum": StringAttr(einsum),
                 "tensor": StringAttr(tensor),
-                "source": StringAttr(source),
-                "dest": StringAttr(dest),
-                "bytes": _int(bytes),
+                "level": StringAttr(level),
+                "reads": IntAttr(reads),
+                "fills": IntAttr(fills),
+                "updates": IntAttr(updates),
+                "capacity": IntAttr(capacity),
+                "instances": IntAttr(instances),
             }
         )
 
     @property
     def einsum_name(self) -> str:
-        """The Einsum the traffic is attributed to."""
+        """The Einsum whose nest makes these accesses."""
         return self.einsum.data
 
     @property
     def tensor_name(self) -> str:
-        """The tensor moved."""
+        """The tensor accessed."""
         return self.tensor.data
 
     @property
-    def source_level(self) -> str:
-        """The level read."""
-        return self.source.data
+    def level_name(self) -> str:
+        """The storage level (`GLB`; a unit's registers as `pe2d.PE`)."""
+        return self.level.data
+
+    def counts(self) -> tuple[int, int, int]:
+        """(reads, fills, updates), summed over the utilized instances."""
+        return self.reads.data, self.fills.data, self.updates.data
 
     @property
-    def dest_level(self) -> str:
-        """The level written."""
-        return self.dest.data
+    def capacity_value(self) -> int:
+        """The largest tile one instance holds, in words."""
+        return self.capacity.data
 
     @property
-    def bytes_value(self) -> int:
-        """Total bytes moved over the whole program."""
-        return self.bytes.value.data
+    def instances_value(self) -> int:
+        """The utilized instances of the level."""
+        return self.instances.data
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
         printer.print_symbol_name(self.einsum_name)
         printer.print_string(" ")
         printer.print_string_literal(self.tensor_name)
-        printer.print_string(" from ")
-        printer.print_identifier_or_string_literal(self.source_level)
-        printer.print_string(" to ")
-        printer.print_identifier_or_string_literal(self.dest_level)
-        printer.print_string(f" bytes {self.bytes_value}")
+        printer.print_string(" at ")
+        printer.print_identifier_or_string_literal(self.level_name)
+        reads, fills, updates = self.counts()
+        printer.print_string(
+            f" reads {reads} fills {fills} updates {updates} capacity {self.capacity_value} "
+            f"instances {self.instances_value}"
+        )
         printer.print_op_attributes(self.attributes, print_keyword=True)
 
     @classmethod
-    def parse(cls, parser: Parser) -> TransferOp:
+    def parse(cls, parser: Parser) -> AccessOp:
         start = _start(parser)
         einsum = parser.parse_symbol_name().data
         tensor = parser.parse_str_literal(" (a tensor name)")
-        parser.parse_keyword("from")
-        source = parser.parse_identifier_or_str_literal(" (a storage level)")
-        parser.parse_keyword("to")
-        dest = parser.parse_identifier_or_str_literal(" (a storage level)")
-        count = _parse_count(parser, "bytes")
+        parser.parse_keyword("at")
+        level = parser.parse_identifier_or_str_literal(" (a storage level)")
+        values = [
+            _parse_count(parser, key)
+            for key in ("reads", "fills", "updates", "capacity", "instances")
+        ]
         attrs = parser.parse_optional_attr_dict_with_keyword()
-        op = cls(einsum, tensor, source, dest, count)
+        op = cls(einsum, tensor, level, *values)
         if attrs is not None:
             op.attributes.update(attrs.data)
         record_location(op, start)
         return op
 
     def verify_(self) -> None:
-        what = f'transfer @{self.einsum_name} "{self.tensor_name}"'
+        what = f'access @{self.einsum_name} "{self.tensor_name}" at {self.level_name}'
         _check_inside_program(self, what)
-        if self.bytes_value < 0:
-            raise OpVerifyException(
-                self, f"{what}: bytes must be non-negative, got {self.bytes_value}"
-            )
-        if self.source_level == self.dest_level:
-            raise OpVerifyException(
-                self, f"{what}: source and destination are the same level {self.source_level}"
-            )
+        for key in ("reads", "fills", "updates", "capacity"):
+            value = getattr(self, key).data
+            if value < 0:
+                raise OpVerifyException(self, f"{what}: {key} must be non-negative, got {value}")
+        _check_count(self, what, "instances", self.instances_value)
 
 
 @irdl_op_definition
@@ -638,8 +661,8 @@ class BufferOp(IRDLOperation):
         """Tensor -> bytes held at the peak."""
         held: dict[str, int] = {}
         for tensor, value in self.holds.data.items():
-            assert isinstance(value, IntegerAttr)
-            held[tensor] = value.value.data
+            assert isinstance(value, IntAttr)
+            held[tensor] = value.data
         return held
 
     @property
@@ -692,13 +715,13 @@ class BufferOp(IRDLOperation):
         what = f"buffer {self.level_name}"
         _check_inside_program(self, what)
         for tensor, value in self.holds.data.items():
-            if not isinstance(value, IntegerAttr):
+            if not isinstance(value, IntAttr):
                 raise OpVerifyException(self, f"{what}: holds must map tensors to integers")
-            if value.value.data < 0:
+            if value.data < 0:
                 raise OpVerifyException(
                     self,
                     f'{what}: "{tensor}" must hold a non-negative number of bytes, '
-                    f"got {value.value.data}",
+                    f"got {value.data}",
                 )
 
 
@@ -709,7 +732,7 @@ def programs_in(root: Operation) -> list[ProgramOp]:
 
 Dataflow = Dialect(
     "dataflow",
-    [ProgramOp, RepeatOp, PipelineOp, ComputeOp, TransferOp, BufferOp],
+    [ProgramOp, RepeatOp, PipelineOp, ComputeOp, AccessOp, BufferOp],
     [],
 )
 """The dataflow dialect."""

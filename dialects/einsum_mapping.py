@@ -10,12 +10,22 @@
   (Splitting a rank in the IR itself is `split-rank`; both name the levels the same way.)
 - `loops`: the loop ranks outermost first, a permutation of the Einsum's ranks after
   partitioning; empty means the default order (output ranks, then reduced ranks).
-- `space`: loop ranks that are spatial, with the array axis they occupy; the rest are time.
+- `space`: loop ranks that are spatial, with the array axis they occupy (several loops may
+  share an axis: their trip counts multiply); the rest are time.
 - `unit`: the hardware unit that executes the body (`pe2d`, `pe1d`, ...).
 - `storage`: the storage level holding each tensor the Einsum reads or writes.
 - `kernel` (optional): the kernel the Einsum belongs to. Einsums of different kernels run one
   after another, each bounded by its own compute and memory time, and exchange tensors through
   DRAM (the unfused baseline); without it, all of a cascade's Einsums form one kernel.
+- `at` (optional): the storage level each block of loops sits at, Timeloop's way: `at = {B =
+  DRAM, P1 = GLB, P0 = RF}` puts B and the loops after it (in `loops` order) at DRAM, P1 and
+  the loops after it at GLB, and so on; a temporal loop at a level iterates over that level's
+  tile, a spatial loop there fans out to the instances below it. When `at` is given it names
+  the first loop; without it, `lower-to-dataflow` places the loops (see docs/dataflow.md).
+- `keep` (optional): the exact levels holding a tensor, outermost (its home) first, as
+  Timeloop's keep/bypass: `keep = {AV = [DRAM, PE]}` bypasses the global buffer. Without it,
+  a tensor is kept at its `storage` level and at every level below it on the unit's chain that
+  keeps tensors by default.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ class MappingAttr(ParametrizedAttribute):
     space: DictionaryAttr
     storage: DictionaryAttr
     kernel: StringAttr
+    at: DictionaryAttr
+    keep: DictionaryAttr
 
     @staticmethod
     def make(
@@ -61,6 +73,8 @@ class MappingAttr(ParametrizedAttribute):
         space: Mapping[str, int] | None = None,
         storage: Mapping[str, str] | None = None,
         kernel: str = "",
+        at: Mapping[str, str] | None = None,
+        keep: Mapping[str, Sequence[str]] | None = None,
     ) -> MappingAttr:
         """A mapping from plain Python values (`kernel=""`: the cascade's only kernel)."""
         return MappingAttr(
@@ -72,6 +86,10 @@ class MappingAttr(ParametrizedAttribute):
             DictionaryAttr({r: IntAttr(a) for r, a in (space or {}).items()}),
             DictionaryAttr({t: StringAttr(lv) for t, lv in (storage or {}).items()}),
             StringAttr(kernel),
+            DictionaryAttr({r: StringAttr(lv) for r, lv in (at or {}).items()}),
+            DictionaryAttr(
+                {t: ArrayAttr([StringAttr(lv) for lv in v]) for t, v in (keep or {}).items()}
+            ),
         )
 
     @property
@@ -104,10 +122,27 @@ class MappingAttr(ParametrizedAttribute):
         """The kernel the Einsum belongs to ("" : the cascade's only kernel)."""
         return self.kernel.data
 
+    @property
+    def boundaries(self) -> dict[str, str]:
+        """Loop rank -> the storage level of the block of loops it starts."""
+        return {r: lv.data for r, lv in self.at.data.items()}  # type: ignore[attr-defined]
+
+    @property
+    def keeps(self) -> dict[str, list[str]]:
+        """Tensor -> the levels holding it, outermost first (only where given)."""
+        return {t: [lv.data for lv in v.data] for t, v in self.keep.data.items()}  # type: ignore[attr-defined]
+
     def with_loops(self, loops: Sequence[str]) -> MappingAttr:
-        """The same mapping with another loop order."""
+        """The same mapping with another loop order (level boundaries kept by rank)."""
         return MappingAttr.make(
-            self.unit_name, loops, self.partitions, self.spatial, self.levels, self.kernel_name
+            self.unit_name,
+            loops,
+            self.partitions,
+            self.spatial,
+            self.levels,
+            self.kernel_name,
+            self.boundaries,
+            self.keeps,
         )
 
     @classmethod
@@ -115,7 +150,9 @@ class MappingAttr(ParametrizedAttribute):
         values: dict[str, object] = {}
         with parser.in_angle_brackets():
             while True:
-                key = parser.parse_identifier(" (unit, loops, partition, space, storage or kernel)")
+                key = parser.parse_identifier(
+                    " (unit, loops, partition, space, storage, kernel, at or keep)"
+                )
                 parser.parse_punctuation("=")
                 if key in ("unit", "kernel"):
                     values[key] = parser.parse_identifier_or_str_literal()
@@ -123,7 +160,7 @@ class MappingAttr(ParametrizedAttribute):
                     values[key] = parser.parse_comma_separated_list(
                         parser.Delimiter.SQUARE, parser.parse_identifier
                     )
-                elif key in ("partition", "space", "storage"):
+                elif key in ("partition", "space", "storage", "at", "keep"):
                     values[key] = _parse_dict(parser, key)
                 else:
                     parser.raise_error(f"unknown mapping field '{key}'")
@@ -138,6 +175,8 @@ class MappingAttr(ParametrizedAttribute):
             values.get("space"),  # type: ignore[arg-type]
             values.get("storage"),  # type: ignore[arg-type]
             str(values.get("kernel", "")),
+            values.get("at"),  # type: ignore[arg-type]
+            values.get("keep"),  # type: ignore[arg-type]
         )
         return made.parameters
 
@@ -158,6 +197,14 @@ class MappingAttr(ParametrizedAttribute):
             )
         if self.kernel_name:
             parts.append(f"kernel = {name_text(self.kernel_name)}")
+        if self.boundaries:
+            inner = ", ".join(f"{r} = {name_text(lv)}" for r, lv in self.boundaries.items())
+            parts.append(f"at = {{{inner}}}")
+        if self.keeps:
+            inner = ", ".join(
+                f"{t} = [{', '.join(name_text(lv) for lv in v)}]" for t, v in self.keeps.items()
+            )
+            parts.append(f"keep = {{{inner}}}")
         printer.print_string(f"<{', '.join(parts)}>")
 
 
@@ -183,6 +230,10 @@ def _parse_dict(parser: AttrParser, key: str) -> dict[str, object]:
             )
         elif key == "space":
             out[name] = parser.parse_integer(allow_boolean=False, allow_negative=False)
+        elif key == "keep":
+            out[name] = parser.parse_comma_separated_list(
+                parser.Delimiter.SQUARE, parser.parse_identifier_or_str_literal
+            )
         else:
             out[name] = parser.parse_identifier_or_str_literal()
         if parser.parse_optional_punctuation(",") is None:
@@ -264,9 +315,6 @@ def check_mapping(op: EinsumOp, mapping: MappingAttr, sizes: Mapping[str, int]) 
             raise VerifyException(f"{where}: spatial loop {rank} is not one of its loop ranks")
         if axis < 0:
             raise VerifyException(f"{where}: spatial loop {rank} has negative axis {axis}")
-    axes = list(mapping.spatial.values())
-    if len(set(axes)) != len(axes):
-        raise VerifyException(f"{where}: two spatial loops share an array axis")
     iterative = op.iterative_rank()
     if iterative is not None:
         it = rank_of(iterative)
@@ -290,8 +338,29 @@ def check_mapping(op: EinsumOp, mapping: MappingAttr, sizes: Mapping[str, int]) 
                     "value is computed one step at a time)"
                 )
     names = {op.tensor_name} | {op.access_name(v) for v, _ in op.accesses()}
-    for tensor in mapping.levels:
+    for tensor in [*mapping.levels, *mapping.keeps]:
         if tensor not in names:
             raise VerifyException(
                 f"{where}: storage level given for {tensor}, which it neither reads nor writes"
             )
+    for tensor, kept in mapping.keeps.items():
+        if not kept:
+            raise VerifyException(f"{where}: keep of {tensor} names no level")
+        if len(set(kept)) != len(kept):
+            raise VerifyException(f"{where}: keep of {tensor} names a level twice")
+        home = mapping.levels.get(tensor)
+        if home is not None and home != kept[0]:
+            raise VerifyException(
+                f"{where}: {tensor} is stored in {home} but kept first in {kept[0]} (the first "
+                "level it is kept in is its storage level)"
+            )
+    bounds = mapping.boundaries
+    loops = ordered_loops(op, mapping)
+    for rank in bounds:
+        if rank not in loops:
+            raise VerifyException(f"{where}: at names {rank}, which is not one of its loop ranks")
+    if bounds and loops and loops[0] not in bounds:
+        raise VerifyException(
+            f"{where}: at must name the level of its first loop {loops[0]} (every loop then "
+            "has a level)"
+        )

@@ -9,7 +9,9 @@ A `loopnest.nest` is the Einsum it was lowered from, over loop variables instead
 variables: its loops (outermost first) carry a trip count and are temporal or spatial on an
 array axis; it runs on a unit; every access and the output index the tensors by affine forms of
 loop variables (a partitioned rank p reads as `256*p2+256*p1+p0`); `levels` names the storage
-level of each access, then of the output. Loop variables that the output index does not use
+level of each access, then of the output (or, `DRAM>GLB>PE`, the exact levels that keep it,
+outermost first); `at LEVEL` on a loop places it and the loops after it at that storage
+level, as in Timeloop's mapping. Loop variables that the output index does not use
 are reduced, with the operators in the `::` list; an output index `m1+1` marks the iterative
 loop, as in the einsum dialect. The nests live in the `einsum.cascade` they came from.
 `on pe1d kernel softmax` names the kernel of a nest whose mapping put it in one (see
@@ -49,32 +51,52 @@ from einsum_opt.dialects.locations import OpVerifyException, location_of, record
 
 @irdl_attr_definition
 class LoopAttr(ParametrizedAttribute):
-    """One loop: `#loopnest.loop<p0 = 256 space 0>` (axis -1: a temporal loop)."""
+    """One loop: `#loopnest.loop<p0 = 256 space 0 at RF>` (axis -1: a temporal loop; level "":
+    not placed yet)."""
 
     name = "loopnest.loop"
     var: StringAttr
     extent: IntAttr
     axis: IntAttr
+    level: StringAttr
 
     @staticmethod
-    def make(var: str, extent: int, axis: int | None = None) -> LoopAttr:
-        """A loop over `var` with `extent` trips, spatial on `axis` if given."""
-        return LoopAttr(StringAttr(var), IntAttr(extent), IntAttr(-1 if axis is None else axis))
+    def make(var: str, extent: int, axis: int | None = None, level: str = "") -> LoopAttr:
+        """A loop over `var` with `extent` trips, spatial on `axis` if given, at storage level
+        `level` (`""`: placed by the lowering)."""
+        return LoopAttr(
+            StringAttr(var),
+            IntAttr(extent),
+            IntAttr(-1 if axis is None else axis),
+            StringAttr(level),
+        )
 
     @property
     def spatial_axis(self) -> int | None:
         """The array axis of a spatial loop, None for a temporal one."""
         return None if self.axis.data < 0 else self.axis.data
 
-    def text(self) -> str:
-        """`p0 = 256 space 0` or `p2 = 4`."""
+    @property
+    def level_name(self) -> str:
+        """The storage level the loop sits at ("" when not placed)."""
+        return self.level.data
+
+    def at_level(self, level: str) -> LoopAttr:
+        """The same loop at `level`."""
+        return LoopAttr.make(self.var.data, self.extent.data, self.spatial_axis, level)
+
+    def text(self, show_level: bool = True) -> str:
+        """`p0 = 256 space 0 at RF` or `p2 = 4`."""
         axis = self.spatial_axis
-        return f"{self.var.data} = {self.extent.data}" + ("" if axis is None else f" space {axis}")
+        out = f"{self.var.data} = {self.extent.data}" + ("" if axis is None else f" space {axis}")
+        if show_level and self.level_name:
+            out += f" at {name_text(self.level_name)}"
+        return out
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         with parser.in_angle_brackets():
-            return _parse_loop(parser).parameters
+            return _parse_loop(parser, "").parameters
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string(f"<{self.text()}>")
@@ -84,14 +106,42 @@ class LoopAttr(ParametrizedAttribute):
             raise VerifyException(f"loop {self.var.data} must have a positive trip count")
 
 
-def _parse_loop(parser: AttrParser) -> LoopAttr:
+def _parse_loop(parser: AttrParser, level: str) -> LoopAttr:
+    """`var = N (space A)? (at LEVEL)?`; without `at`, the loop is at `level`."""
     var = parser.parse_identifier(" (a loop variable)")
     parser.parse_punctuation("=")
     extent = parser.parse_integer(allow_boolean=False, allow_negative=False)
     axis = None
     if parser.parse_optional_keyword("space") is not None:
         axis = parser.parse_integer(allow_boolean=False, allow_negative=False)
-    return LoopAttr.make(var, extent, axis)
+    if parser.parse_optional_keyword("at") is not None:
+        level = parser.parse_identifier_or_str_literal()
+    return LoopAttr.make(var, extent, axis, level)
+
+
+KEEP_SEPARATOR = ">"
+"""Joins the levels of a kept chain in a nest's `levels` (`DRAM>GLB>PE`)."""
+
+
+def _parse_keep(parser: Parser) -> str:
+    names = [parser.parse_identifier_or_str_literal()]
+    while parser.parse_optional_punctuation(KEEP_SEPARATOR) is not None:
+        names.append(parser.parse_identifier_or_str_literal())
+    return KEEP_SEPARATOR.join(names)
+
+
+def _keep_text(entry: str) -> str:
+    return KEEP_SEPARATOR.join(name_text(n) for n in entry.split(KEEP_SEPARATOR))
+
+
+def _loops_text(loops: Sequence[LoopAttr]) -> str:
+    """Loops with `at LEVEL` on the first loop of each level."""
+    parts = []
+    previous = ""
+    for loop in loops:
+        parts.append(loop.text(show_level=loop.level_name != previous))
+        previous = loop.level_name
+    return ", ".join(parts)
 
 
 @irdl_op_definition
@@ -161,16 +211,29 @@ class NestOp(EinsumStructure):
         return {loop.var.data: loop.extent.data for loop in self.loops.data}
 
     def level_names(self) -> list[str]:
-        """Storage level of each access, then of the output."""
-        return [lv.data for lv in self.levels.data]
+        """Storage level (home) of each access, then of the output."""
+        return [lv.data.split(KEEP_SEPARATOR)[0] for lv in self.levels.data]
+
+    def kept_levels(self) -> list[list[str] | None]:
+        """The exact levels holding each access, then the output, outermost first, where the
+        nest gives them (`DRAM>PE`); None where only the home is given."""
+        out: list[list[str] | None] = []
+        for lv in self.levels.data:
+            names = lv.data.split(KEEP_SEPARATOR)
+            out.append(names if len(names) > 1 else None)
+        return out
+
+    def is_placed(self) -> bool:
+        """Whether every loop names its storage level."""
+        return all(loop.level_name for loop in self.loops.data)
 
     def describe(self) -> str:
         """How diagnostics name this nest."""
         return f"nest {self.tensor_name}"
 
     def print(self, printer: Printer) -> None:
-        loops = ", ".join(loop.text() for loop in self.loops.data)
-        levels = ", ".join(self.level_names())
+        loops = _loops_text(self.loops.data)
+        levels = ", ".join(_keep_text(lv.data) for lv in self.levels.data)
         kernel = f" kernel {name_text(self.kernel_name)}" if self.kernel_name else ""
         unit = name_text(self.unit_name)
         printer.print_string(f" on {unit}{kernel} loops [{loops}] levels [{levels}]")
@@ -184,12 +247,16 @@ class NestOp(EinsumStructure):
         if parser.parse_optional_keyword("kernel") is not None:
             kernel = parser.parse_identifier_or_str_literal()
         parser.parse_keyword("loops")
-        loops = parser.parse_comma_separated_list(
-            parser.Delimiter.SQUARE, lambda: _parse_loop(parser)
-        )
+        loops: list[LoopAttr] = []
+
+        def loop() -> LoopAttr:
+            loops.append(_parse_loop(parser, loops[-1].level_name if loops else ""))
+            return loops[-1]
+
+        parser.parse_comma_separated_list(parser.Delimiter.SQUARE, loop)
         parser.parse_keyword("levels")
         levels = parser.parse_comma_separated_list(
-            parser.Delimiter.SQUARE, parser.parse_identifier_or_str_literal
+            parser.Delimiter.SQUARE, lambda: _parse_keep(parser)
         )
         einsum = parse_einsum(parser)
         body = einsum.detach_region(einsum.body)
@@ -239,6 +306,11 @@ class NestOp(EinsumStructure):
         for loop in self.loops.data:
             if loop.spatial_axis is not None and loop.var.data == it:
                 raise OpVerifyException(self, f"{where}: the iterative loop {it} cannot be spatial")
+        placed = [bool(loop.level_name) for loop in self.loops.data]
+        if any(placed) and not all(placed):
+            raise OpVerifyException(
+                self, f"{where}: some loops name their storage level and others do not"
+            )
         reduced = self.reduced_variables()
         listed = tuple(v for v, _ in self.reduce.data)
         if listed != reduced:

@@ -2,7 +2,9 @@
 
 Partitioned ranks become one loop per level (P with shapes [4096, 256] -> p2, p1, p0) and every
 index is rewritten over the loop variables (`p` -> `4096*p2+256*p1+p0`); loops follow the
-mapping's order, spatial ones carry their array axis; storage levels come from the mapping.
+mapping's order, spatial ones carry their array axis and every loop the storage level the
+mapping's `at` gives it (none without `at`: lower-to-dataflow places them); storage levels (or
+the kept chains, `DRAM>PE`) come from the mapping.
 An Einsum without a mapping gets the default one: unit `default`, its ranks in order (output
 ranks, then reduced ranks), all temporal, cascade inputs and outputs in DRAM and everything
 else in the global buffer (GLB).
@@ -27,7 +29,7 @@ from einsum_opt.dialects.einsum_mapping import (
     partition_names,
 )
 from einsum_opt.dialects.einsum_syntax import IndexExpr, IndexTerm, rank_of, variable_of
-from einsum_opt.dialects.loopnest import LoopAttr, NestOp
+from einsum_opt.dialects.loopnest import KEEP_SEPARATOR, LoopAttr, NestOp
 
 DEFAULT_UNIT = "default"
 """The unit of an Einsum that has no mapping."""
@@ -69,10 +71,12 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
     """The loop nest of one Einsum (not yet inserted)."""
     mapping = mapping_of(op)
     extents = loop_extents(op, mapping, cascade.rank_sizes())
-    loops = [
-        LoopAttr.make(variable_of(r), extents[r], mapping.spatial.get(r))
-        for r in ordered_loops(op, mapping)
-    ]
+    bounds = mapping.boundaries
+    loops: list[LoopAttr] = []
+    level = ""
+    for r in ordered_loops(op, mapping):
+        level = bounds.get(r, level)
+        loops.append(LoopAttr.make(variable_of(r), extents[r], mapping.spatial.get(r), level))
     subst = _partition_substitution(op, mapping, extents)
     output = [ix.substituted(subst) for ix in op.output_indices]
     accesses = [(v, [ix.substituted(subst) for ix in idx]) for v, idx in op.accesses()]
@@ -88,8 +92,14 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
         reduce += [(n, operator) for n in names]
     reduce.sort(key=lambda item: first_use.index(item[0]))
     stored = mapping.levels
+    kept = mapping.keeps
     tensors = [op.access_name(v) for v, _ in accesses] + [op.tensor_name]
-    levels = [stored.get(t) or default_level(cascade, op, t) for t in tensors]
+    levels = [
+        KEEP_SEPARATOR.join(kept[t])
+        if t in kept
+        else stored.get(t) or default_level(cascade, op, t)
+        for t in tensors
+    ]
     return NestOp.from_einsum(
         op,
         mapping.unit_name,

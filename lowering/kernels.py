@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.loopnest import NestOp
-from einsum_opt.lowering.traffic import view_source
+from einsum_opt.lowering.data_spaces import view_source
 
 
 def split_kernels(

@@ -14,7 +14,9 @@ The structure follows docs/dataflow.md:
 - `after` / `carried`: the producers in the pipeline of the tensors a nest reads at the current
   / previous step of the iterative loop (a self read is carried; reading a final value, such
   as `RNV[M1, ...]` in AV, waits for the producer's stage of the same iteration).
-- `ops`: `op_counts.count_ops`; transfers and the GLB buffer: `traffic`.
+- `ops`: `op_counts.count_ops`; the accesses of every storage level and what each level holds
+  at its peak: `accesses` (each nest placed on its unit's chain and analysed the way Timeloop
+  analyses a mapping).
 - A nest that only copies one access (BK, BV) is a *view*: no stage; its readers read the
   source, at the source's level (the spec's DRAM-to-DRAM re-blocking copies, and by extension
   any pure copy).
@@ -37,26 +39,19 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.dataflow import (
-    BufferOp,
     ComputeOp,
     PipelineOp,
     ProgramOp,
     RepeatOp,
-    TransferOp,
 )
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.loopnest import NestOp
-from einsum_opt.hardware.architecture import (
-    Architecture,
-    ArchitectureError,
-    Unit,
-    load_architecture,
-)
-from einsum_opt.lowering.buffers import glb_holds
+from einsum_opt.hardware import Architecture, ArchitectureError, Unit
+from einsum_opt.hardware.attached import choose_architecture
+from einsum_opt.lowering.accesses import kernel_accesses
 from einsum_opt.lowering.kernels import split_kernels
 from einsum_opt.lowering.op_counts import count_ops, is_copy
-from einsum_opt.lowering.traffic import Layout, transfers
 
 PASS = "lower-to-dataflow"
 
@@ -230,6 +225,7 @@ def fused_loops(nests: Sequence[NestOp]) -> tuple[str, ...]:
 
 
 def lower_kernel(
+    cascade: CascadeOp,
     name: str,
     nests: Sequence[NestOp],
     views: dict[str, tuple[str, str]],
@@ -241,7 +237,6 @@ def lower_kernel(
     it, repeat, pipeline = find_loops(nests)
     if it is None:
         pipeline = fused_loops(nests)
-    layout = Layout(tuple(nests), views, it, repeat, pipeline, arch.word_bytes)
     staged = {
         n.tensor_name: n
         for n in nests
@@ -273,29 +268,21 @@ def lower_kernel(
         else:
             started = bool(body.pipeline or body.repeat_before or body.repeat_after)
             (body.after if started else body.before).append(op)
-    capacity = arch.capacity_bytes("GLB")
-    holds = glb_holds(layout, capacity)
-    buffer = BufferOp("GLB", holds)
-    # Without running values the GLB holds one iteration's tensors: the buffer sits in the
-    # pipeline, so that an overflow spills once per iteration.
-    per_iteration = bool(body.pipeline) and it is None
+    found = kernel_accesses(cascade, nests, views, arch)
     inner: list[Operation] = list(body.repeat_before)
     if body.pipeline:
         count = _loop_count(nests, pipeline)
-        stages = body.pipeline + ([buffer] if per_iteration else [])
-        inner.append(PipelineOp(", ".join(pipeline), count, stages, serial))
+        inner.append(PipelineOp(", ".join(pipeline), count, body.pipeline, serial))
     inner += body.repeat_after
     middle: list[Operation] = inner
     repeat_count = _loop_count(nests, repeat)
     if repeat and inner:
         middle = [RepeatOp(", ".join(repeat), repeat_count, inner)]
-    units = {n.tensor_name: n.unit_name for n in nests}
-    moves = [
-        TransferOp(t.einsum, t.tensor, t.source, t.dest, t.bytes)
-        for t in transfers(layout, holds, capacity, units)
-    ]
-    tail: list[Operation] = [] if per_iteration else [buffer]
-    return ProgramOp(name, arch_option, [*body.before, *middle, *body.after, *moves, *tail])
+    return ProgramOp(
+        name,
+        arch_option,
+        [*body.before, *middle, *body.after, *found.accesses, *found.buffers],
+    )
 
 
 def lower_cascade(
@@ -316,9 +303,11 @@ def lower_cascade(
     kernels = split_kernels(computing, views)
     if len(kernels) == 1:
         (only,) = kernels.values()
-        return [lower_kernel(cascade.cascade_name, only, views, arch, arch_option, serial)]
+        return [lower_kernel(cascade, cascade.cascade_name, only, views, arch, arch_option, serial)]
     return [
-        lower_kernel(f"{cascade.cascade_name}.{kernel}", members, views, arch, arch_option, serial)
+        lower_kernel(
+            cascade, f"{cascade.cascade_name}.{kernel}", members, views, arch, arch_option, serial
+        )
         for kernel, members in kernels.items()
     ]
 
@@ -332,18 +321,19 @@ def _loop_count(nests: Sequence[NestOp], variables: Sequence[str]) -> int:
 
 
 def lower_to_dataflow(
-    module: Operation, arch_option: str = "fusemax", serial: bool = False
+    module: Operation, arch_option: str | None = None, serial: bool = False
 ) -> None:
     """Replace every cascade of loop nests in `module` by its dataflow programs (`serial`:
-    pipelines run one iteration at a time)."""
+    pipelines run one iteration at a time), on the architecture `arch_option` names (else the
+    module's attached one, else `fusemax`)."""
     try:
-        arch = load_architecture(arch_option)
+        arch, arch_name = choose_architecture(arch_option, module)
     except ArchitectureError as error:
         raise _fail(str(error)) from None
     for cascade in cascades_in(module):
         block = cascade.parent_block()
         assert block is not None
-        for program in lower_cascade(cascade, arch, arch_option, serial):
+        for program in lower_cascade(cascade, arch, arch_name, serial):
             block.insert_op_before(program, cascade)
         cascade.detach()
         cascade.erase()
@@ -352,11 +342,12 @@ def lower_to_dataflow(
 @dataclass(frozen=True)
 class LowerToDataflowPass(ModulePass):
     """Lower loop nests to the dataflow dialect on an architecture (`lower-to-dataflow{arch=
-    fusemax}`: a built-in name or the path of a YAML description; `overlap=false` makes every
-    pipeline serial: one iteration (tile) at a time, the units never working on two)."""
+    fusemax}`: a built-in name or the path of a YAML description; by default the module's
+    attached architecture, else fusemax; `overlap=false` makes every pipeline serial: one
+    iteration (tile) at a time, the units never working on two)."""
 
     name = "lower-to-dataflow"
-    arch: str = "fusemax"
+    arch: str | None = None
     overlap: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

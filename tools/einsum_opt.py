@@ -56,12 +56,18 @@ class EinsumOptMain(xDSLOptMain):
 
         self.available_frontends["einsum"] = parse_notation
 
-        def parse_teaal(io: IO[bytes]) -> ModuleOp:
+        def parse_yaml(io: IO[bytes]) -> ModuleOp:
             from einsum_opt.frontends.teaal import parse_teaal
+            from einsum_opt.frontends.timeloop import is_timeloop_input, parse_timeloop
 
-            return parse_teaal(io.read().decode("utf-8"), self.get_input_name())
+            text = io.read().decode("utf-8")
+            if is_timeloop_input(text):
+                return parse_timeloop(
+                    self.get_input_name(), self.args.ert, self.args.art, self.args.mapping
+                )
+            return parse_teaal(text, self.get_input_name())
 
-        self.available_frontends["yaml"] = parse_teaal
+        self.available_frontends["yaml"] = parse_yaml
 
     def register_all_passes(self) -> None:
         from einsum_opt.transforms import get_all_passes
@@ -116,6 +122,18 @@ class EinsumOptMain(xDSLOptMain):
         )
         arg_parser.add_argument(
             "--seed", type=int, default=0, help="seed of the inputs of --check-equivalence"
+        )
+        arg_parser.add_argument(
+            "--ert", metavar="FILE", help="the energy reference table of a Timeloop input"
+        )
+        arg_parser.add_argument(
+            "--art", metavar="FILE", help="the area reference table of a Timeloop input"
+        )
+        arg_parser.add_argument(
+            "--mapping",
+            metavar="FILE",
+            help="the mapping of a Timeloop input, when not in the input itself (e.g. a "
+            "timeloop-mapper .map.yaml)",
         )
 
     # -- pipeline -----------------------------------------------------------------------

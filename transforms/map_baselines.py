@@ -26,8 +26,7 @@ one tile fits, the block is one tile and the overflow spills to DRAM.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -37,7 +36,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
-from einsum_opt.lowering.buffers import Produced, share_space
+from einsum_opt.lowering.working_set import peak_bytes
+from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
 from einsum_opt.transforms.rewriting import RCall, Read, is_returned, resolved
 
 
@@ -89,17 +89,19 @@ def find_rows(cascade: CascadeOp, rank: str | None, pass_name: str) -> RowLayout
     return RowLayout(row, tuple(r for r in common if r != row))
 
 
-def units_of(cascade: CascadeOp) -> dict[EinsumOp, str]:
-    """Contractions on `pe2d`, everything else on `pe1d`."""
-    return {op: "pe2d" if is_contraction(op) else "pe1d" for op in cascade.einsums()}
+def units_of(cascade: CascadeOp, where: Roles) -> dict[EinsumOp, str]:
+    """Contractions on the 2D array, everything else on the 1D array."""
+    return {
+        op: where.matrix if is_contraction(op) else where.vector for op in cascade.einsums()
+    }
 
 
-def _column_rank(op: EinsumOp, rows: RowLayout, sizes: dict[str, int], tile: int) -> str | None:
+def _column_rank(op: EinsumOp, rows: RowLayout, sizes: dict[str, int], side: int) -> str | None:
     others = [r for r in einsum_ranks(op) if r != rows.row and r not in rows.outer]
-    dividing = [r for r in others if sizes[r] % tile == 0]
+    dividing = [r for r in others if sizes[r] % side == 0]
     if dividing:
         return max(dividing, key=lambda r: sizes[r])
-    small = [r for r in others if sizes[r] <= tile]
+    small = [r for r in others if sizes[r] <= side]
     return max(small, key=lambda r: sizes[r]) if small else None
 
 
@@ -111,20 +113,24 @@ def baseline_mapping(
     tile: int,
     sizes: dict[str, int],
     levels: dict[str, str],
-    kernel: str = "",
+    kernel: str,
+    where: Roles,
 ) -> MappingAttr:
     """The mapping of one Einsum (see the module docstring)."""
     ranks = einsum_ranks(op)
     p = rows.row
-    column = _column_rank(op, rows, sizes, tile) if unit == "pe2d" else None
-    split = column is not None and sizes[column] % tile == 0 and sizes[column] > tile
+    column = (
+        _column_rank(op, rows, sizes, where.key_side()) if unit == where.matrix else None
+    )
+    side = where.key_side()
+    split = column is not None and sizes[column] % side == 0 and sizes[column] > side
     partition: dict[str, list[int]] = {p: [block, tile]}
     space = {f"{p}0": 0}
     inner: list[str] = []
     head: list[str] = []
     if column is not None:
         if split:
-            partition[column] = [tile]
+            partition[column] = [side]
             head = [f"{column}1"]
             inner = [f"{column}0"]
             space[f"{column}0"] = 1
@@ -181,11 +187,30 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def map_unfused(cascade: CascadeOp, rank: str | None = None, tile: int = 256) -> None:
+def _levels_on(levels: dict[str, str], where: Roles) -> dict[str, str]:
+    """Home levels named as the architecture names them."""
+    names = {"DRAM": where.root, "GLB": where.buffer}
+    return {t: names.get(lv, lv) for t, lv in levels.items()}
+
+
+def _prepare(
+    cascade: CascadeOp, rank: str | None, tile: int | None, arch: str | None, pass_name: str
+) -> tuple[RowLayout, int, Roles]:
+    where = roles(pass_name, arch, cascade)
+    rows = find_rows(cascade, rank, pass_name)
+    size = cascade.rank_sizes()[rows.row]
+    if tile is None:
+        tile = largest_divisor_at_most(size, where.side())
+    _check_tile(cascade, rows, tile, pass_name)
+    return rows, tile, where
+
+
+def map_unfused(
+    cascade: CascadeOp, rank: str | None = None, tile: int | None = None, arch: str | None = None
+) -> None:
     """Attach the unfused baseline's mapping to every Einsum of `cascade`."""
-    rows = find_rows(cascade, rank, "map-unfused")
-    _check_tile(cascade, rows, tile, "map-unfused")
-    units = units_of(cascade)
+    rows, tile, where = _prepare(cascade, rank, tile, arch, "map-unfused")
+    units = units_of(cascade, where)
     runs: list[list[EinsumOp]] = []
     for op in cascade.einsums():
         if not runs or units[runs[-1][-1]] != units[op]:
@@ -199,92 +224,83 @@ def map_unfused(cascade: CascadeOp, rank: str | None = None, tile: int = 256) ->
         for use in op.result.uses
         if isinstance(use.operation, EinsumOp) and kernels[use.operation] != kernels[op]
     }
-    levels = _home_levels(cascade, crossing)
+    levels = _levels_on(_home_levels(cascade, crossing), where)
     sizes = cascade.rank_sizes()
     for op in cascade.einsums():
         op.attributes[MAPPING_ATTR] = baseline_mapping(
-            op, units[op], rows, tile, tile, sizes, levels, kernels[op]
+            op, units[op], rows, tile, tile, sizes, levels, kernels[op], where
         )
 
 
-def flat_block(cascade: CascadeOp, rows: RowLayout, tile: int, buffer: int, word: int) -> int:
-    """FLAT's row block: the largest multiple of `tile` dividing P whose working set fits."""
+def flat_block(
+    cascade: CascadeOp, rows: RowLayout, tile: int, where: Roles, attach: Callable[[int], None],
+    buffer: int | None = None,
+) -> int:
+    """FLAT's row block: the largest multiple of `tile` dividing P whose mapped cascade fits
+    the buffer, as the lowering counts it (one tile when none does)."""
     sizes = cascade.rank_sizes()
     count = sizes[rows.row] // tile
-    skip = set(rows.outer)
-
-    def words(ranks: Sequence[str], block: int) -> int:
-        return math.prod(block if r == rows.row else sizes[r] for r in ranks if r not in skip)
-
-    def footprint(block: int) -> int:
-        produced = [
-            Produced(
-                op.tensor_name,
-                0
-                if is_returned(cascade, op.result)
-                else words(op.result_type.rank_names, block) * word,
-                {op.access_name(v) for v, _ in op.accesses() if v is not None},
-            )
-            for op in cascade.einsums()
-        ]
-        held = sum(share_space(produced).values())
-        held += sum(
-            words(t.rank_names, block) * word
-            for _, t in cascade.inputs()
-            if rows.row in t.rank_names
-        )
-        return held
-
-    fits = [d for d in range(1, count + 1) if count % d == 0 and footprint(d * tile) <= buffer]
-    return max(fits, default=1) * tile
+    limit = buffer if buffer is not None else where.capacity
+    candidates = [d for d in range(1, count + 1) if count % d == 0]
+    for d in reversed(candidates):
+        attach(d * tile)
+        if limit is None or peak_bytes(cascade, where.arch).get(where.buffer, 0) <= limit:
+            return d * tile
+    attach(tile)
+    return tile
 
 
 def map_flat(
     cascade: CascadeOp,
     rank: str | None = None,
-    tile: int = 256,
-    buffer: int = 32 * 2**20,
-    word: int = 2,
+    tile: int | None = None,
+    buffer: int | None = None,
+    arch: str | None = None,
 ) -> int:
     """Attach FLAT's mapping to every Einsum of `cascade`; returns the row block chosen."""
-    rows = find_rows(cascade, rank, "map-flat")
-    _check_tile(cascade, rows, tile, "map-flat")
-    block = flat_block(cascade, rows, tile, buffer, word)
-    units = units_of(cascade)
-    levels = _home_levels(cascade, set())
+    rows, tile, where = _prepare(cascade, rank, tile, arch, "map-flat")
+    units = units_of(cascade, where)
+    levels = _levels_on(_home_levels(cascade, set()), where)
     sizes = cascade.rank_sizes()
-    for op in cascade.einsums():
-        op.attributes[MAPPING_ATTR] = baseline_mapping(
-            op, units[op], rows, block, tile, sizes, levels
-        )
-    return block
+    assert tile is not None
+
+    def attach(block: int) -> None:
+        for op in cascade.einsums():
+            op.attributes[MAPPING_ATTR] = baseline_mapping(
+                op, units[op], rows, block, tile, sizes, levels, "", where
+            )
+
+    return flat_block(cascade, rows, tile, where, attach, buffer)
 
 
 @dataclass(frozen=True)
 class MapUnfusedPass(ModulePass):
-    """The unfused baseline (`map-unfused{tile=256}`, optionally `rank=P` for the row rank):
-    contractions on the 2D array, the rest on the 1D array, kernels through DRAM."""
+    """The unfused baseline (`map-unfused{arch=flat}`, optionally `rank=P` for the row rank
+    and `tile` for the rows of one tile, by default the arrays' side): contractions on the 2D
+    array, the rest on the 1D array, kernels through DRAM."""
 
     name = "map-unfused"
+    arch: str | None = None
     rank: str | None = None
-    tile: int = 256
+    tile: int | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):
-            map_unfused(cascade, self.rank, self.tile)
+            map_unfused(cascade, self.rank, self.tile, self.arch)
 
 
 @dataclass(frozen=True)
 class MapFlatPass(ModulePass):
-    """FLAT's mapping (`map-flat{tile=256 buffer=33554432 word=2}`, optionally `rank=P`): one
-    kernel fused through the global buffer at the largest row block that fits."""
+    """FLAT's mapping (`map-flat{arch=flat}`, optionally `rank=P`, `tile` and `buffer`, the
+    bytes the row block must fit in, by default the architecture's): one kernel fused through
+    the global buffer at the largest row block that fits."""
 
     name = "map-flat"
+    arch: str | None = None
     rank: str | None = None
-    tile: int = 256
-    buffer: int = 32 * 2**20
-    word: int = 2
+    tile: int | None = None
+    buffer: int | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):
-            map_flat(cascade, self.rank, self.tile, self.buffer, self.word)
+            map_flat(cascade, self.rank, self.tile, self.buffer, self.arch)

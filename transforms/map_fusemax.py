@@ -9,18 +9,24 @@ Everything is found by structure:
   axes 0 and 1; the others on the 1D array (`pe1d`) with P0 spatial (`binding=matmul`: only
   contractions, QK and SLNV, run on the 2D array, as on FLAT's hardware, the "+cascade" step
   of the paper's ablation; the 1D array then iterates R0 in time);
-- P is tiled as P2 x P1 x P0 with P0 = `tile` (the array side) and P1 the largest divisor of
-  P / P0 for which the queries' state (inputs without the key rank, running values) for P1 x P0
-  queries plus one key tile of each blocked input fit in the global buffer;
-- loops: batch/heads, P2, R1, P1, the Einsum's other ranks (E or F), then P0, R0;
+- P is tiled as P2 x P1 x P0 with P0 the arrays' side along axis 0 (`tile`; the largest
+  divisor of P below it when P is smaller) and P1 the largest divisor of P / P0 for which the
+  mapped cascade fits the global buffer, counted by the lowering itself (`working_set`);
+- loops, Timeloop's way: batch/heads, P2 and R1 at the root (DRAM); P1 and the Einsum's other
+  ranks (E or F) at the global buffer; P0 and R0 spatial under the level that fans out to the
+  unit's PEs (so one key tile serves all P1 x P0 queries held on chip);
 - storage: cascade inputs and outputs and the blocked copies of inputs in DRAM, running values
-  in the global buffer (GLB), other intermediates in PE registers when producer and consumers
-  share a unit, else in the staging register file (RF).
+  in the global buffer, other intermediates in PE registers when producer and consumers
+  share a unit, else in the staging level (FuseMax's RF); an output goes from the PEs
+  straight to DRAM, bypassing the buffer.
+- The units, levels, sides and capacity come from the architecture (`arch=`, else the
+  module's, else fusemax): the 2D and the 1D array, the root, the global buffer and the
+  staging level (`mapping_roles`).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -32,8 +38,11 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
 from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
+from einsum_opt.hardware import REGISTERS
+from einsum_opt.lowering.working_set import peak_bytes
 from einsum_opt.transforms.map_baselines import is_contraction
-from einsum_opt.transforms.rewriting import Read, is_returned, ranks_of, resolved
+from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
+from einsum_opt.transforms.rewriting import Read, is_returned, resolved
 
 
 @dataclass(frozen=True)
@@ -84,84 +93,98 @@ def _blocked_inputs(cascade: CascadeOp) -> set[SSAValue]:
     return out
 
 
-def query_tile(cascade: CascadeOp, layout: FuseMaxLayout, tile: int, buffer: int, word: int) -> int:
-    """P1: the largest divisor of P / P0 whose per-block state fits the buffer."""
+def query_tile(
+    cascade: CascadeOp, layout: FuseMaxLayout, tile: int, buildmap: Callable[[int], None],
+    fits: Callable[[], bool],
+) -> int:
+    """P1: the largest divisor of P / P0 for which the mapped cascade fits the buffer (as the
+    lowering counts it); `buildmap(p1)` attaches the mapping for a candidate."""
     sizes = cascade.rank_sizes()
-    if sizes[layout.query] % tile:
-        raise PassFailedException(
-            f"map-fusemax: tile {tile} does not divide the query rank {layout.query} "
-            f"of size {sizes[layout.query]}"
-        )
-    blocked = _blocked_inputs(cascade)
-    key_rank = next(
-        (p for n, p in cascade.ranks.data if n == layout.key_outer and isinstance(p, tuple)),
-        (layout.key_outer, layout.key_inner),
-    )[0]
-    resident: list[tuple[str, ...]] = [
-        t.rank_names for _, t in cascade.inputs() if key_rank not in t.rank_names
-    ]
-    resident += [op.result_type.rank_names for op in cascade.einsums() if op.iterative_rank()]
-    resident += [ranks_of(v) for v in blocked]
-
-    def footprint(queries: int) -> int:
-        skip = {layout.key_outer, *layout.outer}
-        words = sum(
-            math.prod(queries if r == layout.query else sizes[r] for r in ranks if r not in skip)
-            for ranks in resident
-        )
-        return words * word
-
     blocks = sizes[layout.query] // tile
-    fits = [d for d in range(1, blocks + 1) if blocks % d == 0 and footprint(d * tile) <= buffer]
-    if not fits:
+    candidates = [d for d in range(1, blocks + 1) if blocks % d == 0]
+    low, high = 0, len(candidates) - 1
+    buildmap(candidates[0])
+    if not fits():
         raise PassFailedException(
-            f"map-fusemax: the state of {tile} queries ({footprint(tile)} bytes) does not fit "
-            f"the {buffer}-byte buffer"
+            f"map-fusemax: the state of {tile} queries does not fit the buffer"
         )
-    return max(fits)
+    while low < high:  # the footprint grows with P1: the last candidate that fits
+        middle = (low + high + 1) // 2
+        buildmap(candidates[middle])
+        if fits():
+            low = middle
+        else:
+            high = middle - 1
+    return candidates[low]
 
 
-def _levels(cascade: CascadeOp, units: dict[EinsumOp, str]) -> dict[str, str]:
+def _levels(cascade: CascadeOp, units: dict[EinsumOp, str], where: Roles) -> dict[str, str]:
     inputs = {n for n, _ in cascade.inputs()}
     blocked = _blocked_inputs(cascade)
-    levels = dict.fromkeys(inputs, "DRAM")
+    levels = dict.fromkeys(inputs, where.root)
     for op in cascade.einsums():
         if op.result in blocked or is_returned(cascade, op.result):
-            level = "DRAM"
+            level = where.root
         elif op.iterative_rank():
-            level = "GLB"
+            level = where.buffer
         else:
             consumers = {u.operation for u in op.result.uses}
             same = all(units.get(c) == units[op] for c in consumers if isinstance(c, EinsumOp))
-            level = "PE" if same else "RF"
+            level = REGISTERS if same else (where.staging or where.buffer)
         levels[op.tensor_name] = level
     return levels
 
 
 def fusemax_mapping(
-    op: EinsumOp, layout: FuseMaxLayout, p1: int, tile: int, unit: str, levels: dict[str, str]
+    op: EinsumOp,
+    layout: FuseMaxLayout,
+    p1: int,
+    tile: int,
+    unit: str,
+    levels: dict[str, str],
+    where: Roles,
+    outputs: set[str],
 ) -> MappingAttr:
-    """The FuseMax mapping of one Einsum."""
+    """The FuseMax mapping of one Einsum: batch/heads, P2 and the key tiles at the root; P1
+    and the other ranks at the global buffer; P0 and R0 spatial under the unit's fan-out
+    level. An output goes from the PEs straight to the root."""
     ranks = einsum_ranks(op)
     p = layout.query
     has_p = p in ranks
-    order = [r for r in layout.outer if r in ranks]
-    order += [f"{p}2"] if has_p else []
-    order += [layout.key_outer] if layout.key_outer in ranks else []
-    order += [f"{p}1"] if has_p else []
-    order += [r for r in ranks if r not in (p, layout.key_outer, layout.key_inner, *layout.outer)]
-    order += [f"{p}0"] if has_p else []
-    order += [layout.key_inner] if layout.key_inner in ranks else []
+    outer = [r for r in layout.outer if r in ranks]
+    outer += [f"{p}2"] if has_p else []
+    outer += [layout.key_outer] if layout.key_outer in ranks else []
+    middle = [f"{p}1"] if has_p else []
+    middle += [
+        r for r in ranks if r not in (p, layout.key_outer, layout.key_inner, *layout.outer)
+    ]
+    inner = [f"{p}0"] if has_p else []
+    inner += [layout.key_inner] if layout.key_inner in ranks else []
     space = {f"{p}0": 0} if has_p else {}
-    if unit == "pe2d" and layout.key_inner in ranks:
+    if unit == where.matrix and layout.key_inner in ranks:
         space[layout.key_inner] = 1
+    else:
+        inner = [r for r in inner if r in space]
+        middle += [r for r in ([layout.key_inner] if layout.key_inner in ranks else [])]
+    at: dict[str, str] = {}
+    for block, level in (
+        (outer, where.root),
+        (middle, where.buffer),
+        (inner, where.fanout_level(unit)),
+    ):
+        if block:
+            at[block[0]] = level
     tensors = [op.access_name(v) for v, _ in op.accesses()] + [op.tensor_name]
+    keep = {t: [where.root, REGISTERS] for t in tensors if t in outputs}
     return MappingAttr.make(
         unit,
-        order,
+        [*outer, *middle, *inner],
         {p: [p1 * tile, tile]} if has_p else {},
         space,
         {t: levels[t] for t in dict.fromkeys(tensors)},
+        "",
+        at,
+        keep,
     )
 
 
@@ -172,44 +195,67 @@ BINDINGS = ("fusemax", "matmul")
 def map_fusemax(
     cascade: CascadeOp,
     query: str | None = None,
-    tile: int = 256,
-    buffer: int = 16 * 2**20,
-    word: int = 2,
+    tile: int | None = None,
+    buffer: int | None = None,
     binding: str = "fusemax",
+    arch: str | None = None,
 ) -> FuseMaxLayout:
-    """Attach the FuseMax mapping to every Einsum of a 1-pass cascade."""
+    """Attach the FuseMax mapping to every Einsum of a 1-pass cascade, on `arch` (a name or a
+    path; else the module's architecture, else fusemax): P0 spans the arrays' side (or the
+    largest divisor of P below it), P1 is the largest block whose state fits the buffer
+    (`buffer` bytes if given, else the architecture's)."""
     if binding not in BINDINGS:
         raise PassFailedException(
             f"map-fusemax: unknown binding '{binding}' (expected {' or '.join(BINDINGS)})"
         )
+    where = roles("map-fusemax", arch, cascade)
     layout = find_layout(cascade, query)
-    p1 = query_tile(cascade, layout, tile, buffer, word)
+    size = cascade.rank_sizes()[layout.query]
+    if tile is None:
+        tile = largest_divisor_at_most(size, where.side())
+    elif tile <= 0 or size % tile:
+        raise PassFailedException(
+            f"map-fusemax: tile {tile} does not divide the query rank {layout.query} "
+            f"of size {size}"
+        )
     inner = variable_of(layout.key_inner)
     units = {
-        op: "pe2d"
+        op: where.matrix
         if (is_contraction(op) if binding == "matmul" else inner in op.variables())
-        else "pe1d"
+        else where.vector
         for op in cascade.einsums()
     }
-    levels = _levels(cascade, units)
-    for op in cascade.einsums():
-        op.attributes[MAPPING_ATTR] = fusemax_mapping(op, layout, p1, tile, units[op], levels)
+    levels = _levels(cascade, units, where)
+    outputs = set(cascade.output_names())
+    limit = buffer if buffer is not None else where.capacity
+
+    def attach(p1: int) -> None:
+        for op in cascade.einsums():
+            op.attributes[MAPPING_ATTR] = fusemax_mapping(
+                op, layout, p1, tile, units[op], levels, where, outputs
+            )
+
+    def fits() -> bool:
+        return limit is None or peak_bytes(cascade, where.arch).get(where.buffer, 0) <= limit
+
+    attach(query_tile(cascade, layout, tile, attach, fits))
     return layout
 
 
 @dataclass(frozen=True)
 class MapFuseMaxPass(ModulePass):
-    """FuseMax's mapping and binding for a 1-pass cascade (`map-fusemax{tile=256
-    buffer=16777216 word=2 binding=fusemax}`, optionally `rank=P` for the query rank;
-    `binding=matmul` puts only the contractions on the 2D array)."""
+    """FuseMax's mapping and binding for a 1-pass cascade (`map-fusemax{arch=fusemax}`;
+    optionally `rank=P` for the query rank, `tile` for P0 and `buffer` for the bytes the query
+    block must fit in, both read from the architecture by default; `binding=matmul` puts only
+    the contractions on the 2D array)."""
 
     name = "map-fusemax"
+    arch: str | None = None
     rank: str | None = None
-    tile: int = 256
-    buffer: int = 16 * 2**20
-    word: int = 2
+    tile: int | None = None
+    buffer: int | None = None
     binding: str = "fusemax"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):
-            map_fusemax(cascade, self.rank, self.tile, self.buffer, self.word, self.binding)
+            map_fusemax(cascade, self.rank, self.tile, self.buffer, self.binding, self.arch)

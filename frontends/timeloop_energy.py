@@ -1,0 +1,59 @@
+"""The energies and area of a Timeloop storage level, looked up in the ERT and ART the way
+Timeloop looks them up: a read costs the component's `read` (or `random_read`), a fill its
+`write`/`fill`, an update its `update`/`write`; an action the ERT lacks costs the component's
+dearest action divided by the cluster size (Timeloop's vector access energy); `leak` is per
+cycle per instance. A `vector_access_energy` attribute overrides the ERT for every action."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from einsum_opt.frontends.timeloop_types import StorageLevel, TimeloopSpec
+
+READ_ACTIONS = ("random_read", "read")
+FILL_ACTIONS = ("random_fill", "random_write", "fill", "write")
+UPDATE_ACTIONS = ("random_update", "random_write", "update", "write")
+
+
+@dataclass(frozen=True)
+class LevelActions:
+    """pJ per vector access of each action (None: the ERT has no entry for the level), pJ
+    of leakage per cycle per instance, and µm² per instance (None: no ART entry)."""
+
+    read: float | None
+    fill: float | None
+    update: float | None
+    leak: float
+    area: float | None
+
+
+def first_action(actions: Mapping[str, float] | None, names: tuple[str, ...]) -> float | None:
+    """The energy of the first of `names` the table lists."""
+    if actions is None:
+        return None
+    for name in names:
+        if name in actions:
+            return actions[name]
+    return None
+
+
+def storage_actions(spec: TimeloopSpec, level: StorageLevel) -> LevelActions:
+    """The energies and area of one storage level (see the module docstring)."""
+    ert = spec.ert or {}
+    actions = dict(ert[level.name]) if level.name in ert else None
+    read = fill = update = None
+    leak = 0.0
+    if level.vector_access_energy is not None:
+        read = fill = update = level.vector_access_energy
+    elif actions is not None:
+        fallback = max(actions.values(), default=0.0) / level.cluster_size
+        read = first_action(actions, READ_ACTIONS)
+        fill = first_action(actions, FILL_ACTIONS)
+        update = first_action(actions, UPDATE_ACTIONS)
+        read = fallback if read is None else read
+        fill = fallback if fill is None else fill
+        update = fallback if update is None else update
+        leak = actions.get("leak", 0.0)
+    area = None if spec.art is None else spec.art.get(level.name)
+    return LevelActions(read, fill, update, leak, area)
