@@ -53,32 +53,33 @@ CONFIGURATIONS: dict[str, Configuration] = {
     for c in (
         Configuration(
             "unfused",
-            "map-unfused,lower-to-loopnest,lower-to-dataflow{arch=flat}",
+            "map-unfused{arch=flat},lower-to-loopnest,lower-to-dataflow{arch=flat}",
             "flat",
             "3-pass; QK and AV on the 2D array, the softmax on the 1D array, kernels through DRAM",
         ),
         Configuration(
             "flat",
-            "map-flat{buffer=33554432},lower-to-loopnest,lower-to-dataflow{arch=flat}",
+            "map-flat{arch=flat},lower-to-loopnest,lower-to-dataflow{arch=flat}",
             "flat",
             "3-pass fused through the global buffer at the largest row block that fits",
         ),
         Configuration(
             "cascade",
-            f"{FUSE},map-fusemax{{buffer=33554432 binding=matmul}},lower-to-loopnest,"
+            f"{FUSE},map-fusemax{{arch=flat binding=matmul}},lower-to-loopnest,"
             "lower-to-dataflow{arch=flat}",
             "flat",
             "1-pass on FLAT's hardware: only the contractions on the 2D array",
         ),
         Configuration(
             "architecture",
-            f"{FUSE},map-fusemax,lower-to-loopnest,lower-to-dataflow{{arch=fusemax overlap=false}}",
+            f"{FUSE},map-fusemax{{arch=fusemax}},lower-to-loopnest,"
+            "lower-to-dataflow{arch=fusemax overlap=false}",
             "fusemax",
             "1-pass on FuseMax's hardware and binding, one tile at a time",
         ),
         Configuration(
             "fusemax",
-            f"{FUSE},map-fusemax,lower-to-loopnest,lower-to-dataflow{{arch=fusemax}}",
+            f"{FUSE},map-fusemax{{arch=fusemax}},lower-to-loopnest,lower-to-dataflow{{arch=fusemax}}",
             "fusemax",
             "1-pass on FuseMax's hardware and binding, tiles interleaved",
         ),
@@ -86,7 +87,7 @@ CONFIGURATIONS: dict[str, Configuration] = {
 }
 """Each configuration of `workloads.CONFIGS` by name."""
 
-LINEAR_PIPELINE = "map-unfused,lower-to-loopnest,lower-to-dataflow{{arch={arch}}}"
+LINEAR_PIPELINE = "map-unfused{{arch={arch}}},lower-to-loopnest,lower-to-dataflow{{arch={arch}}}"
 """The linear layers: every contraction on the 2D array of the configuration's architecture."""
 
 

@@ -98,9 +98,13 @@ def check_equivalent(
     check_equivalence(before, after, seed, rtol, atol, report=lambda line: None)
 
 
-def cost(module: ModuleOp, arch: str | Architecture = "fusemax") -> CostReport:
+def cost(
+    module: ModuleOp, arch: str | Architecture = "fusemax", accounting: str = "physical"
+) -> CostReport:
     """The cost report of the module's dataflow programs (run `lower-to-dataflow` first) on
-    `arch`: a built-in architecture name, the path of a YAML file or an `Architecture`."""
+    `arch`: a built-in architecture name, the path of a YAML file or an `Architecture`;
+    `accounting="artifact"` charges storage for one instance per level, as the FuseMax
+    artifact does (its PE registers), `physical` every instance."""
     from einsum_opt.costmodel.model import evaluate_module
 
-    return evaluate_module(module, arch)
+    return evaluate_module(module, arch, accounting)
