@@ -102,6 +102,15 @@ def kernel_accesses(
     return KernelAccesses(accesses, buffers, placed)
 
 
+def nest_access_ops(
+    nest: NestOp, placed: PlacedNest, counts: NestCounts
+) -> tuple[list[AccessOp], dict[str, list[Touch]]]:
+    """The access ops of one placed and analysed nest, and its touches per level (as the
+    nest at position 0 of its kernel): what `kernel_accesses` emits for it."""
+    touches: dict[str, list[Touch]] = {}
+    return _access_ops(nest, placed, counts, touches, 0), touches
+
+
 def _access_ops(
     nest: NestOp,
     placed: PlacedNest,

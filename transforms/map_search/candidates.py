@@ -1,0 +1,171 @@
+"""Evaluating candidates: one worker's view of a search problem.
+
+A `Problem` is everything a worker needs, as plain picklable data (the module's text, which
+cascade, the architecture's YAML, the constraints, the objective), so that a worker in another
+process or on a Dask cluster builds the same space and evaluator and gets the same numbers.
+`Worker.evaluate` takes genomes and a bound: each is realized as a plan, pruned when a lower
+bound on its objective (compute alone, no analysis) exceeds the bound, lowered, its homes
+repaired (an illegal home moves to the deepest legal level), and costed exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp
+
+from einsum_opt.dialects.einsum import CascadeOp, cascades_in
+from einsum_opt.hardware import Architecture
+from einsum_opt.transforms.map_search.compose import Cost
+from einsum_opt.transforms.map_search.constraints import Constraints
+from einsum_opt.transforms.map_search.evaluator import Evaluator, IllegalMapping
+from einsum_opt.transforms.map_search.facts import CascadeFacts, cascade_facts
+from einsum_opt.transforms.map_search.genome import Genome
+from einsum_opt.transforms.map_search.legality import home_problem
+from einsum_opt.transforms.map_search.plan import CascadeMap
+from einsum_opt.transforms.map_search.space import Space
+
+OBJECTIVES = ("latency", "energy", "edp")
+"""What map-search minimises."""
+
+
+def objective_value(cost: Cost, objective: str) -> float:
+    """The value of `cost` under `objective`."""
+    if objective == "latency":
+        return cost.latency
+    if objective == "energy":
+        return cost.energy_pj
+    return cost.energy_pj * cost.latency
+
+
+def rank_key(cost: Cost, objective: str) -> tuple[float, ...]:
+    """How candidates compare: fitting ones first (the others by how much they overflow),
+    then the objective, then latency, energy and buffer as tie-breakers."""
+    return (
+        float(cost.overflow_bytes),
+        objective_value(cost, objective),
+        cost.latency,
+        cost.energy_pj,
+        float(cost.buffer_bytes),
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A search problem as plain data (see the module docstring)."""
+
+    module: str
+    cascade: int
+    arch: str
+    constraints: Constraints
+    objective: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A costed candidate: its genome (homes repaired) and its cost."""
+
+    genome: Genome
+    cost: Cost
+
+
+class Worker:
+    """Builds a problem's space and evaluator once and evaluates candidates (see the module
+    docstring); counts what it did."""
+
+    def __init__(self, problem: Problem, cascade: CascadeOp | None = None):
+        if cascade is None:
+            from einsum_opt.frontends.loading import parse_mlir
+
+            module = parse_mlir(problem.module, "map-search")
+            cascade = cascades_in(module)[problem.cascade]
+        arch = Architecture.from_yaml(problem.arch, source="map-search")
+        self.objective = problem.objective
+        self.facts: CascadeFacts = cascade_facts(cascade, arch, "map-search")
+        self.space = Space(self.facts, arch, problem.constraints)
+        self.evaluator = Evaluator(cascade, self.facts, arch)
+        self.pruned = 0
+        self.illegal = 0
+
+    def evaluate(
+        self, genomes: Sequence[Genome], bound: float | None
+    ) -> list[Outcome | None]:
+        """Each genome's outcome, None for one pruned by `bound` or illegal."""
+        return [self.one(g, bound) for g in genomes]
+
+    def one(self, genome: Genome, bound: float | None) -> Outcome | None:
+        """One genome's outcome (see `evaluate`)."""
+        plan = self.space.realizer.realize(genome)
+        if bound is not None and self.lower_bound(genome, plan) > bound:
+            self.pruned += 1
+            return None
+        try:
+            genome, plan = self.repaired(genome, plan)
+            cost = self.evaluator.cost(plan)
+        except IllegalMapping:
+            self.illegal += 1
+            return None
+        return Outcome(genome, cost)
+
+    def repaired(self, genome: Genome, plan: CascadeMap) -> tuple[Genome, CascadeMap]:
+        """`genome` with every tensor homed where it may live: an illegal home moves to the
+        deepest legal level (the root always is)."""
+        structures = self.evaluator.structures(plan)
+        changed = False
+        for members, structure in structures:
+            for index in members:
+                tensor = self.facts.einsums[index].name
+                home = plan[index].home(tensor)
+                if home == self.space.root:
+                    continue
+                args = (self.facts, self.space.chains, plan, members, structure, tensor)
+                if home_problem(*args, home) is None:
+                    continue
+                options = self.space.home_options(genome, tensor)
+                legal = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]
+                genome = genome.with_home(tensor, legal[-1] if legal else self.space.root)
+                changed = True
+        if changed:
+            plan = self.space.realizer.realize(genome)
+        return genome, plan
+
+    def lower_bound(self, genome: Genome, plan: CascadeMap) -> float:
+        """A bound below the objective, from compute alone: per kernel, the busiest unit's
+        cycles; the compute energy of every point."""
+        arch = self.space.arch
+        latency = 0
+        energy = 0.0
+        for kernel in genome.kernels:
+            busy: dict[str, int] = {}
+            for index in kernel.members:
+                p = plan[index]
+                e = self.facts.einsums[index]
+                temporal = math.prod(lp.extent for lp in p.loops if lp.axis is None)
+                points = math.prod(lp.extent for lp in p.loops)
+                busy[p.unit] = busy.get(p.unit, 0) + temporal * self._cycles(p.unit, e.ops)
+                energy += points * self._point_pj(p.unit, e.ops)
+            latency += max(busy.values(), default=0)
+        if self.objective == "latency":
+            return float(latency)
+        if self.objective == "energy":
+            return energy
+        return energy * latency
+
+    def _cycles(self, unit: str, ops: object) -> int:
+        return self.evaluator.arch.cycles(unit, ops)  # type: ignore[arg-type]
+
+    def _point_pj(self, unit: str, ops: object) -> float:
+        return self.evaluator.arch.op_energy_pj(unit, ops)  # type: ignore[arg-type]
+
+
+def module_text(module: ModuleOp) -> str:
+    """A module as text a worker parses back (the generic form round-trips)."""
+    from io import StringIO
+
+    from xdsl.printer import Printer
+
+    out = StringIO()
+    Printer(stream=out, print_generic_format=True).print_op(module)
+    return out.getvalue()

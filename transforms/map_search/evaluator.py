@@ -1,0 +1,73 @@
+"""Candidate mappings of one cascade, costed exactly and fast: `Evaluator.cost(plan)` gives what
+`lower-to-loopnest,lower-to-dataflow` and the cost model would report for the cascade mapped
+by `plan`, from per-nest analyses kept across candidates (`nest_eval`) and the kernels'
+programs rebuilt in closed form (`compose`)."""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import ModuleOp
+
+from einsum_opt.dialects.einsum import CascadeOp
+from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR
+from einsum_opt.hardware import Architecture
+from einsum_opt.transforms.map_search.compose import CascadeCoster, Cost, KernelStructure
+from einsum_opt.transforms.map_search.facts import CascadeFacts
+from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestEvaluator
+from einsum_opt.transforms.map_search.plan import CascadeMap, to_attr
+
+__all__ = ["Cost", "Evaluator", "IllegalMapping", "attach_plan"]
+
+
+class Evaluator:
+    """Costs candidate mappings of one cascade on one architecture (see the module
+    docstring); counts the candidates it costed."""
+
+    def __init__(self, cascade: CascadeOp, facts: CascadeFacts, arch: Architecture):
+        self.facts = facts
+        self.arch = arch
+        self.nests = NestEvaluator(cascade, facts, arch)
+        self.coster = CascadeCoster(arch, frozenset(facts.positions))
+        self.costed = 0
+
+    def cost(self, plan: CascadeMap, exact: bool = False) -> Cost:
+        """The cost of the cascade mapped by `plan`; IllegalMapping when a nest has no
+        legal analysis. `exact`: energies summed in the cost report's order (bit for bit
+        what the report gives; otherwise equal up to rounding)."""
+        groups = [[self.nests.result(i, plan[i]) for i in members] for members in self.kernels(plan)]
+        for e in self.facts.einsums:
+            if e.view:
+                self.nests.result(e.index, plan[e.index])
+        self.costed += 1
+        return self.coster.cost(groups, exact)
+
+
+    def kernels(self, plan: CascadeMap) -> list[list[int]]:
+        """The computing Einsums of each kernel of `plan`, kernels in order."""
+        kernels: dict[str, list[int]] = {}
+        for e in self.facts.einsums:
+            if not e.view:
+                kernels.setdefault(plan[e.index].kernel, []).append(e.index)
+        return list(kernels.values())
+
+    def structures(self, plan: CascadeMap) -> list[tuple[list[int], KernelStructure]]:
+        """Each kernel's members and program structure, from the lowered nests alone (no
+        analysis); IllegalMapping when a mapping does not fit its Einsum."""
+        out = []
+        for members in self.kernels(plan):
+            nests = [self.nests.lower(i, plan[i]) for i in members]
+            out.append((members, self.coster.structure(nests)))
+        return out
+
+
+def attach_plan(cascade: CascadeOp, plan: CascadeMap) -> None:
+    """Write `plan` onto the cascade's Einsums as their `#einsum.mapping` attributes."""
+    for op, einsum_plan in zip(cascade.einsums(), plan, strict=True):
+        op.attributes[MAPPING_ATTR] = to_attr(einsum_plan)
+
+
+def module_of(cascade: CascadeOp) -> ModuleOp | None:
+    """The module holding `cascade` (None if it is not in one)."""
+    node = cascade.parent_op()
+    while node is not None and not isinstance(node, ModuleOp):
+        node = node.parent_op()
+    return node

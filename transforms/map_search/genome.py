@@ -1,0 +1,189 @@
+"""The decisions map-search makes, and the plan they describe.
+
+- The cascade is cut into **kernels** (consecutive Einsums in program order that run as one
+  program; tensors between kernels go through the root level).
+- Each kernel has a **skeleton**: loops (pieces of ranks, each at a storage level every unit of
+  the kernel shares) that all its Einsums have outermost, in the same order, for the ranks they
+  iterate. Its running values' iterative rank is one of them: the pieces before it repeat
+  the pipeline, those after it are pipeline loops (interleaving: `M1, H, P1` runs the heads
+  of one key tile back to back). What a skeleton rank has left (its size over the product of
+  its pieces) is split by every Einsum into exactly two inner pieces, a temporal one and a
+  spatial one (either may be one trip), so that the skeleton's loops have the same names in
+  every Einsum.
+- Each Einsum has its **own mapping**: its unit, its loops after the skeleton's (pieces of any
+  rank at any level, spatial ones on the array's axes), and the levels keeping each tensor
+  where they differ from the default.
+- Each tensor produced and consumed inside a kernel has a **home** level.
+
+`realize` turns a genome into a `CascadeMap`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from einsum_opt.transforms.map_search.chains import UnitChain
+from einsum_opt.transforms.map_search.facts import CascadeFacts, EinsumFacts
+from einsum_opt.transforms.map_search.plan import CascadeMap, EinsumMap, Loop
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A skeleton loop: `extent` trips of `rank` at storage level `level`."""
+
+    rank: str
+    extent: int
+    level: str
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """A kernel: its computing Einsums (indices, in order) and its skeleton."""
+
+    members: tuple[int, ...]
+    skeleton: tuple[Piece, ...] = ()
+
+    def remainder(self, rank: str, size: int) -> int:
+        """What the skeleton leaves of `rank` (its size over its pieces' trips)."""
+        return size // math.prod(p.extent for p in self.skeleton if p.rank == rank)
+
+    def skeleton_ranks(self) -> frozenset[str]:
+        """The ranks the skeleton has pieces of."""
+        return frozenset(p.rank for p in self.skeleton)
+
+
+@dataclass(frozen=True)
+class OwnPlan:
+    """An Einsum's own mapping: its unit, its loops after the skeleton's, and the kept levels
+    of the tensors whose chain differs from the default."""
+
+    unit: str
+    loops: tuple[Loop, ...]
+    keeps: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Genome:
+    """A complete set of decisions (see the module docstring). `own[i]` is None for a view."""
+
+    kernels: tuple[KernelPlan, ...]
+    own: tuple[OwnPlan | None, ...]
+    homes: tuple[tuple[str, str], ...]
+
+    def kernel_of(self, index: int) -> int:
+        """The position of the kernel holding Einsum `index`."""
+        for k, kernel in enumerate(self.kernels):
+            if index in kernel.members:
+                return k
+        raise KeyError(index)
+
+    def with_own(self, index: int, own: OwnPlan) -> Genome:
+        """The genome with Einsum `index`'s own mapping replaced."""
+        items = list(self.own)
+        items[index] = own
+        return Genome(self.kernels, tuple(items), self.homes)
+
+    def with_home(self, tensor: str, level: str) -> Genome:
+        """The genome with `tensor` homed at `level`."""
+        homes = dict(self.homes)
+        homes[tensor] = level
+        return Genome(self.kernels, self.own, tuple(sorted(homes.items())))
+
+    def with_kernel(self, position: int, kernel: KernelPlan) -> Genome:
+        """The genome with one kernel replaced."""
+        items = list(self.kernels)
+        items[position] = kernel
+        return Genome(tuple(items), self.own, self.homes)
+
+
+class Realizer:
+    """Builds the plans of genomes for one cascade, reusing the plan object of an Einsum whose
+    decisions did not change (the evaluator recognises a plan it has seen by identity)."""
+
+    def __init__(self, facts: CascadeFacts, chains: Mapping[str, UnitChain], root: str):
+        self.facts = facts
+        self.chains = chains
+        self.root = root
+        self.cache: dict[tuple[object, ...], EinsumMap] = {}
+
+    def crossing(self, genome: Genome) -> frozenset[str]:
+        """Tensors produced in one kernel and read in another (they go through the root)."""
+        kernel_of = {i: k for k, kern in enumerate(genome.kernels) for i in kern.members}
+        out = set()
+        for e in self.facts.computing():
+            for read in e.reads:
+                source = self.facts.producer(self.facts.source(read.tensor))
+                if source is None or source.view or source.index == e.index:
+                    continue
+                if kernel_of.get(source.index) != kernel_of.get(e.index):
+                    out.add(source.name)
+        return frozenset(out)
+
+    def home_of(self, genome: Genome, tensor: str, crossing: frozenset[str]) -> str:
+        """The home level of `tensor` under `genome`."""
+        facts = self.facts
+        if tensor in facts.inputs or tensor in facts.outputs or tensor in crossing:
+            return self.root
+        if tensor in facts.views:
+            return self.root
+        return dict(genome.homes).get(tensor, self.root)
+
+    def realize(self, genome: Genome) -> CascadeMap:
+        """The plan of every Einsum (views read their source at the root)."""
+        facts = self.facts
+        crossing = self.crossing(genome)
+        multi = len(genome.kernels) > 1
+        out: list[EinsumMap | None] = [None] * len(facts.einsums)
+        for k, kernel in enumerate(genome.kernels):
+            name = f"k{k}" if multi else ""
+            for index in kernel.members:
+                out[index] = self._einsum(genome, kernel, index, name, crossing)
+        for e in facts.einsums:
+            if e.view:
+                out[e.index] = self._view(genome, e, out)
+        result = tuple(m for m in out if m is not None)
+        assert len(result) == len(facts.einsums)
+        return result
+
+    def _einsum(
+        self, genome: Genome, kernel: KernelPlan, index: int, kernel_name: str,
+        crossing: frozenset[str],
+    ) -> EinsumMap:
+        e = self.facts.einsums[index]
+        own = genome.own[index]
+        assert own is not None
+        homes = tuple((t, self.home_of(genome, self.facts.source(t), crossing)) for t in e.tensors)
+        key = (index, kernel.skeleton, own, homes, kernel_name)
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        loops = tuple(
+            Loop(p.rank, p.extent, None, p.level) for p in kernel.skeleton if p.rank in e.ranks
+        ) + own.loops
+        plan = EinsumMap(own.unit, loops, homes, own.keeps, kernel_name)
+        if len(self.cache) > 500_000:
+            self.cache.clear()
+        self.cache[key] = plan
+        return plan
+
+    def _view(
+        self, genome: Genome, e: EinsumFacts, plans: list[EinsumMap | None]
+    ) -> EinsumMap:
+        """A view's plan: on the unit of a reader, every loop at the root."""
+        readers = self.facts.readers(self.facts.source(e.name))
+        unit = next(
+            (p.unit for r in readers if (p := plans[r.index]) is not None),
+            next(iter(self.chains)),
+        )
+        key = ("view", e.index, unit)
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        sizes = self.facts.sizes
+        loops = tuple(Loop(r, sizes[r], None, self.root) for r in e.ranks)
+        homes = tuple((t, self.root) for t in e.tensors)
+        plan = EinsumMap(unit, loops, homes)
+        self.cache[key] = plan
+        return plan

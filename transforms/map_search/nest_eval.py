@@ -1,0 +1,208 @@
+"""One Einsum's nest under one candidate mapping, analysed exactly as `lower-to-dataflow`
+analyses it: lowered to a `loopnest.nest` (`lower_einsum`), its data spaces, its placement on
+the unit's chain, the per-nest analysis and the access ops and tiles it emits are all the
+lowering's own functions. Results are kept per (Einsum, mapping), so a candidate that changes
+one Einsum's mapping analyses only that Einsum again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from xdsl.utils.exceptions import PassFailedException
+
+from einsum_opt.costmodel.model import level_of, storage_energy
+from einsum_opt.costmodel.nest_analysis import analyze
+from einsum_opt.costmodel.nest_spec import NestSpecError
+from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
+from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, check_mapping
+from einsum_opt.dialects.loopnest import NestOp
+from einsum_opt.hardware import Architecture, ArchitectureError
+from einsum_opt.lowering.accesses import nest_access_ops
+from einsum_opt.lowering.buffers import Touch
+from einsum_opt.lowering.data_spaces import data_spaces
+from einsum_opt.lowering.einsum_to_loopnest import lower_einsum
+from einsum_opt.lowering.placement import place_nest
+from einsum_opt.transforms.map_search.facts import CascadeFacts
+from einsum_opt.transforms.map_search.plan import EinsumMap, to_attr
+
+
+PLAN_CACHE = 200_000
+"""How many plans are remembered by identity before that shortcut starts over."""
+
+
+class IllegalMapping(Exception):
+    """A candidate the lowering or the analysis rejects; the message says why."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """One `dataflow.access` of a nest with its storage energy (physical accounting)."""
+
+    tensor: str
+    label: str
+    reads: int
+    fills: int
+    updates: int
+    capacity: int
+    instances: int
+    energy_pj: float
+
+
+@dataclass(frozen=True)
+class NestResult:
+    """A nest's exact analysis: the lowered nest itself (for the kernel's loop structure), its
+    cycles and compute energy per invocation on its unit, its accesses, and its tiles per
+    level (touches, as the nest at position 0 of its kernel). `levels` sums the accesses per
+    level (label, reads, fills, updates, instances) and `energies` lists (label, tensor, pJ)
+    in access order, as the cost model accumulates them."""
+
+    nest: NestOp
+    unit: str
+    cycles: int
+    point_pj: float
+    accesses: tuple[Access, ...]
+    touches: tuple[tuple[str, tuple[Touch, ...]], ...]
+    levels: tuple[tuple[str, int, int, int, int], ...] = ()
+    energies: tuple[tuple[str, str, float], ...] = ()
+    storage_pj: float = 0.0
+
+    @staticmethod
+    def of(
+        nest: NestOp,
+        unit: str,
+        cycles: int,
+        point_pj: float,
+        accesses: tuple[Access, ...],
+        touches: tuple[tuple[str, tuple[Touch, ...]], ...],
+    ) -> NestResult:
+        """A result with its per-level sums and energies derived from `accesses`."""
+        sums: dict[str, list[int]] = {}
+        for a in accesses:
+            entry = sums.setdefault(a.label, [0, 0, 0, 1])
+            entry[0] += a.reads
+            entry[1] += a.fills
+            entry[2] += a.updates
+            entry[3] = max(entry[3], a.instances)
+        return NestResult(
+            nest,
+            unit,
+            cycles,
+            point_pj,
+            accesses,
+            touches,
+            tuple((label, *c) for label, c in sums.items()),  # type: ignore[misc]
+            tuple((a.label, a.tensor, a.energy_pj) for a in accesses),
+            sum(a.energy_pj for a in accesses),
+        )
+
+
+class NestEvaluator:
+    """Analyses the nests of one cascade on one architecture, keeping every result."""
+
+    def __init__(self, cascade: CascadeOp, facts: CascadeFacts, arch: Architecture):
+        self.cascade = cascade.clone()
+        self.facts = facts
+        self.arch = arch
+        self.ops: list[EinsumOp] = self.cascade.einsums()
+        self.sizes = self.cascade.rank_sizes()
+        self.in_memory = set(facts.inputs) | set(facts.outputs)
+        self.running = dict(facts.positions)
+        self.views = {v: (src, arch.root) for v, src in facts.views.items()}
+        self.memo: dict[Hashable, NestResult | IllegalMapping] = {}
+        self.by_plan: dict[tuple[int, int], tuple[EinsumMap, NestResult | IllegalMapping]] = {}
+        self.lowered: dict[Hashable, NestOp | IllegalMapping] = {}
+        self.analysed = 0
+
+    def lower(self, index: int, plan: EinsumMap) -> NestOp:
+        """The loop nest of Einsum `index` under `plan` (detached, holding no uses; kept);
+        IllegalMapping when the mapping does not fit the Einsum."""
+        key = (index, plan.nest_key())
+        found = self.lowered.get(key)
+        if found is None:
+            try:
+                found = self._lower(index, plan)
+            except IllegalMapping as error:
+                found = error
+            if len(self.lowered) > PLAN_CACHE:
+                self.lowered.clear()
+            self.lowered[key] = found
+        if isinstance(found, IllegalMapping):
+            raise found
+        return found
+
+    def _lower(self, index: int, plan: EinsumMap) -> NestOp:
+        op = self.ops[index]
+        attr = to_attr(plan)
+        try:
+            check_mapping(op, attr, self.sizes)
+        except Exception as error:  # VerifyException
+            raise IllegalMapping(str(error)) from None
+        op.attributes[MAPPING_ATTR] = attr
+        nest = lower_einsum(self.cascade, op)
+        nest.drop_all_references()
+        return nest
+
+    def result(self, index: int, plan: EinsumMap) -> NestResult:
+        """The analysis of Einsum `index` under `plan`; IllegalMapping when it has none."""
+        # Candidates share the plans of the Einsums they leave unchanged: look those up by
+        # identity first (the plan is kept alive with its result).
+        kept = self.by_plan.get((index, id(plan)))
+        if kept is not None and kept[0] is plan:
+            found = kept[1]
+        else:
+            if len(self.by_plan) > PLAN_CACHE:
+                self.by_plan.clear()
+            key = (index, plan.nest_key())
+            memo = self.memo.get(key)
+            if memo is None:
+                memo = self._analyse(index, plan)
+                self.memo[key] = memo
+            found = memo
+            self.by_plan[(index, id(plan))] = (plan, found)
+        if isinstance(found, IllegalMapping):
+            raise found
+        return found
+
+    def _analyse(self, index: int, plan: EinsumMap) -> NestResult | IllegalMapping:
+        self.analysed += 1
+        arch = self.arch
+        try:
+            nest = self.lower(index, plan)
+        except IllegalMapping as error:
+            return error
+        facts = self.facts.einsums[index]
+        if facts.view:
+            return NestResult.of(nest, plan.unit, 0, 0.0, (), ())
+        try:
+            spaces = data_spaces(nest, self.views, self.running, self.sizes)
+            placed = place_nest(arch, nest, spaces, self.in_memory, {})
+            counts = analyze(placed.spec)
+            ops, touches = nest_access_ops(nest, placed, counts)
+            cycles = arch.cycles(plan.unit, facts.ops)
+            point_pj = arch.op_energy_pj(plan.unit, facts.ops)
+        except (PassFailedException, NestSpecError, ArchitectureError) as error:
+            return IllegalMapping(str(error))
+        accesses = []
+        for op in ops:
+            counts3 = op.counts()
+            level = level_of(arch, op.level_name)
+            accesses.append(
+                Access(
+                    op.tensor_name,
+                    op.level_name,
+                    *counts3,
+                    op.capacity_value,
+                    op.instances_value,
+                    storage_energy(level, counts3, op.instances_value, arch.word_bytes),
+                )
+            )
+        return NestResult.of(
+            nest,
+            plan.unit,
+            cycles,
+            point_pj,
+            tuple(accesses),
+            tuple((label, tuple(ts)) for label, ts in touches.items()),
+        )

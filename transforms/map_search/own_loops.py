@@ -1,0 +1,324 @@
+"""An Einsum's own loops (those after its kernel's skeleton) as a table per storage level, and
+the choices that build them: which rank pieces go on which array axes, and where the rest
+iterate in time.
+
+A `LevelTable` lists, for each level of the unit's chain at or below the skeleton's deepest
+level, the temporal pieces (outermost first) and then the spatial pieces that fan out from it
+(Timeloop's per-level loops); the loops it gives are the levels in order. Three kinds of rank
+are constrained (`OwnContext`): a *standard* rank (one the skeleton has pieces of, with trips
+left) has exactly one temporal and one spatial piece, either of one trip, so that its
+skeleton pieces keep their names in every Einsum of the kernel; a *split* rank (the iterative
+rank of a running value whose final value the Einsum reads) has at least two pieces, so that
+no loop of the Einsum is the iterative loop; a *single* rank (the Einsum's own iterative rank,
+outside a skeleton) is one temporal piece.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from einsum_opt.transforms.map_search.chains import UnitChain
+from einsum_opt.transforms.map_search.plan import Loop
+
+
+@dataclass(frozen=True)
+class OwnContext:
+    """What an Einsum's own loops must cover on one unit (see the module docstring)."""
+
+    ranks: tuple[str, ...]
+    """The Einsum's ranks with trips left, in the order spatial assignments try them."""
+    trips: tuple[int, ...]
+    """The trips left of each rank of `ranks`."""
+    chain: UnitChain
+    start: int
+    """The first level (index in the chain) own loops may sit at."""
+    standard: frozenset[str] = frozenset()
+    split: frozenset[str] = frozenset()
+    single: frozenset[str] = frozenset()
+    no_spatial: frozenset[str] = frozenset()
+
+    @cached_property
+    def extents(self) -> Mapping[str, int]:
+        """Rank -> the trips left of it."""
+        return dict(zip(self.ranks, self.trips, strict=True))
+
+
+@dataclass(frozen=True)
+class LevelTable:
+    """Own loops per level: `temporal[i]` and `spatial[i]` for the level `start + i`."""
+
+    start: int
+    temporal: tuple[tuple[tuple[str, int], ...], ...]
+    spatial: tuple[tuple[tuple[str, int, int], ...], ...]
+
+    def loops(self, chain: UnitChain) -> tuple[Loop, ...]:
+        """The loops, outermost first."""
+        out = []
+        for i, (temporal, spatial) in enumerate(zip(self.temporal, self.spatial, strict=True)):
+            level = chain.levels[self.start + i].name
+            out += [Loop(r, x, None, level) for r, x in temporal]
+            out += [Loop(r, x, a, level) for r, x, a in spatial]
+        return tuple(out)
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors of n, ascending."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
+
+
+def prime_factors(n: int) -> list[int]:
+    """The prime factors of n with multiplicity, ascending."""
+    out = []
+    d = 2
+    while d * d <= n:
+        while n % d == 0:
+            out.append(d)
+            n //= d
+        d += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+Slot = tuple[int, int]
+"""A level index of the chain and an array axis (0: X, 1: Y) that fans out there."""
+
+
+def slots(ctx: OwnContext) -> list[tuple[Slot, int]]:
+    """Every (level, axis) with a fan-out above one at or below `start`, and its fan-out."""
+    out = []
+    for i in range(ctx.start, len(ctx.chain.levels)):
+        fanout = ctx.chain.levels[i].fanout
+        for axis in (0, 1):
+            if fanout[axis] > 1:
+                out.append(((i, axis), fanout[axis]))
+    return out
+
+
+Assignment = tuple[tuple[Slot, str, int], ...]
+"""Spatial pieces: (slot, rank, trips), in slot order."""
+
+
+def spatial_assignments(ctx: OwnContext, limit: int = 6) -> list[Assignment]:
+    """Up to `limit` ways to put rank pieces on the array's axes, the ones using the most PEs
+    first: each slot takes up to two ranks (a standard rank at most one slot), each a divisor
+    of what is left of it that fits what is left of the slot."""
+    allowed = [r for r in ctx.ranks if r not in ctx.no_spatial and r not in ctx.single]
+    found: list[tuple[int, Assignment]] = []
+    seen: set[Assignment] = set()
+
+    def go(k: int, left: dict[str, int], chosen: list[tuple[Slot, str, int]]) -> None:
+        if k == len(all_slots):
+            key = tuple(chosen)
+            if key not in seen:
+                seen.add(key)
+                used = math.prod(x for _, _, x in chosen)
+                found.append((used, key))
+            return
+        slot, room = all_slots[k]
+        for first in allowed:
+            for f in _fitting(left[first], room):
+                if first in ctx.standard and any(r == first for _, r, _ in chosen):
+                    continue
+                rest = dict(left)
+                rest[first] //= f
+                chosen.append((slot, first, f))
+                go(k + 1, rest, chosen)
+                space = room // f
+                for second in allowed:
+                    if allowed.index(second) <= allowed.index(first) or space < 2:
+                        continue
+                    if second in ctx.standard and any(r == second for _, r, _ in chosen):
+                        continue
+                    for g in _fitting(rest[second], space):
+                        more = dict(rest)
+                        more[second] //= g
+                        chosen.append((slot, second, g))
+                        go(k + 1, more, chosen)
+                        chosen.pop()
+                chosen.pop()
+        go(k + 1, left, chosen)
+
+    all_slots = slots(ctx)
+    go(0, {r: ctx.extents[r] for r in ctx.ranks}, [])
+    found.sort(key=lambda item: -item[0])
+    return [a for _, a in found[:limit]] or [()]
+
+
+def _fitting(extent: int, room: int) -> list[int]:
+    """The best two divisors of `extent` above one that fit `room`, largest first."""
+    fits = [d for d in divisors(extent) if 1 < d <= room]
+    return fits[::-1][:2]
+
+
+def build_table(
+    ctx: OwnContext,
+    assignment: Assignment,
+    level_of: Mapping[str, int] | None = None,
+    order: Sequence[str] | None = None,
+) -> LevelTable:
+    """The level table with `assignment`'s spatial pieces and every rank's other trips in one
+    temporal piece, at `level_of[rank]` (default: `start`) in `order` (default: the
+    Einsum's); a standard rank gets its one-trip piece where it needs one, a split rank a
+    second piece of one trip."""
+    depth = len(ctx.chain.levels) - ctx.start
+    temporal: list[list[tuple[str, int]]] = [[] for _ in range(depth)]
+    spatial: list[list[tuple[str, int, int]]] = [[] for _ in range(depth)]
+    left = dict(ctx.extents)
+    spatial_level: dict[str, int] = {}
+    for (level, axis), rank, trips in assignment:
+        spatial[level - ctx.start].append((rank, trips, axis))
+        left[rank] //= trips
+        spatial_level.setdefault(rank, level)
+    for rank in order or ctx.ranks:
+        trips = left[rank]
+        level = (level_of or {}).get(rank, ctx.start)
+        if rank in spatial_level:
+            level = min(level, spatial_level[rank])
+        needs_piece = rank in ctx.standard or rank in ctx.single or trips > 1
+        if rank in ctx.split and rank not in spatial_level:
+            temporal[level - ctx.start] += [(rank, trips), (rank, 1)]
+            continue
+        if needs_piece:
+            temporal[level - ctx.start].append((rank, trips))
+        if rank in ctx.standard and rank not in spatial_level:
+            temporal[level - ctx.start].append((rank, 1))
+    return LevelTable(
+        ctx.start, tuple(tuple(t) for t in temporal), tuple(tuple(s) for s in spatial)
+    )
+
+
+def table_of(ctx: OwnContext, loops: Sequence[Loop]) -> LevelTable:
+    """The level table of own loops (the inverse of `LevelTable.loops`)."""
+    depth = len(ctx.chain.levels) - ctx.start
+    temporal: list[list[tuple[str, int]]] = [[] for _ in range(depth)]
+    spatial: list[list[tuple[str, int, int]]] = [[] for _ in range(depth)]
+    for lp in loops:
+        i = ctx.chain.index(lp.level) - ctx.start
+        if lp.axis is None:
+            temporal[i].append((lp.rank, lp.extent))
+        else:
+            spatial[i].append((lp.rank, lp.extent, lp.axis))
+    return LevelTable(
+        ctx.start, tuple(tuple(t) for t in temporal), tuple(tuple(s) for s in spatial)
+    )
+
+
+def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
+    """The tables one step from `table`: a temporal piece one level in or out, two adjacent
+    temporal pieces swapped, a prime factor of a temporal piece moved to another level (a
+    rank free of constraints), or a prime factor moved between a rank's temporal piece and
+    its spatial piece where the axis has room."""
+    depth = len(table.temporal)
+    temporal = [list(t) for t in table.temporal]
+    spatial = [list(s) for s in table.spatial]
+    spatial_level = {r: i for i, s in enumerate(spatial) for r, _, _ in s}
+    constrained = ctx.standard | ctx.split | ctx.single
+    for i in range(depth):
+        for k, (rank, trips) in enumerate(temporal[i]):
+            for j in (i - 1, i + 1):
+                if not 0 <= j < depth:
+                    continue
+                if rank in spatial_level and j > spatial_level[rank]:
+                    continue
+                if rank in constrained and _pieces(temporal, rank) > 1:
+                    continue
+                moved = [list(t) for t in temporal]
+                piece = moved[i].pop(k)
+                if j < i:
+                    moved[j].append(piece)
+                else:
+                    moved[j].insert(0, piece)
+                yield _table(table.start, moved, spatial)
+            if k + 1 < len(temporal[i]):
+                other = temporal[i][k + 1]
+                if other[0] != rank:
+                    swapped = [list(t) for t in temporal]
+                    swapped[i][k], swapped[i][k + 1] = other, (rank, trips)
+                    yield _table(table.start, swapped, spatial)
+            if trips > 1 and rank not in constrained:
+                for p in sorted(set(prime_factors(trips))):
+                    for j in range(depth):
+                        if j == i or (rank in spatial_level and j > spatial_level[rank]):
+                            continue
+                        yield _move_factor(table.start, temporal, spatial, rank, i, k, j, p)
+    for i in range(depth):
+        for k, (rank, trips, axis) in enumerate(spatial[i]):
+            room = ctx.chain.levels[table.start + i].fanout[axis]
+            used = math.prod(x for _, x, a in spatial[i] if a == axis)
+            for ti in range(i + 1):
+                for tk, (trank, ttrips) in enumerate(temporal[ti]):
+                    if trank != rank:
+                        continue
+                    for p in sorted(set(prime_factors(ttrips))):
+                        if used * p <= room:
+                            yield _shift(table.start, temporal, spatial, (ti, tk), (i, k), p)
+                    for p in sorted(set(prime_factors(trips))):
+                        yield _shift(table.start, temporal, spatial, (ti, tk), (i, k), -p)
+
+
+def _pieces(temporal: list[list[tuple[str, int]]], rank: str) -> int:
+    return sum(1 for t in temporal for r, _ in t if r == rank)
+
+
+def _table(
+    start: int, temporal: list[list[tuple[str, int]]], spatial: list[list[tuple[str, int, int]]]
+) -> LevelTable:
+    return LevelTable(start, tuple(tuple(t) for t in temporal), tuple(tuple(s) for s in spatial))
+
+
+def _move_factor(
+    start: int,
+    temporal: list[list[tuple[str, int]]],
+    spatial: list[list[tuple[str, int, int]]],
+    rank: str,
+    i: int,
+    k: int,
+    j: int,
+    p: int,
+) -> LevelTable:
+    """Prime factor `p` of the piece `temporal[i][k]` moved to level `j` (merged with the
+    rank's piece there, or a new innermost piece)."""
+    moved = [list(t) for t in temporal]
+    r, trips = moved[i][k]
+    if trips // p == 1:
+        moved[i].pop(k)
+    else:
+        moved[i][k] = (r, trips // p)
+    for n, (other, x) in enumerate(moved[j]):
+        if other == rank:
+            moved[j][n] = (other, x * p)
+            break
+    else:
+        if j < i:
+            moved[j].append((rank, p))
+        else:
+            moved[j].insert(0, (rank, p))
+    return _table(start, moved, spatial)
+
+
+def _shift(
+    start: int,
+    temporal: list[list[tuple[str, int]]],
+    spatial: list[list[tuple[str, int, int]]],
+    t_at: tuple[int, int],
+    s_at: tuple[int, int],
+    p: int,
+) -> LevelTable:
+    """A factor moved from a temporal piece to a spatial piece of the same rank (`p` > 0) or
+    back (`-p`); a piece left with one trip stays (it keeps the loop names)."""
+    moved_t = [list(t) for t in temporal]
+    moved_s = [list(s) for s in spatial]
+    rank, trips = moved_t[t_at[0]][t_at[1]]
+    srank, strips, axis = moved_s[s_at[0]][s_at[1]]
+    if p > 0:
+        moved_t[t_at[0]][t_at[1]] = (rank, trips // p)
+        moved_s[s_at[0]][s_at[1]] = (srank, strips * p, axis)
+    else:
+        moved_t[t_at[0]][t_at[1]] = (rank, trips * -p)
+        moved_s[s_at[0]][s_at[1]] = (srank, strips // -p, axis)
+    return _table(start, moved_t, moved_s)

@@ -1,0 +1,179 @@
+"""The search: deterministic rounds of candidates, best-improvement hill climbing with seeded
+restarts, within a time budget.
+
+1. The initial genomes (`Space.initial_genomes`) are evaluated; the best is the incumbent.
+2. A round evaluates every unseen neighbour of the incumbent (`moves.neighbours`), pruning
+   those whose compute-only lower bound exceeds the incumbent's objective; the best improving
+   neighbour (ties: the first in the fixed order) becomes the incumbent, until no neighbour
+   improves.
+3. Then, `restarts` times, a perturbation of the best (a few neighbours drawn with the seed)
+   is climbed the same way.
+
+Every round's candidates and bound are fixed before it starts and its outcomes are merged in
+candidate order, so the result depends on the seed only, not on the workers. The budget is
+checked between rounds: a search stopped by it says so (its result may then depend on speed).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from einsum_opt.transforms.map_search.candidates import (
+    Outcome,
+    objective_value,
+    rank_key,
+)
+from einsum_opt.transforms.map_search.compose import Cost
+from einsum_opt.transforms.map_search.genome import Genome
+from einsum_opt.transforms.map_search.moves import neighbours
+from einsum_opt.transforms.map_search.parallel import Executor
+from einsum_opt.transforms.map_search.space import Space
+
+RESTARTS = 3
+"""Perturbed climbs after the first one converges."""
+
+PERTURBATION = 3
+"""Random moves in one perturbation."""
+
+
+@dataclass
+class SearchStats:
+    """What a search did."""
+
+    candidates: int = 0
+    """Candidates costed exactly."""
+    pruned: int = 0
+    """Candidates pruned by their lower bound (or illegal) before being costed."""
+    analysed: int = 0
+    """Nests analysed (the candidates share the rest)."""
+    rounds: int = 0
+    seconds: float = 0.0
+    converged: bool = True
+    """False when the budget stopped the search."""
+
+
+@dataclass
+class SearchResult:
+    """The best genome found, its cost, the costed candidates that fit (for the Pareto
+    front) and the statistics."""
+
+    genome: Genome
+    cost: Cost
+    stats: SearchStats
+    points: list[tuple[Cost, Genome]] = field(default_factory=list)
+
+
+Progress = Callable[[SearchStats, Cost | None], None]
+"""Called after every round with the statistics and the best cost so far."""
+
+
+class Search:
+    """One search of one cascade's mapping space (see the module docstring)."""
+
+    def __init__(
+        self,
+        space: Space,
+        executor: Executor,
+        objective: str,
+        budget: float,
+        seed: int,
+        progress: Progress | None = None,
+        keep_points: bool = False,
+    ):
+        self.space = space
+        self.executor = executor
+        self.objective = objective
+        self.budget = budget
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.keep_points = keep_points
+        self.stats = SearchStats()
+        self.seen: set[Genome] = set()
+        self.best: Outcome | None = None
+        self.points: list[tuple[Cost, Genome]] = []
+        self.start = 0.0
+
+    def run(self) -> SearchResult | None:
+        """Search; None when no candidate is legal."""
+        self.start = time.monotonic()
+        initial = list(dict.fromkeys(self.space.initial_genomes()))
+        self.seen.update(initial)
+        found = self._round(initial, bound=None)
+        if found is None:
+            return None
+        self.best = found
+        self._climb(found)
+        for _ in range(RESTARTS):
+            if self._out_of_time():
+                break
+            assert self.best is not None
+            start = self._perturbed(self.best.genome)
+            if start is None:
+                continue
+            self._climb(start)
+        self.stats.seconds = time.monotonic() - self.start
+        assert self.best is not None
+        return SearchResult(self.best.genome, self.best.cost, self.stats, self.points)
+
+    def _climb(self, start: Outcome) -> None:
+        current = start
+        while not self._out_of_time():
+            candidates = [g for g in neighbours(self.space, current.genome) if g not in self.seen]
+            candidates = list(dict.fromkeys(candidates))
+            self.seen.update(candidates)
+            bound = self._bound(current.cost)
+            found = self._round(candidates, bound)
+            if found is None or not self._better(found.cost, current.cost):
+                return
+            current = found
+
+    def _perturbed(self, genome: Genome) -> Outcome | None:
+        """A few random moves away from `genome` (drawn with the seed), evaluated."""
+        for _ in range(PERTURBATION):
+            options = list(neighbours(self.space, genome))
+            if not options:
+                break
+            genome = options[self.rng.randrange(len(options))]
+        if genome in self.seen:
+            return None
+        self.seen.add(genome)
+        return self._round([genome], bound=None)
+
+    def _round(self, genomes: Sequence[Genome], bound: float | None) -> Outcome | None:
+        """Evaluate `genomes`; the best outcome (also recorded as the search's best if it is)."""
+        if not genomes:
+            return None
+        outcomes, analysed = self.executor.map(genomes, bound)
+        self.stats.rounds += 1
+        self.stats.analysed += analysed
+        best: Outcome | None = None
+        for outcome in outcomes:
+            if outcome is None:
+                self.stats.pruned += 1
+                continue
+            self.stats.candidates += 1
+            if self.keep_points and outcome.cost.feasible:
+                self.points.append((outcome.cost, outcome.genome))
+            if best is None or self._better(outcome.cost, best.cost):
+                best = outcome
+        if best is not None and (self.best is None or self._better(best.cost, self.best.cost)):
+            self.best = best
+        if self.progress is not None:
+            self.progress(self.stats, None if self.best is None else self.best.cost)
+        return best
+
+    def _better(self, a: Cost, b: Cost) -> bool:
+        return rank_key(a, self.objective) < rank_key(b, self.objective)
+
+    def _bound(self, cost: Cost) -> float | None:
+        """The pruning bound of a round: the incumbent's objective, when it fits."""
+        return objective_value(cost, self.objective) if cost.feasible else None
+
+    def _out_of_time(self) -> bool:
+        out = time.monotonic() - self.start > self.budget
+        if out:
+            self.stats.converged = False
+        return out
