@@ -108,8 +108,8 @@ def _validate_tensors(spec: NestSpec) -> None:
         if tensor.name in seen:
             raise NestSpecError(f"tensor {tensor.name}: the name is used twice")
         seen.add(tensor.name)
-        if not tensor.projection:
-            raise NestSpecError(f"tensor {tensor.name}: no dimension")
+        # A tensor without dimensions is a scalar (a running count such as Welford's): a
+        # tile of one word at every level that keeps it.
         for rank, terms in enumerate(tensor.projection):
             if not terms:
                 raise NestSpecError(f"tensor {tensor.name}: dimension {rank} has no term")

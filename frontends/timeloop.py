@@ -11,10 +11,14 @@ optionally a mapping file) -> one `einsum.cascade` with its mapping, on the spec
   ERT energies (read, fill as write, update, leak) and ART area; the arithmetic level becomes
   a unit with one operation, `mac`, at the ERT's compute energy. It is attached to the module
   (`hardware.attached`), so passes and cost targets use it by default.
-- The mapping becomes the Einsum's `#einsum.mapping`: each dimension split over the levels
+- The mapping (absent in a mapper's input: map it with `map-search`) becomes the Einsum's
+  `#einsum.mapping`: each dimension split over the levels
   whose factors exceed 1 (`K` split 16 x 2 gives loop ranks K1, K0), the loops in the
   mapping's order level by level (`at` names each level's first loop), spatial loops on axis 0
   (X) or 1 (Y), and `keep` the levels holding each data space.
+- The architecture and mapspace constraints (`architecture_constraints`,
+  `mapspace_constraints`) are attached as the module's `einsum.mapspace`
+  (`hardware.mapspace`), which `map-search` honours.
 
 Every error is one line naming the file and the field (the parsed spec's `TimeloopSpecError`).
 """
@@ -39,6 +43,7 @@ from einsum_opt.frontends.timeloop_spec import (
 )
 from einsum_opt.hardware import Architecture
 from einsum_opt.hardware.attached import attach_architecture
+from einsum_opt.hardware.mapspace import attach_mapspace
 
 COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
 """ERT actions of an arithmetic component, in the order Timeloop looks for one."""
@@ -127,13 +132,16 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
     not price may only be one the mapping keeps nothing in (a dummy level of a fan-out)."""
     arch = spec.architecture
     storage: dict[str, dict[str, object]] = {}
-    for level, mapped in zip(arch.storage, spec.mapping.levels, strict=True):
+    kept = [m.keep for m in spec.mapping.levels] if spec.mapping else [frozenset()] * len(
+        arch.storage
+    )
+    for level, keep in zip(arch.storage, kept, strict=True):
         actions = storage_actions(spec, level)
         energies = (actions.read, actions.fill, actions.update)
-        if None in energies and mapped.keep:
+        if None in energies and keep:
             raise TimeloopSpecError(
                 f"ERT: no energies for level {level.name}, which keeps "
-                f"{', '.join(sorted(mapped.keep))} (give the ERT with --ert)"
+                f"{', '.join(sorted(keep))} (give the ERT with --ert)"
             )
         read, fill, update = (0.0 if e is None else e for e in energies)
         entry: dict[str, object] = {
@@ -194,6 +202,7 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
 
 def mapping(spec: TimeloopSpec, cascade: CascadeOp) -> MappingAttr:
     """The spec's mapping as the Einsum's `#einsum.mapping` (see the module docstring)."""
+    assert spec.mapping is not None
     problem = spec.problem
     factors: dict[str, list[tuple[int, int, str | None]]] = {d: [] for d in problem.dimensions}
     for depth, mapped in enumerate(spec.mapping.levels):
@@ -275,6 +284,9 @@ def parse_timeloop(
     module = parse_einsum_notation(cascade_text(spec, name), str(input_path))
     cascade = cascades_in(module)[0]
     (einsum,) = cascade.einsums()
-    einsum.attributes[MAPPING_ATTR] = mapping(spec, cascade)
+    if spec.mapping is not None:
+        einsum.attributes[MAPPING_ATTR] = mapping(spec, cascade)
     attach_architecture(module, architecture(spec, f"timeloop:{name}"))
+    if spec.constraints.levels:
+        attach_mapspace(module, spec.constraints)
     return module

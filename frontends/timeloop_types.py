@@ -7,7 +7,9 @@ a mapping's permutation into loop order, keep/bypass into keep sets)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from einsum_opt.hardware.mapspace import MapspaceConstraints
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ class TimeloopSpec:
 
     architecture: Architecture
     problem: Problem
-    mapping: TimeloopMapping
+    mapping: TimeloopMapping | None
+    """None for a mapper's input: the mapping is left to be searched."""
     ert: Ert | None
     art: Art | None
+    constraints: MapspaceConstraints = field(default_factory=MapspaceConstraints)
+    """The input's architecture and mapspace constraints."""

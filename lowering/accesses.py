@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from xdsl.utils.exceptions import PassFailedException
 
+from einsum_opt.costmodel.model import level_of as level_of_label
 from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_counts import NestCounts
 from einsum_opt.costmodel.nest_spec import NestSpecError
 from einsum_opt.dialects.dataflow import AccessOp, BufferOp
 from einsum_opt.dialects.einsum import CascadeOp
 from einsum_opt.dialects.loopnest import NestOp
-from einsum_opt.costmodel.model import level_of as level_of_label
 from einsum_opt.hardware import Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
 from einsum_opt.lowering.data_spaces import data_spaces, running_positions

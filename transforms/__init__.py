@@ -97,6 +97,12 @@ def _map_flat() -> type[ModulePass]:
     return MapFlatPass
 
 
+def _map_search() -> type[ModulePass]:
+    from einsum_opt.transforms.map_search.map_search_pass import MapSearchPass
+
+    return MapSearchPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory returning the pass class (imported only when used)."""
     return {
@@ -110,6 +116,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "lower-to-loopnest": _lower_to_loopnest,
         "map-flat": _map_flat,
         "map-fusemax": _map_fusemax,
+        "map-search": _map_search,
         "map-unfused": _map_unfused,
         "pass-fusion": _pass_fusion,
         "reorder-loops": _reorder_loops,

@@ -88,6 +88,9 @@ class Worker:
         self.evaluator = Evaluator(cascade, self.facts, arch)
         self.pruned = 0
         self.illegal = 0
+        self._compute: dict[tuple[int, str], tuple[int, float]] = {}
+        self._bounds: dict[int, tuple[object, int, int]] = {}
+        self._homes: dict[tuple[object, ...], list[str]] = {}
 
     def evaluate(
         self, genomes: Sequence[Genome], bound: float | None
@@ -110,42 +113,75 @@ class Worker:
         return Outcome(genome, cost)
 
     def repaired(self, genome: Genome, plan: CascadeMap) -> tuple[Genome, CascadeMap]:
-        """`genome` with every tensor homed where it may live: an illegal home moves to the
-        deepest legal level (the root always is)."""
+        """`genome` with every intermediate tensor homed: one whose home a move left open, or
+        whose home is illegal, goes to the deepest level it may legally live at (the root
+        always is)."""
         structures = self.evaluator.structures(plan)
+        pinned = dict(genome.homes)
+        wanted = set(self.space.intermediates(genome))
         changed = False
         for members, structure in structures:
             for index in members:
                 tensor = self.facts.einsums[index].name
-                home = plan[index].home(tensor)
+                if tensor not in wanted:
+                    continue
+                home = pinned.get(tensor)
                 if home == self.space.root:
                     continue
-                args = (self.facts, self.space.chains, plan, members, structure, tensor)
-                if home_problem(*args, home) is None:
+                legal = self._legal_homes(genome, plan, members, structure, tensor)
+                if home is not None and home in legal:
                     continue
-                options = self.space.home_options(genome, tensor)
-                legal = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]
                 genome = genome.with_home(tensor, legal[-1] if legal else self.space.root)
                 changed = True
         if changed:
             plan = self.space.realizer.realize(genome)
         return genome, plan
 
+    def _legal_homes(
+        self,
+        genome: Genome,
+        plan: CascadeMap,
+        members: Sequence[int],
+        structure: object,
+        tensor: str,
+    ) -> list[str]:
+        """The levels `tensor` may legally live at, root first (kept per the loops of the
+        nests touching it and the kernel's structure)."""
+        touching = tuple(i for i in members if tensor in self.facts.einsums[i].tensors)
+        key = (
+            tensor,
+            tuple((plan[i].unit, plan[i].loops) for i in touching),
+            id(structure),
+        )
+        found = self._homes.get(key)
+        if found is None:
+            args = (self.facts, self.space.chains, plan, members, structure, tensor)
+            options = self.space.home_options(genome, tensor)
+            found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]  # type: ignore[arg-type]
+            if len(self._homes) > 200_000:
+                self._homes.clear()
+            self._homes[key] = found
+        return found
+
     def lower_bound(self, genome: Genome, plan: CascadeMap) -> float:
         """A bound below the objective, from compute alone: per kernel, the busiest unit's
         cycles; the compute energy of every point."""
-        arch = self.space.arch
         latency = 0
         energy = 0.0
         for kernel in genome.kernels:
             busy: dict[str, int] = {}
             for index in kernel.members:
                 p = plan[index]
-                e = self.facts.einsums[index]
-                temporal = math.prod(lp.extent for lp in p.loops if lp.axis is None)
-                points = math.prod(lp.extent for lp in p.loops)
-                busy[p.unit] = busy.get(p.unit, 0) + temporal * self._cycles(p.unit, e.ops)
-                energy += points * self._point_pj(p.unit, e.ops)
+                kept = self._bounds.get(id(p))
+                if kept is None or kept[0] is not p:
+                    temporal = math.prod(lp.extent for lp in p.loops if lp.axis is None)
+                    points = math.prod(lp.extent for lp in p.loops)
+                    if len(self._bounds) > 200_000:
+                        self._bounds.clear()
+                    kept = self._bounds[id(p)] = (p, temporal, points)
+                cycles, point_pj = self._unit_costs(index, p.unit)
+                busy[p.unit] = busy.get(p.unit, 0) + kept[1] * cycles
+                energy += kept[2] * point_pj
             latency += max(busy.values(), default=0)
         if self.objective == "latency":
             return float(latency)
@@ -153,11 +189,15 @@ class Worker:
             return energy
         return energy * latency
 
-    def _cycles(self, unit: str, ops: object) -> int:
-        return self.evaluator.arch.cycles(unit, ops)  # type: ignore[arg-type]
-
-    def _point_pj(self, unit: str, ops: object) -> float:
-        return self.evaluator.arch.op_energy_pj(unit, ops)  # type: ignore[arg-type]
+    def _unit_costs(self, index: int, unit: str) -> tuple[int, float]:
+        """Cycles and energy of one invocation of Einsum `index` on `unit`."""
+        key = (index, unit)
+        found = self._compute.get(key)
+        if found is None:
+            arch = self.evaluator.arch
+            ops = self.facts.einsums[index].ops
+            found = self._compute[key] = (arch.cycles(unit, ops), arch.op_energy_pj(unit, ops))
+        return found
 
 
 def module_text(module: ModuleOp) -> str:

@@ -185,7 +185,7 @@ def _compute(results: Sequence[NestResult], structure: KernelStructure) -> Fract
     compute = 0
     inner = 0
     for i, role in enumerate(structure.roles):
-        if role == BEFORE or role == AFTER:
+        if role in (BEFORE, AFTER):
             compute += latency[i]
         elif role != PIPELINE:
             inner += latency[i]
@@ -203,7 +203,7 @@ def _compute_pj(results: Sequence[NestResult], structure: KernelStructure) -> fl
     roles = structure.roles
     total = 0.0
     for i in structure.accounting_order:
-        times = 1 if roles[i] == BEFORE or roles[i] == AFTER else mult
+        times = 1 if roles[i] in (BEFORE, AFTER) else mult
         points = times * structure.runs[i] * structure.times[i] * structure.points[i]
         total += points * results[i].point_pj
     return total
@@ -273,7 +273,7 @@ class CascadeCoster:
     def __init__(self, arch: Architecture, running: frozenset[str]):
         self.arch = arch
         self.running = running
-        self.structures: dict[tuple[int, ...], KernelStructure] = {}
+        self.structures: dict[tuple[object, ...], KernelStructure] = {}
         self.peak_memo: dict[tuple[int, ...], dict[str, int]] = {}
         self.cycle_memo: dict[tuple[object, ...], float] = {}
         buffer = arch.buffer_level()
@@ -283,10 +283,14 @@ class CascadeCoster:
         self.needed = self.limited | self.leaking
         self.capacity = _label_capacities(arch)
 
-    def structure(self, nests: Sequence[NestOp]) -> KernelStructure:
-        """The structure of a kernel of these nests (kept by the nests' identities: the
-        evaluator keeps every nest it lowers)."""
-        key = tuple(id(n) for n in nests)
+    def structure(
+        self, nests: Sequence[NestOp], key: tuple[object, ...] | None = None
+    ) -> KernelStructure:
+        """The structure of a kernel of these nests, kept by `key` (what it depends on: each
+        nest's unit and loops; by default the nests' identities, as the evaluator keeps every
+        nest it lowers)."""
+        if key is None:
+            key = tuple(id(n) for n in nests)
         found = self.structures.get(key)
         if found is None:
             if len(self.structures) > STRUCTURE_CACHE:
@@ -295,7 +299,11 @@ class CascadeCoster:
             self.structures[key] = found
         return found
 
-    def cost(self, kernels: Sequence[Sequence[NestResult]], exact: bool = True) -> Cost:
+    def cost(
+        self,
+        kernels: Sequence[tuple[Sequence[NestResult], KernelStructure]],
+        exact: bool = True,
+    ) -> Cost:
         """The cost of a cascade made of these kernels (run one after another) as the cost
         model reports the lowered cascade. `exact=False` sums the storage energy nest by nest
         instead of in the report's order (the same value up to rounding in the last bits),
@@ -306,8 +314,7 @@ class CascadeCoster:
         storage_pj = 0.0
         by_level: dict[str, dict[str, float]] = {}
         peaks: dict[str, int] = {}
-        for results in kernels:
-            structure = self.structure([r.nest for r in results])
+        for results, structure in kernels:
             compute = _compute(results, structure)
             compute_pj += _compute_pj(results, structure)
             sums = _level_sums(results, None if exact else self.needed)

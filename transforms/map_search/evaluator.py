@@ -33,7 +33,10 @@ class Evaluator:
         """The cost of the cascade mapped by `plan`; IllegalMapping when a nest has no
         legal analysis. `exact`: energies summed in the cost report's order (bit for bit
         what the report gives; otherwise equal up to rounding)."""
-        groups = [[self.nests.result(i, plan[i]) for i in members] for members in self.kernels(plan)]
+        groups = [
+            ([self.nests.result(i, plan[i]) for i in members], structure)
+            for members, structure in self.structures(plan)
+        ]
         for e in self.facts.einsums:
             if e.view:
                 self.nests.result(e.index, plan[e.index])
@@ -54,8 +57,12 @@ class Evaluator:
         analysis); IllegalMapping when a mapping does not fit its Einsum."""
         out = []
         for members in self.kernels(plan):
-            nests = [self.nests.lower(i, plan[i]) for i in members]
-            out.append((members, self.coster.structure(nests)))
+            key = tuple((i, plan[i].unit, plan[i].loops) for i in members)
+            found = self.coster.structures.get(key)
+            if found is None:
+                nests = [self.nests.lower(i, plan[i]) for i in members]
+                found = self.coster.structure(nests, key)
+            out.append((members, found))
         return out
 
 

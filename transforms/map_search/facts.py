@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from xdsl.utils.exceptions import PassFailedException
 
@@ -70,7 +71,7 @@ class EinsumFacts:
                 found |= read.ranks
         return frozenset(found)
 
-    @property
+    @cached_property
     def tensors(self) -> tuple[str, ...]:
         """The tensors it touches: its reads (first occurrence), then its output."""
         names = [r.tensor for r in self.reads if r.tensor != self.name]

@@ -13,7 +13,8 @@
 - Each Einsum has its **own mapping**: its unit, its loops after the skeleton's (pieces of any
   rank at any level, spatial ones on the array's axes), and the levels keeping each tensor
   where they differ from the default.
-- Each tensor produced and consumed inside a kernel has a **home** level.
+- Each tensor produced and consumed inside a kernel has a **home** level: chosen by a move,
+  or, when a move leaves it open, the deepest level it may legally live at.
 
 `realize` turns a genome into a `CascadeMap`.
 """
@@ -90,6 +91,12 @@ class Genome:
         homes = dict(self.homes)
         homes[tensor] = level
         return Genome(self.kernels, self.own, tuple(sorted(homes.items())))
+
+    def without_homes(self, tensors: object) -> Genome:
+        """The genome with the homes of `tensors` left to the search's repair (each goes to
+        its deepest legal level)."""
+        drop = set(tensors)  # type: ignore[call-overload]
+        return Genome(self.kernels, self.own, tuple(h for h in self.homes if h[0] not in drop))
 
     def with_kernel(self, position: int, kernel: KernelPlan) -> Genome:
         """The genome with one kernel replaced."""

@@ -14,12 +14,13 @@ tensor read through a view is read at the root, so it must live there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from einsum_opt.dialects.einsum_syntax import variable_of
 from einsum_opt.transforms.map_search.chains import UnitChain
 from einsum_opt.transforms.map_search.compose import KernelStructure
 from einsum_opt.transforms.map_search.facts import CascadeFacts
-from einsum_opt.transforms.map_search.plan import CascadeMap, loop_names
+from einsum_opt.transforms.map_search.plan import CascadeMap, EinsumMap, loop_names
 
 
 def illegal_home(
@@ -64,6 +65,47 @@ def home_problem(
     return _check(facts, chains, plan, tensor, home, touching, life)
 
 
+@dataclass(frozen=True)
+class _NestView:
+    """One nest's loops as the check needs them for one tensor: its chain's level names, its
+    temporal loops (variable -> trips), and the loops over the tensor's ranks with the depth
+    of their level (variable, trips, spatial signature or None)."""
+
+    levels: tuple[str, ...]
+    temporal: Mapping[str, int]
+    over: tuple[tuple[int, str, int, tuple[object, ...] | None], ...]
+
+
+_VIEWS: dict[tuple[int, str], tuple[EinsumMap, _NestView]] = {}
+
+
+def _view(
+    facts: CascadeFacts, chain: UnitChain, index: int, p: EinsumMap, tensor: str
+) -> _NestView:
+    key = (id(p), tensor)
+    kept = _VIEWS.get(key)
+    if kept is not None and kept[0] is p:
+        return kept[1]
+    ranks = facts.einsums[index].tensor_ranks(tensor)
+    names = [variable_of(n) for n in loop_names(p.loops)]
+    temporal = {n: lp.extent for n, lp in zip(names, p.loops, strict=True) if lp.axis is None}
+    over = tuple(
+        (
+            chain.index(lp.level),
+            name,
+            lp.extent,
+            None if lp.axis is None else (lp.rank, lp.extent, lp.axis, lp.level),
+        )
+        for name, lp in zip(names, p.loops, strict=True)
+        if lp.extent > 1 and lp.rank in ranks
+    )
+    view = _NestView(chain.names(), temporal, over)
+    if len(_VIEWS) > 200_000:
+        _VIEWS.clear()
+    _VIEWS[key] = (p, view)
+    return view
+
+
 def _check(
     facts: CascadeFacts,
     chains: Mapping[str, UnitChain],
@@ -78,22 +120,22 @@ def _check(
     outer: list[tuple[str, int]] = []
     for index in touching:
         p = plan[index]
-        chain = chains[p.unit]
-        if home not in chain.names():
+        view = _view(facts, chains[p.unit], index, p, tensor)
+        if home not in view.levels:
             return f"{tensor} is homed at {home}, which unit {p.unit} does not reach"
-        depth = chain.index(home)
-        ranks = facts.einsums[index].tensor_ranks(tensor)
-        names = [variable_of(n) for n in loop_names(p.loops)]
-        here = {n: lp.extent for n, lp in zip(names, p.loops, strict=True) if lp.axis is None}
-        shared = here if shared is None else {n: x for n, x in shared.items() if here.get(n) == x}
+        depth = view.levels.index(home)
+        here = view.temporal
+        shared = dict(here) if shared is None else {
+            n: x for n, x in shared.items() if here.get(n) == x
+        }
         spatial = set()
-        for name, lp in zip(names, p.loops, strict=True):
-            if lp.extent == 1 or lp.rank not in ranks or chain.index(lp.level) >= depth:
+        for level, name, extent, signature in view.over:
+            if level >= depth:
                 continue
-            if lp.axis is None:
-                outer.append((name, lp.extent))
+            if signature is None:
+                outer.append((name, extent))
             else:
-                spatial.add((lp.rank, lp.extent, lp.axis, lp.level))
+                spatial.add(signature)
         if split is None:
             split = spatial
         elif split != spatial:

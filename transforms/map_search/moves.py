@@ -34,23 +34,25 @@ def neighbours(space: Space, genome: Genome) -> Iterator[Genome]:
 
 
 def _own_moves(space: Space, genome: Genome) -> Iterator[Genome]:
-    for k, kernel in enumerate(genome.kernels):
-        del k
+    for kernel in genome.kernels:
         for index in kernel.members:
             own = genome.own[index]
             assert own is not None
+            tensors = space.facts.einsums[index].tensors
+
+            def changed(new: OwnPlan, index: int = index, tensors: object = tensors) -> Genome:
+                return genome.with_own(index, new).without_homes(tensors)
+
             for unit in space.facts.einsums[index].units:
                 if unit != own.unit:
-                    yield genome.with_own(index, space.default_own(kernel, index, unit))
+                    yield changed(space.default_own(kernel, index, unit))
             ctx = space.context(kernel, index, own.unit)
             for variant in range(1, len(space.spatial_options(ctx))):
-                yield genome.with_own(index, space.default_own(kernel, index, own.unit, variant))
+                yield changed(space.default_own(kernel, index, own.unit, variant))
             table = table_of(ctx, own.loops)
             for moved in table_moves(ctx, table):
                 if space.constraints.allows(ctx, moved):
-                    yield genome.with_own(
-                        index, OwnPlan(own.unit, moved.loops(ctx.chain), own.keeps)
-                    )
+                    yield changed(OwnPlan(own.unit, moved.loops(ctx.chain), own.keeps))
 
 
 def _keep_moves(space: Space, genome: Genome) -> Iterator[Genome]:
@@ -135,7 +137,7 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
                 return None
         return _with_skeleton(space, genome, k, tuple(pieces))
 
-    ranks = sorted(set(kf.before) | set(kf.after), key=lambda r: -sizes[r])
+    ranks = sorted(dict.fromkeys((*kf.before, *kf.after)), key=lambda r: (-sizes[r], r))
     for rank in ranks:
         if rank == kf.iterative:
             continue
@@ -161,6 +163,12 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
                 base[i] = Piece(rank, skeleton[i].extent // p, skeleton[i].level)
                 if (g := rebuilt(base)) is not None:
                     yield g
+                for where, level, region in _new_places(base, it_at, space.root, inner_level):
+                    if rank in (kf.before if region == "before" else kf.after):
+                        moved = list(base)
+                        moved.insert(where, Piece(rank, p, level))
+                        if (g := rebuilt(moved)) is not None:
+                            yield g
                 for j in positions:
                     if j != i:
                         moved = list(base)
@@ -219,7 +227,10 @@ def _with_skeleton(
         assert current is not None
         fresh = space.default_own(kernel, index, current.unit)
         own[index] = OwnPlan(fresh.unit, fresh.loops, current.keeps)
-    return Genome(genome.with_kernel(k, kernel).kernels, tuple(own), genome.homes)
+    touched = {t for i in kernel.members for t in space.facts.einsums[i].tensors}
+    return Genome(genome.with_kernel(k, kernel).kernels, tuple(own), genome.homes).without_homes(
+        touched
+    )
 
 
 def _cut_moves(space: Space, genome: Genome) -> Iterator[Genome]:
@@ -232,4 +243,6 @@ def _cut_moves(space: Space, genome: Genome) -> Iterator[Genome]:
         kernels = space.partitions(changed)
         if kernels is None:
             continue
-        yield space.regroup(genome, kernels)
+        yield space.regroup(genome, kernels).without_homes(
+            {t for e in space.facts.computing() for t in e.tensors}
+        )

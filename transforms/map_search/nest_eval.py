@@ -27,7 +27,6 @@ from einsum_opt.lowering.placement import place_nest
 from einsum_opt.transforms.map_search.facts import CascadeFacts
 from einsum_opt.transforms.map_search.plan import EinsumMap, to_attr
 
-
 PLAN_CACHE = 200_000
 """How many plans are remembered by identity before that shortcut starts over."""
 

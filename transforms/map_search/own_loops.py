@@ -16,7 +16,8 @@ outside a skeleton) is one temporal piece.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -103,10 +104,14 @@ Assignment = tuple[tuple[Slot, str, int], ...]
 """Spatial pieces: (slot, rank, trips), in slot order."""
 
 
-def spatial_assignments(ctx: OwnContext, limit: int = 6) -> list[Assignment]:
+def spatial_assignments(
+    ctx: OwnContext,
+    limit: int = 6,
+    permits: Callable[[Slot, str, int], bool] = lambda slot, rank, trips: True,
+) -> list[Assignment]:
     """Up to `limit` ways to put rank pieces on the array's axes, the ones using the most PEs
     first: each slot takes up to two ranks (a standard rank at most one slot), each a divisor
-    of what is left of it that fits what is left of the slot."""
+    of what is left of it that fits what is left of the slot and that `permits` allows."""
     allowed = [r for r in ctx.ranks if r not in ctx.no_spatial and r not in ctx.single]
     found: list[tuple[int, Assignment]] = []
     seen: set[Assignment] = set()
@@ -124,6 +129,8 @@ def spatial_assignments(ctx: OwnContext, limit: int = 6) -> list[Assignment]:
             for f in _fitting(left[first], room):
                 if first in ctx.standard and any(r == first for _, r, _ in chosen):
                     continue
+                if not permits(slot, first, f):
+                    continue
                 rest = dict(left)
                 rest[first] //= f
                 chosen.append((slot, first, f))
@@ -135,6 +142,8 @@ def spatial_assignments(ctx: OwnContext, limit: int = 6) -> list[Assignment]:
                     if second in ctx.standard and any(r == second for _, r, _ in chosen):
                         continue
                     for g in _fitting(rest[second], space):
+                        if not permits(slot, second, g):
+                            continue
                         more = dict(rest)
                         more[second] //= g
                         chosen.append((slot, second, g))
@@ -179,7 +188,9 @@ def build_table(
         level = (level_of or {}).get(rank, ctx.start)
         if rank in spatial_level:
             level = min(level, spatial_level[rank])
-        needs_piece = rank in ctx.standard or rank in ctx.single or trips > 1
+        needs_piece = (
+            rank in ctx.standard or rank in ctx.single or trips > 1 or rank not in spatial_level
+        )
         if rank in ctx.split and rank not in spatial_level:
             temporal[level - ctx.start] += [(rank, trips), (rank, 1)]
             continue
@@ -322,3 +333,39 @@ def _shift(
         moved_t[t_at[0]][t_at[1]] = (rank, trips * -p)
         moved_s[s_at[0]][s_at[1]] = (srank, strips // -p, axis)
     return _table(start, moved_t, moved_s)
+
+
+def random_table(ctx: OwnContext, rng: random.Random, assignment: Assignment) -> LevelTable:
+    """A level table drawn with `rng` around a spatial assignment: every prime factor a free
+    rank has left goes to a random level in time, a constrained rank's trips to one random
+    level; each level's temporal pieces in a random order."""
+    depth = len(ctx.chain.levels) - ctx.start
+    temporal: list[list[tuple[str, int]]] = [[] for _ in range(depth)]
+    spatial: list[list[tuple[str, int, int]]] = [[] for _ in range(depth)]
+    left = dict(ctx.extents)
+    spatial_level: dict[str, int] = {}
+    for (level, axis), rank, trips in assignment:
+        spatial[level - ctx.start].append((rank, trips, axis))
+        left[rank] //= trips
+        spatial_level[rank] = min(spatial_level.get(rank, level), level)
+    constrained = ctx.standard | ctx.split | ctx.single
+    for rank in ctx.ranks:
+        trips = left[rank]
+        deepest = spatial_level.get(rank, len(ctx.chain.levels) - 1) - ctx.start
+        if rank in constrained:
+            level = rng.randrange(deepest + 1)
+            temporal[level].append((rank, trips))
+            if (rank in ctx.standard or rank in ctx.split) and rank not in spatial_level:
+                temporal[level].append((rank, 1))
+            continue
+        placed: dict[int, int] = {}
+        for p in prime_factors(trips):
+            level = rng.randrange(depth)
+            placed[level] = placed.get(level, 1) * p
+        if not placed and rank not in spatial_level:
+            placed[rng.randrange(depth)] = 1
+        for level, x in placed.items():
+            temporal[level].append((rank, x))
+    for t in temporal:
+        rng.shuffle(t)
+    return _table(ctx.start, temporal, spatial)

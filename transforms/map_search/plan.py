@@ -66,6 +66,18 @@ CascadeMap = tuple[EinsumMap, ...]
 def loop_names(loops: tuple[Loop, ...]) -> list[str]:
     """The loop rank of each loop as the mapping names it: the rank itself when it has one
     piece, else `R2, R1, R0` (partition_names) in order."""
+    found = _NAMES.get(loops)
+    if found is None:
+        if len(_NAMES) > 100_000:
+            _NAMES.clear()
+        found = _NAMES[loops] = _loop_names(loops)
+    return found
+
+
+_NAMES: dict[tuple[Loop, ...], list[str]] = {}
+
+
+def _loop_names(loops: tuple[Loop, ...]) -> list[str]:
     count: dict[str, int] = {}
     for lp in loops:
         count[lp.rank] = count.get(lp.rank, 0) + 1

@@ -32,11 +32,19 @@ from einsum_opt.transforms.map_search.moves import neighbours
 from einsum_opt.transforms.map_search.parallel import Executor
 from einsum_opt.transforms.map_search.space import Space
 
-RESTARTS = 3
-"""Perturbed climbs after the first one converges."""
+RESTARTS = 24
+"""Climbs after the first one converges, at most; the search stops sooner after `PATIENCE`
+restarts in a row that do not improve the best."""
+
+PATIENCE = 3
+"""Restarts in a row without improvement that end the search."""
 
 PERTURBATION = 3
 """Random moves in one perturbation."""
+
+RANDOM_STARTS = 32
+"""Random genomes (drawn with the seed) evaluated beside the constructed ones; each later
+restart climbs from the best start not yet climbed, or from a perturbation of the best."""
 
 
 @dataclass
@@ -100,20 +108,31 @@ class Search:
         """Search; None when no candidate is legal."""
         self.start = time.monotonic()
         initial = list(dict.fromkeys(self.space.initial_genomes()))
-        self.seen.update(initial)
-        found = self._round(initial, bound=None)
-        if found is None:
+        drawn = [self.space.random_genome(self.rng) for _ in range(RANDOM_STARTS)]
+        starts = list(dict.fromkeys([*initial, *drawn]))
+        self.seen.update(starts)
+        outcomes = self._evaluate(starts, bound=None)
+        ranked = sorted(
+            (o for o in outcomes if o is not None),
+            key=lambda o: rank_key(o.cost, self.objective),
+        )
+        if not ranked:
             return None
-        self.best = found
-        self._climb(found)
-        for _ in range(RESTARTS):
-            if self._out_of_time():
+        self.best = ranked[0]
+        self._climb(ranked[0])
+        idle = 0
+        for restart in range(RESTARTS):
+            if self._out_of_time() or idle >= PATIENCE:
                 break
             assert self.best is not None
-            start = self._perturbed(self.best.genome)
-            if start is None:
-                continue
-            self._climb(start)
+            before = self.best.cost
+            if restart // 2 + 1 < len(ranked) and restart % 2 == 0:
+                start: Outcome | None = ranked[restart // 2 + 1]
+            else:
+                start = self._perturbed(self.best.genome)
+            if start is not None:
+                self._climb(start)
+            idle = idle + 1 if not self._better(self.best.cost, before) else 0
         self.stats.seconds = time.monotonic() - self.start
         assert self.best is not None
         return SearchResult(self.best.genome, self.best.cost, self.stats, self.points)
@@ -146,6 +165,16 @@ class Search:
         """Evaluate `genomes`; the best outcome (also recorded as the search's best if it is)."""
         if not genomes:
             return None
+        outcomes = self._evaluate(genomes, bound)
+        best: Outcome | None = None
+        for outcome in outcomes:
+            if outcome is not None and (best is None or self._better(outcome.cost, best.cost)):
+                best = outcome
+        return best
+
+    def _evaluate(self, genomes: Sequence[Genome], bound: float | None) -> list[Outcome | None]:
+        """Evaluate `genomes` (one round), recording the statistics, the points and the
+        search's best."""
         outcomes, analysed = self.executor.map(genomes, bound)
         self.stats.rounds += 1
         self.stats.analysed += analysed
@@ -163,7 +192,7 @@ class Search:
             self.best = best
         if self.progress is not None:
             self.progress(self.stats, None if self.best is None else self.best.cost)
-        return best
+        return outcomes
 
     def _better(self, a: Cost, b: Cost) -> bool:
         return rank_key(a, self.objective) < rank_key(b, self.objective)

@@ -11,8 +11,10 @@ its kernel's running values must not iterate their rank as the pipeline does (it
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from einsum_opt.hardware import Architecture
 from einsum_opt.transforms.map_search.chains import UnitChain, unit_chains
@@ -23,6 +25,7 @@ from einsum_opt.transforms.map_search.own_loops import (
     OwnContext,
     build_table,
     divisors,
+    random_table,
     spatial_assignments,
 )
 from einsum_opt.transforms.map_search.plan import partition_names
@@ -185,7 +188,9 @@ class Space:
 
     def shared_levels(self, units: set[str]) -> list[str]:
         """The levels every unit of a kernel reaches, outermost first."""
-        chains = [self.chains[u].names() for u in units] or [self.chains[next(iter(self.chains))].names()]
+        chains = [self.chains[u].names() for u in units]
+        if not chains:
+            chains = [next(iter(self.chains.values())).names()]
         return [n for n in chains[0] if all(n in c for c in chains)]
 
     def side(self, units: set[str]) -> int:
@@ -266,9 +271,10 @@ class Space:
         no_spatial = set()
         for read in e.reads:
             producer = facts.einsums[read.producer] if read.producer is not None else None
-            if producer is not None and producer.iterative is not None:
-                if read.kind in (CURRENT, PREVIOUS):
-                    no_spatial.add(producer.iterative)
+            running = producer is not None and producer.iterative is not None
+            if running and read.kind in (CURRENT, PREVIOUS):
+                assert producer is not None and producer.iterative is not None
+                no_spatial.add(producer.iterative)
         single = set()
         if e.iterative is not None and e.iterative in extents:
             single.add(e.iterative)
@@ -310,7 +316,12 @@ class Space:
         """The spatial assignments of a context, best first (kept per context)."""
         found = self._assignments.get(ctx)
         if found is None:
-            found = [a for a in spatial_assignments(ctx) if self.constraints.allows_spatial(ctx, a)]
+            permits = partial(self.constraints.permits, ctx)
+            found = [
+                a
+                for a in spatial_assignments(ctx, permits=permits)
+                if self.constraints.allows_spatial(ctx, a)
+            ]
             if not found:
                 found = [()]
             self._assignments[ctx] = found
@@ -322,9 +333,38 @@ class Space:
         ctx = self.context(kernel, index, unit)
         options = self.spatial_options(ctx)
         assignment = options[min(variant, len(options) - 1)]
-        table = build_table(ctx, assignment)  # type: ignore[arg-type]
+        level = ctx.start
+        # Einsums fused in one kernel iterate their own ranks over tiles of the global
+        # buffer (one Einsum alone starts from the root and moves its loops in).
+        names = ctx.chain.names()
+        fanouts = [i for i in ctx.chain.fanout_levels() if i >= ctx.start]
+        if len(kernel.members) > 1 and self.buffer in names:
+            at = names.index(self.buffer)
+            if at >= ctx.start and (not fanouts or at <= fanouts[0]):
+                level = at
+        table = build_table(ctx, assignment, dict.fromkeys(ctx.ranks, level))  # type: ignore[arg-type]
         table = self.constraints.adjust(ctx, table)
-        return OwnPlan(unit, table.loops(ctx.chain))
+        return OwnPlan(unit, table.loops(ctx.chain), self.constrained_keeps(kernel, index, unit))
+
+    def constrained_keeps(
+        self, kernel: KernelPlan, index: int, unit: str
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The kept chains the constraints impose on Einsum `index`'s tensors homed at the
+        root (cascade inputs and outputs), where they differ from the default."""
+        if not self.constraints.mapspace.levels:
+            return ()
+        del kernel
+        facts = self.facts
+        names = self.chains[unit].names()
+        out = []
+        for tensor in facts.einsums[index].tensors:
+            if tensor not in facts.inputs and tensor not in facts.outputs:
+                continue
+            default = self.default_chain(unit, self.root)
+            chain = self.constraints.kept(tensor, default, names)
+            if chain != default:
+                out.append((tensor, chain))
+        return tuple(out)
 
     def regroup(self, genome: Genome, kernels: Sequence[tuple[int, ...]]) -> Genome:
         """`genome` with the Einsums cut into `kernels`: a kernel whose members did not
@@ -354,6 +394,33 @@ class Space:
         return (home,) + tuple(
             lv.name for lv in chain.levels[top + 1 :] if lv.default_keep
         )
+
+    def random_own(self, kernel: KernelPlan, index: int, rng: random.Random) -> OwnPlan:
+        """An Einsum's own loops drawn with `rng` (`own_loops.random_table`) on a random unit
+        that can run it, brought into the constraints; its default loops when the draw breaks
+        them."""
+        unit = rng.choice(self.facts.einsums[index].units)
+        ctx = self.context(kernel, index, unit)
+        options = self.spatial_options(ctx)
+        assignment = options[min(rng.randrange(len(options)), rng.randrange(len(options)))]
+        table = random_table(ctx, rng, assignment)  # type: ignore[arg-type]
+        table = self.constraints.adjust(ctx, table)
+        if not self.constraints.allows(ctx, table):
+            return self.default_own(kernel, index, unit)
+        keeps = self.constrained_keeps(kernel, index, unit)
+        return OwnPlan(unit, table.loops(ctx.chain), keeps)
+
+    def random_genome(self, rng: random.Random) -> Genome:
+        """A genome drawn with `rng`: the fewest kernel cuts, a random initial skeleton per
+        kernel, random own loops for every Einsum; homes left to the repair."""
+        kernels = self.partitions(self.fused_cuts())
+        assert kernels is not None
+        plans = tuple(KernelPlan(m, rng.choice(self.initial_skeletons(m))) for m in kernels)
+        own: list[OwnPlan | None] = [None] * len(self.facts.einsums)
+        for kernel in plans:
+            for index in kernel.members:
+                own[index] = self.random_own(kernel, index, rng)
+        return Genome(plans, tuple(own), ())
 
     # -- homes ----------------------------------------------------------------------------
 
@@ -405,19 +472,16 @@ class Space:
                 else:
                     best = plans[0]
                 own[index] = best
-        genome = Genome(kernels, tuple(own), ())
-        homes = {}
-        for tensor in self.intermediates(genome):
-            options = self.home_options(genome, tensor)
-            homes[tensor] = options[-1] if options else self.root
-        return Genome(kernels, tuple(own), tuple(sorted(homes.items())))
+        return Genome(kernels, tuple(own), ())
 
 
 def _spatial_product(plan: OwnPlan) -> int:
     return math.prod(lp.extent for lp in plan.loops if lp.axis is not None)
 
 
-def _product(lists: Sequence[Sequence[tuple[Piece, ...]]]) -> Iterator[tuple[tuple[Piece, ...], ...]]:
+def _product(
+    lists: Sequence[Sequence[tuple[Piece, ...]]],
+) -> Iterator[tuple[tuple[Piece, ...], ...]]:
     if not lists:
         yield ()
         return
