@@ -90,7 +90,8 @@ class Worker:
         self.illegal = 0
         self._compute: dict[tuple[int, str], tuple[int, float]] = {}
         self._bounds: dict[int, tuple[object, int, int]] = {}
-        self._homes: dict[tuple[object, ...], list[str]] = {}
+        self._homes: dict[tuple[object, ...], tuple[object, object, list[str]]] = {}
+        self._touching: dict[tuple[str, tuple[int, ...]], tuple[int, ...]] = {}
 
     def evaluate(
         self, genomes: Sequence[Genome], bound: float | None
@@ -147,20 +148,23 @@ class Worker:
     ) -> list[str]:
         """The levels `tensor` may legally live at, root first (kept per the loops of the
         nests touching it and the kernel's structure)."""
-        touching = tuple(i for i in members if tensor in self.facts.einsums[i].tensors)
-        key = (
-            tensor,
-            tuple((plan[i].unit, plan[i].loops) for i in touching),
-            id(structure),
-        )
-        found = self._homes.get(key)
-        if found is None:
-            args = (self.facts, self.space.chains, plan, members, structure, tensor)
-            options = self.space.home_options(genome, tensor)
-            found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]  # type: ignore[arg-type]
-            if len(self._homes) > 200_000:
-                self._homes.clear()
-            self._homes[key] = found
+        touching = self._touching.get((tensor, tuple(members)))
+        if touching is None:
+            touching = tuple(i for i in members if tensor in self.facts.einsums[i].tensors)
+            self._touching[(tensor, tuple(members))] = touching
+        loops = tuple(plan[i].loops for i in touching)
+        key = (tensor, tuple(id(lp) for lp in loops), id(structure))
+        kept = self._homes.get(key)
+        # The key holds identities: the loops and the structure are kept with the entry, so
+        # they cannot be freed and their identities reused.
+        if kept is not None and kept[0] == loops and kept[1] is structure:
+            return kept[2]
+        args = (self.facts, self.space.chains, plan, members, structure, tensor)
+        options = self.space.home_options(genome, tensor)
+        found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]  # type: ignore[arg-type]
+        if len(self._homes) > 200_000:
+            self._homes.clear()
+        self._homes[key] = (loops, structure, found)
         return found
 
     def lower_bound(self, genome: Genome, plan: CascadeMap) -> float:

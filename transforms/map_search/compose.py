@@ -31,6 +31,7 @@ from einsum_opt.lowering.loopnest_to_dataflow import (
     fused_loops,
     stage_shape,
 )
+from einsum_opt.transforms.map_search.light_nest import LightNest, as_nests
 from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestResult
 from einsum_opt.transforms.map_search.pipeline_bounds import PipelineGraph
 
@@ -284,7 +285,7 @@ class CascadeCoster:
         self.capacity = _label_capacities(arch)
 
     def structure(
-        self, nests: Sequence[NestOp], key: tuple[object, ...] | None = None
+        self, nests: Sequence[LightNest], key: tuple[object, ...] | None = None
     ) -> KernelStructure:
         """The structure of a kernel of these nests, kept by `key` (what it depends on: each
         nest's unit and loops; by default the nests' identities, as the evaluator keeps every
@@ -295,7 +296,7 @@ class CascadeCoster:
         if found is None:
             if len(self.structures) > STRUCTURE_CACHE:
                 self.structures.clear()
-            found = kernel_structure(nests, self.arch, self.running)
+            found = kernel_structure(as_nests(nests), self.arch, self.running)
             self.structures[key] = found
         return found
 

@@ -28,6 +28,8 @@ class Evaluator:
         self.nests = NestEvaluator(cascade, facts, arch)
         self.coster = CascadeCoster(arch, frozenset(facts.positions))
         self.costed = 0
+        self._structures: dict[tuple[int, ...], tuple[tuple[object, ...], KernelStructure]] = {}
+        self._kernels: dict[tuple[str, ...], list[list[int]]] = {}
 
     def cost(self, plan: CascadeMap, exact: bool = False) -> Cost:
         """The cost of the cascade mapped by `plan`; IllegalMapping when a nest has no
@@ -46,22 +48,35 @@ class Evaluator:
 
     def kernels(self, plan: CascadeMap) -> list[list[int]]:
         """The computing Einsums of each kernel of `plan`, kernels in order."""
-        kernels: dict[str, list[int]] = {}
-        for e in self.facts.einsums:
-            if not e.view:
-                kernels.setdefault(plan[e.index].kernel, []).append(e.index)
-        return list(kernels.values())
+        names = tuple(p.kernel for p in plan)
+        found = self._kernels.get(names)
+        if found is None:
+            kernels: dict[str, list[int]] = {}
+            for e in self.facts.einsums:
+                if not e.view:
+                    kernels.setdefault(plan[e.index].kernel, []).append(e.index)
+            found = self._kernels[names] = list(kernels.values())
+        return found
 
     def structures(self, plan: CascadeMap) -> list[tuple[list[int], KernelStructure]]:
         """Each kernel's members and program structure, from the lowered nests alone (no
         analysis); IllegalMapping when a mapping does not fit its Einsum."""
         out = []
         for members in self.kernels(plan):
+            plans = tuple(plan[i] for i in members)
+            kept = self._structures.get(tuple(id(p) for p in plans))
+            if kept is not None and kept[0] == plans:
+                out.append((members, kept[1]))
+                continue
             key = tuple((i, plan[i].unit, plan[i].loops) for i in members)
             found = self.coster.structures.get(key)
             if found is None:
                 nests = [self.nests.lower(i, plan[i]) for i in members]
                 found = self.coster.structure(nests, key)
+            if len(self._structures) > 200_000:
+                self._structures.clear()
+            # Kept by the plans' identities, the plans held so that they stay alive.
+            self._structures[tuple(id(p) for p in plans)] = (plans, found)
             out.append((members, found))
         return out
 

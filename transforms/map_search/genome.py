@@ -27,12 +27,15 @@ from dataclasses import dataclass
 
 from einsum_opt.transforms.map_search.chains import UnitChain
 from einsum_opt.transforms.map_search.facts import CascadeFacts, EinsumFacts
+from einsum_opt.transforms.map_search.hashing import CachedHash
 from einsum_opt.transforms.map_search.plan import CascadeMap, EinsumMap, Loop
 
 
 @dataclass(frozen=True)
-class Piece:
+class Piece(CachedHash):
     """A skeleton loop: `extent` trips of `rank` at storage level `level`."""
+
+    __hash__ = CachedHash.__hash__
 
     rank: str
     extent: int
@@ -40,8 +43,10 @@ class Piece:
 
 
 @dataclass(frozen=True)
-class KernelPlan:
+class KernelPlan(CachedHash):
     """A kernel: its computing Einsums (indices, in order) and its skeleton."""
+
+    __hash__ = CachedHash.__hash__
 
     members: tuple[int, ...]
     skeleton: tuple[Piece, ...] = ()
@@ -56,9 +61,11 @@ class KernelPlan:
 
 
 @dataclass(frozen=True)
-class OwnPlan:
+class OwnPlan(CachedHash):
     """An Einsum's own mapping: its unit, its loops after the skeleton's, and the kept levels
     of the tensors whose chain differs from the default."""
+
+    __hash__ = CachedHash.__hash__
 
     unit: str
     loops: tuple[Loop, ...]
@@ -66,8 +73,10 @@ class OwnPlan:
 
 
 @dataclass(frozen=True)
-class Genome:
+class Genome(CachedHash):
     """A complete set of decisions (see the module docstring). `own[i]` is None for a view."""
+
+    __hash__ = CachedHash.__hash__
 
     kernels: tuple[KernelPlan, ...]
     own: tuple[OwnPlan | None, ...]
@@ -114,9 +123,21 @@ class Realizer:
         self.chains = chains
         self.root = root
         self.cache: dict[tuple[object, ...], EinsumMap] = {}
+        self._crossing: dict[tuple[KernelPlan, ...], frozenset[str]] = {}
+        self._sources = {
+            e.index: tuple(facts.source(t) for t in e.tensors) for e in facts.einsums
+        }
+        self._rooted = frozenset(facts.inputs) | frozenset(facts.outputs) | frozenset(facts.views)
+        self._readers: dict[str, tuple[EinsumFacts, ...]] = {}
 
     def crossing(self, genome: Genome) -> frozenset[str]:
         """Tensors produced in one kernel and read in another (they go through the root)."""
+        found = self._crossing.get(genome.kernels)
+        if found is None:
+            found = self._crossing[genome.kernels] = self._crossing_of(genome)
+        return found
+
+    def _crossing_of(self, genome: Genome) -> frozenset[str]:
         kernel_of = {i: k for k, kern in enumerate(genome.kernels) for i in kern.members}
         out = set()
         for e in self.facts.computing():
@@ -128,25 +149,17 @@ class Realizer:
                     out.add(source.name)
         return frozenset(out)
 
-    def home_of(self, genome: Genome, tensor: str, crossing: frozenset[str]) -> str:
-        """The home level of `tensor` under `genome`."""
-        facts = self.facts
-        if tensor in facts.inputs or tensor in facts.outputs or tensor in crossing:
-            return self.root
-        if tensor in facts.views:
-            return self.root
-        return dict(genome.homes).get(tensor, self.root)
-
     def realize(self, genome: Genome) -> CascadeMap:
         """The plan of every Einsum (views read their source at the root)."""
         facts = self.facts
         crossing = self.crossing(genome)
+        pinned = dict(genome.homes)
         multi = len(genome.kernels) > 1
         out: list[EinsumMap | None] = [None] * len(facts.einsums)
         for k, kernel in enumerate(genome.kernels):
             name = f"k{k}" if multi else ""
             for index in kernel.members:
-                out[index] = self._einsum(genome, kernel, index, name, crossing)
+                out[index] = self._einsum(genome, kernel, index, name, crossing, pinned)
         for e in facts.einsums:
             if e.view:
                 out[e.index] = self._view(genome, e, out)
@@ -155,13 +168,23 @@ class Realizer:
         return result
 
     def _einsum(
-        self, genome: Genome, kernel: KernelPlan, index: int, kernel_name: str,
+        self,
+        genome: Genome,
+        kernel: KernelPlan,
+        index: int,
+        kernel_name: str,
         crossing: frozenset[str],
+        pinned: Mapping[str, str],
     ) -> EinsumMap:
         e = self.facts.einsums[index]
         own = genome.own[index]
         assert own is not None
-        homes = tuple((t, self.home_of(genome, self.facts.source(t), crossing)) for t in e.tensors)
+        root = self.root
+        rooted = self._rooted
+        homes = tuple(
+            (t, root if s in rooted or s in crossing else pinned.get(s, root))
+            for t, s in zip(e.tensors, self._sources[index], strict=True)
+        )
         key = (index, kernel.skeleton, own, homes, kernel_name)
         found = self.cache.get(key)
         if found is not None:
@@ -179,7 +202,9 @@ class Realizer:
         self, genome: Genome, e: EinsumFacts, plans: list[EinsumMap | None]
     ) -> EinsumMap:
         """A view's plan: on the unit of a reader, every loop at the root."""
-        readers = self.facts.readers(self.facts.source(e.name))
+        readers = self._readers.get(e.name)
+        if readers is None:
+            readers = self._readers[e.name] = self.facts.readers(self.facts.source(e.name))
         unit = next(
             (p.unit for r in readers if (p := plans[r.index]) is not None),
             next(iter(self.chains)),

@@ -7,6 +7,7 @@ one Einsum's mapping analyses only that Einsum again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -16,16 +17,14 @@ from einsum_opt.costmodel.model import level_of, storage_energy
 from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_spec import NestSpecError
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
-from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, check_mapping
-from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture, ArchitectureError
 from einsum_opt.lowering.accesses import nest_access_ops
 from einsum_opt.lowering.buffers import Touch
 from einsum_opt.lowering.data_spaces import data_spaces
-from einsum_opt.lowering.einsum_to_loopnest import lower_einsum
 from einsum_opt.lowering.placement import place_nest
 from einsum_opt.transforms.map_search.facts import CascadeFacts
-from einsum_opt.transforms.map_search.plan import EinsumMap, to_attr
+from einsum_opt.transforms.map_search.light_nest import EinsumShape, LightNest, as_nest
+from einsum_opt.transforms.map_search.plan import EinsumMap, clashes
 
 PLAN_CACHE = 200_000
 """How many plans are remembered by identity before that shortcut starts over."""
@@ -57,7 +56,7 @@ class NestResult:
     level (label, reads, fills, updates, instances) and `energies` lists (label, tensor, pJ)
     in access order, as the cost model accumulates them."""
 
-    nest: NestOp
+    nest: LightNest
     unit: str
     cycles: int
     point_pj: float
@@ -69,7 +68,7 @@ class NestResult:
 
     @staticmethod
     def of(
-        nest: NestOp,
+        nest: LightNest,
         unit: str,
         cycles: int,
         point_pj: float,
@@ -111,13 +110,14 @@ class NestEvaluator:
         self.views = {v: (src, arch.root) for v, src in facts.views.items()}
         self.memo: dict[Hashable, NestResult | IllegalMapping] = {}
         self.by_plan: dict[tuple[int, int], tuple[EinsumMap, NestResult | IllegalMapping]] = {}
-        self.lowered: dict[Hashable, NestOp | IllegalMapping] = {}
+        self.lowered: dict[Hashable, LightNest | IllegalMapping] = {}
+        self.shapes = [EinsumShape.of(op) for op in self.ops]
         self.analysed = 0
 
-    def lower(self, index: int, plan: EinsumMap) -> NestOp:
-        """The loop nest of Einsum `index` under `plan` (detached, holding no uses; kept);
-        IllegalMapping when the mapping does not fit the Einsum."""
-        key = (index, plan.nest_key())
+    def lower(self, index: int, plan: EinsumMap) -> LightNest:
+        """The loop nest of Einsum `index` under `plan` (kept); IllegalMapping when the
+        mapping does not fit the Einsum."""
+        key = (index, plan)
         found = self.lowered.get(key)
         if found is None:
             try:
@@ -131,17 +131,20 @@ class NestEvaluator:
             raise found
         return found
 
-    def _lower(self, index: int, plan: EinsumMap) -> NestOp:
-        op = self.ops[index]
-        attr = to_attr(plan)
-        try:
-            check_mapping(op, attr, self.sizes)
-        except Exception as error:  # VerifyException
-            raise IllegalMapping(str(error)) from None
-        op.attributes[MAPPING_ATTR] = attr
-        nest = lower_einsum(self.cascade, op)
-        nest.drop_all_references()
-        return nest
+    def _lower(self, index: int, plan: EinsumMap) -> LightNest:
+        e = self.facts.einsums[index]
+        sizes = self.sizes
+        for rank in e.ranks:
+            trips = math.prod(lp.extent for lp in plan.loops if lp.rank == rank)
+            if trips != sizes[rank] or not plan.pieces(rank):
+                raise IllegalMapping(f"einsum {e.name}: the loops over {rank} do not cover it")
+        if len(plan.loops) != len({(lp.rank, i) for i, lp in enumerate(plan.loops)}) or any(
+            lp.rank not in e.ranks for lp in plan.loops
+        ):
+            raise IllegalMapping(f"einsum {e.name}: a loop over a rank it does not iterate")
+        if clashes(plan.loops, self.facts.declared):
+            raise IllegalMapping(f"einsum {e.name}: a partition loop clashes with a declared rank")
+        return LightNest(self.shapes[index], plan)
 
     def result(self, index: int, plan: EinsumMap) -> NestResult:
         """The analysis of Einsum `index` under `plan`; IllegalMapping when it has none."""
@@ -153,7 +156,7 @@ class NestEvaluator:
         else:
             if len(self.by_plan) > PLAN_CACHE:
                 self.by_plan.clear()
-            key = (index, plan.nest_key())
+            key = (index, plan)
             memo = self.memo.get(key)
             if memo is None:
                 memo = self._analyse(index, plan)
@@ -175,10 +178,10 @@ class NestEvaluator:
         if facts.view:
             return NestResult.of(nest, plan.unit, 0, 0.0, (), ())
         try:
-            spaces = data_spaces(nest, self.views, self.running, self.sizes)
-            placed = place_nest(arch, nest, spaces, self.in_memory, {})
+            spaces = data_spaces(as_nest(nest), self.views, self.running, self.sizes)
+            placed = place_nest(arch, as_nest(nest), spaces, self.in_memory, {})
             counts = analyze(placed.spec)
-            ops, touches = nest_access_ops(nest, placed, counts)
+            ops, touches = nest_access_ops(as_nest(nest), placed, counts)
             cycles = arch.cycles(plan.unit, facts.ops)
             point_pj = arch.op_energy_pj(plan.unit, facts.ops)
         except (PassFailedException, NestSpecError, ArchitectureError) as error:

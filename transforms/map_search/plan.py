@@ -23,12 +23,15 @@ from einsum_opt.dialects.einsum_mapping import (
     ordered_loops,
     partition_names,
 )
+from einsum_opt.transforms.map_search.hashing import CachedHash
 
 
 @dataclass(frozen=True)
-class Loop:
+class Loop(CachedHash):
     """One loop: a piece of `rank` of `extent` trips, spatial on `axis` (None: temporal), at
     storage level `level`."""
+
+    __hash__ = CachedHash.__hash__
 
     rank: str
     extent: int
@@ -37,8 +40,10 @@ class Loop:
 
 
 @dataclass(frozen=True)
-class EinsumMap:
+class EinsumMap(CachedHash):
     """One Einsum's mapping (see the module docstring)."""
+
+    __hash__ = CachedHash.__hash__
 
     unit: str
     loops: tuple[Loop, ...]
