@@ -30,10 +30,11 @@ LABELS: dict[str, str] = {
     "cascade": "+Cascade",
     "architecture": "+Architecture",
     "fusemax": "FuseMax",
+    "searched": "map-search",
 }
 """Legend labels of the configurations, as in the paper's figures."""
 
-_COLORS = ("#9e9e9e", "#4c72b0", "#dd8452", "#55a868", "#c44e52")
+_COLORS = ("#9e9e9e", "#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
 
 
 def format_length(tokens: int) -> str:

@@ -83,6 +83,13 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "fusemax",
             "1-pass on FuseMax's hardware and binding, tiles interleaved",
         ),
+        Configuration(
+            "searched",
+            f"{FUSE},map-search{{arch=fusemax objective=latency budget=20 workers=1}},"
+            "lower-to-loopnest,lower-to-dataflow{arch=fusemax}",
+            "fusemax",
+            "1-pass on FuseMax's hardware, mapped by map-search",
+        ),
     )
 }
 """Each configuration of `workloads.CONFIGS` by name."""

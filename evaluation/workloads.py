@@ -33,4 +33,9 @@ SEQ_LENGTHS: tuple[int, ...] = (1024, 4096, 16384, 65536, 262144, 1048576)
 """Sequence lengths (M = P) of the sweep: 1K to 1M tokens, 1K = 1024."""
 
 CONFIGS: tuple[str, ...] = ("unfused", "flat", "cascade", "architecture", "fusemax")
-"""The configurations, from the unfused baseline through the ablation steps to FuseMax."""
+"""The configurations, from the unfused baseline through the ablation steps to FuseMax: what
+a sweep runs unless asked for others."""
+
+ALL_CONFIGS: tuple[str, ...] = (*CONFIGS, "searched")
+"""Every configuration: also `searched`, the 1-pass cascade mapped by map-search on FuseMax's
+architecture (a search per point, about 20 s each)."""
