@@ -305,7 +305,7 @@ def bad_command_lines(tmp: Path) -> dict[str, tuple[list[str], str]]:
     and a piece of their expected message."""
     out = ["--out", str(tmp / "out")]
     models = "(choose from BERT, TrXL, T5, XLM)"
-    configs = "(choose from unfused, flat, cascade, architecture, fusemax)"
+    configs = "(choose from unfused, flat, cascade, architecture, fusemax, searched)"
     return {
         "unknown model": ([*out, "--models", "BERT,gpt2"], f"unknown model 'gpt2' {models}"),
         "unknown config": (
