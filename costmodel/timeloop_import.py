@@ -27,6 +27,8 @@ _COMPUTE = ("mac_random", "mult_random", "mac", "mult", "compute")
 
 def to_nest_spec(spec: TimeloopSpec) -> NestSpec:
     """The mapped nest of a Timeloop case."""
+    if spec.mapping is None:
+        raise NestSpecError("the Timeloop case has no mapping (a mapper's input)")
     problem = spec.problem
     tensors = tuple(
         TensorSpec(

@@ -10,6 +10,8 @@ level add up; a later one replaces what an earlier one fixed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from einsum_opt.frontends.timeloop_fields import Field
 from einsum_opt.frontends.timeloop_mapping import _factors, _target
 from einsum_opt.frontends.timeloop_types import Architecture, Problem
@@ -19,12 +21,38 @@ KEYS = ("architecture_constraints", "mapspace_constraints")
 """The sections of a Timeloop input holding constraints."""
 
 
+@dataclass
+class _Level:
+    """What the directives said about one level so far."""
+
+    temporal: dict[str, int] = field(default_factory=dict)
+    order: tuple[str, ...] = ()
+    spatial: dict[str, int] = field(default_factory=dict)
+    spatial_x: frozenset[str] | None = None
+    spatial_y: frozenset[str] | None = None
+    keep: frozenset[str] = frozenset()
+    bypass: frozenset[str] = frozenset()
+    said: bool = False
+
+    def constraints(self, name: str) -> LevelConstraints:
+        return LevelConstraints(
+            name,
+            tuple(sorted(self.temporal.items())),
+            self.order,
+            tuple(sorted(self.spatial.items())),
+            self.spatial_x,
+            self.spatial_y,
+            self.keep,
+            self.bypass,
+        )
+
+
 def read_constraints(
     document: Field, architecture: Architecture, problem: Problem
 ) -> MapspaceConstraints:
     """The constraints of every section of `document` that has some."""
     names = [level.name for level in architecture.storage]
-    state: dict[str, dict[str, object]] = {name: {} for name in names}
+    state = {name: _Level() for name in names}
     for key in KEYS:
         if not document.has(key):
             continue
@@ -34,60 +62,49 @@ def read_constraints(
             continue
         for directive in directives.items():
             _read(directive, names, problem, state)
-    levels = []
-    for name in names:
-        found = state[name]
-        if found:
-            levels.append(
-                LevelConstraints(
-                    name,
-                    tuple(sorted(found.get("temporal", {}).items())),  # type: ignore[attr-defined]
-                    tuple(found.get("order", ())),  # type: ignore[arg-type]
-                    tuple(sorted(found.get("spatial", {}).items())),  # type: ignore[attr-defined]
-                    found.get("spatial_x"),  # type: ignore[arg-type]
-                    found.get("spatial_y"),  # type: ignore[arg-type]
-                    frozenset(found.get("keep", ())),  # type: ignore[arg-type]
-                    frozenset(found.get("bypass", ())),  # type: ignore[arg-type]
-                )
-            )
-    return MapspaceConstraints(tuple(levels))
+    return MapspaceConstraints(
+        tuple(state[n].constraints(n) for n in names if state[n].said)
+    )
 
 
-def _read(
-    directive: Field, names: list[str], problem: Problem, state: dict[str, dict[str, object]]
-) -> None:
+def _read(directive: Field, names: list[str], problem: Problem, state: dict[str, _Level]) -> None:
     level = _target(directive, names)
     kind = directive.need("type").text()
     into = state[level]
     if kind == "temporal":
-        into["temporal"] = {d.upper(): f for d, f in _factors(directive, problem).items()}
+        into.temporal = {d.upper(): f for d, f in _factors(directive, problem).items()}
         order = _permutation(directive, problem)
         if order:
-            into["order"] = tuple(d.upper() for d in order)
+            into.order = tuple(d.upper() for d in order)
     elif kind == "spatial":
-        into["spatial"] = {d.upper(): f for d, f in _factors(directive, problem).items()}
+        into.spatial = {d.upper(): f for d, f in _factors(directive, problem).items()}
         order = _permutation(directive, problem)
         if order:
             split_field = directive.get("split")
             split = split_field.integer(0) if not split_field.is_null() else len(order)
-            into["spatial_x"] = frozenset(d.upper() for d in order[:split])
-            into["spatial_y"] = frozenset(d.upper() for d in order[split:])
+            into.spatial_x = frozenset(d.upper() for d in order[:split])
+            into.spatial_y = frozenset(d.upper() for d in order[split:])
     elif kind in ("bypass", "datatype", "dataspace"):
         spaces = {s.name for s in problem.data_spaces}
         for key in ("keep", "bypass"):
             listed = directive.get(key)
-            for index, name in enumerate(listed.names()):
+            named = listed.names()
+            for index, name in enumerate(named):
                 if name not in spaces:
                     Field(listed.file, f"{listed.path}[{index}]", name).fail(
                         f"unknown data space '{name}'"
                     )
-            into[key] = frozenset(into.get(key, frozenset())) | frozenset(listed.names())  # type: ignore[arg-type]
-            other = "bypass" if key == "keep" else "keep"
-            into[other] = frozenset(into.get(other, frozenset())) - frozenset(listed.names())  # type: ignore[arg-type]
+            if key == "keep":
+                into.keep = into.keep | frozenset(named)
+                into.bypass = into.bypass - frozenset(named)
+            else:
+                into.bypass = into.bypass | frozenset(named)
+                into.keep = into.keep - frozenset(named)
     elif kind in ("max_overbooking", "utilization"):
         return
     else:
         directive.get("type").fail(f"unknown constraint type '{kind}'")
+    into.said = True
 
 
 def _permutation(directive: Field, problem: Problem) -> list[str]:

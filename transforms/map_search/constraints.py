@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from einsum_opt.hardware.mapspace import LevelConstraints, MapspaceConstraints, attached_mapspace
 from einsum_opt.transforms.map_search.chains import UnitChain
-from einsum_opt.transforms.map_search.own_loops import LevelTable, OwnContext
+from einsum_opt.transforms.map_search.own_loops import Assignment, LevelTable, OwnContext
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class Constraints:
         fixed = dict(c.spatial).get(rank)
         return _axis_allows(c, slot[1], rank) and (fixed is None or fixed == trips or fixed > 1)
 
-    def allows_spatial(self, ctx: OwnContext, assignment: Sequence[object]) -> bool:
+    def allows_spatial(self, ctx: OwnContext, assignment: Assignment) -> bool:
         """Whether a spatial assignment respects the axes and fixed spatial factors."""
-        for (level, axis), rank, trips in assignment:  # type: ignore[misc]
+        for (level, axis), rank, trips in assignment:
             c = self._at(ctx.chain, level)
             if c is None:
                 continue

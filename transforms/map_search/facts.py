@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from xdsl.ir import SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
@@ -158,7 +159,7 @@ def cascade_facts(cascade: CascadeOp, arch: Architecture, pass_name: str) -> Cas
     """The facts of `cascade` on `arch`; PassFailedException naming the Einsum when no unit can
     execute one of its operations."""
     einsums = cascade.einsums()
-    position = {op.result: i for i, op in enumerate(einsums)}
+    position: dict[SSAValue, int] = {op.result: i for i, op in enumerate(einsums)}
     sizes = cascade.rank_sizes()
     nests: list[NestOp] = [lower_einsum(cascade, op) for op in einsums]
     try:

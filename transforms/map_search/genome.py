@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from einsum_opt.transforms.map_search.chains import UnitChain
@@ -118,10 +118,17 @@ class Realizer:
     """Builds the plans of genomes for one cascade, reusing the plan object of an Einsum whose
     decisions did not change (the evaluator recognises a plan it has seen by identity)."""
 
-    def __init__(self, facts: CascadeFacts, chains: Mapping[str, UnitChain], root: str):
+    def __init__(
+        self,
+        facts: CascadeFacts,
+        chains: Mapping[str, UnitChain],
+        root: str,
+        skeleton_of: Callable[[KernelPlan, int], tuple[Piece, ...]],
+    ):
         self.facts = facts
         self.chains = chains
         self.root = root
+        self.skeleton_of = skeleton_of
         self.cache: dict[tuple[object, ...], EinsumMap] = {}
         self._crossing: dict[tuple[KernelPlan, ...], frozenset[str]] = {}
         self._sources = {
@@ -190,7 +197,7 @@ class Realizer:
         if found is not None:
             return found
         loops = tuple(
-            Loop(p.rank, p.extent, None, p.level) for p in kernel.skeleton if p.rank in e.ranks
+            Loop(p.rank, p.extent, None, p.level) for p in self.skeleton_of(kernel, index)
         ) + own.loops
         plan = EinsumMap(own.unit, loops, homes, own.keeps, kernel_name)
         if len(self.cache) > 500_000:

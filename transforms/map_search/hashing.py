@@ -13,12 +13,12 @@ class CachedHash:
     class sets `__hash__ = CachedHash.__hash__`, since the dataclass would write its own)."""
 
     def __hash__(self) -> int:
-        found = self.__dict__.get("_hash")
+        found: int | None = self.__dict__.get("_hash")
         if found is None:
-            values = tuple(getattr(self, f.name) for f in dataclasses.fields(self))  # type: ignore[arg-type]
-            found = hash(values)
+            fields = dataclasses.fields(self)  # type: ignore[arg-type]
+            found = hash(tuple(getattr(self, f.name) for f in fields))
             object.__setattr__(self, "_hash", found)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

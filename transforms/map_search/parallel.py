@@ -10,6 +10,7 @@ scheduler of a running cluster.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
@@ -30,6 +31,11 @@ def _worker(problem: Problem) -> Worker:
         _WORKERS.clear()
         found = _WORKERS[key] = Worker(problem)
     return found
+
+
+def _prepare(problem: Problem) -> None:
+    """Build this process's worker for `problem` (so that the first round does not)."""
+    _worker(problem)
 
 
 def evaluate_chunk(
@@ -91,9 +97,14 @@ class LocalPool:
     def __init__(self, problem: Problem, workers: int):
         self.problem = problem
         self.workers = workers
+        # Forking is fast, but only safe while this process runs no other thread (a progress
+        # bar's, say): the workers are started now, before the search shows one.
         methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        fork = "fork" in methods and threading.active_count() == 1
+        context = multiprocessing.get_context("fork" if fork else "spawn")
         self.pool = ProcessPoolExecutor(workers, mp_context=context)
+        for future in [self.pool.submit(_prepare, problem) for _ in range(workers)]:
+            future.result()
 
     def map(
         self, genomes: Sequence[Genome], bound: float | None

@@ -75,7 +75,11 @@ def write_front(directory: Path, points: Sequence[FrontPoint]) -> None:
             ]
         )
     data = text.getvalue().encode()
-    write_atomically(directory / "pareto.csv", lambda f: f.write(data))
+
+    def write_csv(out: BinaryIO) -> None:
+        out.write(data)
+
+    write_atomically(directory / "pareto.csv", write_csv)
     write_atomically(directory / "pareto.png", lambda f: _plot(points, f))
 
 

@@ -22,6 +22,7 @@ from einsum_opt.transforms.map_search.constraints import Constraints
 from einsum_opt.transforms.map_search.facts import CURRENT, FINAL, PREVIOUS, CascadeFacts
 from einsum_opt.transforms.map_search.genome import Genome, KernelPlan, OwnPlan, Piece, Realizer
 from einsum_opt.transforms.map_search.own_loops import (
+    Assignment,
     OwnContext,
     build_table,
     divisors,
@@ -53,11 +54,12 @@ class Space:
         self.chains: dict[str, UnitChain] = unit_chains(arch)
         self.root = arch.root
         self.buffer = arch.buffer_level()
-        self.realizer = Realizer(facts, self.chains, self.root)
+        self.realizer = Realizer(facts, self.chains, self.root, self.pieces_of)
         self.computing = [e.index for e in facts.computing()]
         self._joins = self._must_join()
         self._contexts: dict[tuple[object, ...], OwnContext] = {}
-        self._assignments: dict[OwnContext, list[tuple[object, ...]]] = {}
+        self._assignments: dict[OwnContext, list[Assignment]] = {}
+        self._kernel_facts: dict[tuple[int, ...], KernelFacts | None] = {}
 
     # -- kernels --------------------------------------------------------------------------
 
@@ -78,7 +80,13 @@ class Space:
         return blocked
 
     def kernel_facts(self, members: Sequence[int]) -> KernelFacts | None:
-        """The facts of a kernel of `members`, or None when they cannot form one."""
+        """The facts of a kernel of `members`, or None when they cannot form one (kept)."""
+        key = tuple(members)
+        if key not in self._kernel_facts:
+            self._kernel_facts[key] = self._kernel_facts_of(key)
+        return self._kernel_facts[key]
+
+    def _kernel_facts_of(self, members: Sequence[int]) -> KernelFacts | None:
         facts = self.facts
         ranks = {facts.einsums[i].iterative for i in members} - {None}
         if len(ranks) > 1:
@@ -133,7 +141,7 @@ class Space:
         """Ranks a member reduces whose result another member reads: no shared loop over
         them can pipeline the kernel."""
         produced = {self.facts.einsums[i].name: i for i in members}
-        out = set()
+        out: set[str] = set()
         for i in members:
             e = self.facts.einsums[i]
             for read in e.reads:
@@ -305,6 +313,12 @@ class Space:
         others = sorted((r for r in extents if r not in skeleton), key=lambda r: (-sizes[r], r))
         return [r for r in reversed(skeleton) if r in extents] + others
 
+    def pieces_of(self, kernel: KernelPlan, index: int) -> tuple[Piece, ...]:
+        """The skeleton pieces Einsum `index` has in `kernel`."""
+        kf = self.kernel_facts(kernel.members)
+        assert kf is not None
+        return self.skeleton_of(kernel, index, kf)
+
     def skeleton_of(self, kernel: KernelPlan, index: int, kf: KernelFacts) -> tuple[Piece, ...]:
         """The skeleton pieces Einsum `index` has (a final-value reader skips the iterative
         rank's piece)."""
@@ -312,7 +326,7 @@ class Space:
         skip = kf.iterative if index in kf.final_readers else None
         return tuple(p for p in kernel.skeleton if p.rank in e.ranks and p.rank != skip)
 
-    def spatial_options(self, ctx: OwnContext) -> list[tuple[object, ...]]:
+    def spatial_options(self, ctx: OwnContext) -> list[Assignment]:
         """The spatial assignments of a context, best first (kept per context)."""
         found = self._assignments.get(ctx)
         if found is None:
@@ -342,7 +356,7 @@ class Space:
             at = names.index(self.buffer)
             if at >= ctx.start and (not fanouts or at <= fanouts[0]):
                 level = at
-        table = build_table(ctx, assignment, dict.fromkeys(ctx.ranks, level))  # type: ignore[arg-type]
+        table = build_table(ctx, assignment, dict.fromkeys(ctx.ranks, level))
         table = self.constraints.adjust(ctx, table)
         return OwnPlan(unit, table.loops(ctx.chain), self.constrained_keeps(kernel, index, unit))
 
@@ -403,7 +417,7 @@ class Space:
         ctx = self.context(kernel, index, unit)
         options = self.spatial_options(ctx)
         assignment = options[min(rng.randrange(len(options)), rng.randrange(len(options)))]
-        table = random_table(ctx, rng, assignment)  # type: ignore[arg-type]
+        table = random_table(ctx, rng, assignment)
         table = self.constraints.adjust(ctx, table)
         if not self.constraints.allows(ctx, table):
             return self.default_own(kernel, index, unit)
