@@ -22,7 +22,7 @@ initial value. Cascade-wide checks (declared ranks, index ranges, unique names) 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from xdsl.dialects.builtin import (
     I64,
@@ -185,11 +185,7 @@ class EinsumStructure(IRDLOperation):
 
     def iterative_rank(self) -> str | None:
         """The variable of the rank this Einsum iterates (`m1` for `RM[m1+1, p]`), if any."""
-        for index in self.output_indices:
-            off = index.as_offset()
-            if off is not None and off[1] != 0:
-                return off[0]
-        return None
+        return stepped_variable(self.output_indices)
 
     def output_variables(self) -> tuple[str, ...]:
         """The variables of the output ranks, in order."""
@@ -197,14 +193,7 @@ class EinsumStructure(IRDLOperation):
 
     def reduced_variables(self) -> tuple[str, ...]:
         """Variables that appear in accesses but not in the output, in order of first use."""
-        out = set(self.output_variables())
-        seen: list[str] = []
-        for ix in self.access:
-            for index in ix.data:
-                for v in index.variables:
-                    if v not in out and v not in seen:
-                        seen.append(v)
-        return tuple(seen)
+        return reduced_of(self.output_indices, (ix.data for ix in self.access))
 
     def variables(self) -> tuple[str, ...]:
         """All iteration variables: output ranks then reduced ranks."""
@@ -280,6 +269,29 @@ class EinsumOp(EinsumStructure):
         from einsum_opt.dialects.einsum_verify import verify_einsum
 
         verify_einsum(self)
+
+
+def stepped_variable(output: Sequence[IndexExpr]) -> str | None:
+    """The variable an output index steps along (`m1` of `m1+1`), if one does."""
+    for index in output:
+        off = index.as_offset()
+        if off is not None and off[1] != 0:
+            return off[0]
+    return None
+
+
+def reduced_of(
+    output: Sequence[IndexExpr], accesses: Iterable[Sequence[IndexExpr]]
+) -> tuple[str, ...]:
+    """The variables the accesses use and the output does not, in order of first use."""
+    out = {v for ix in output for v in ix.variables}
+    seen: list[str] = []
+    for indices in accesses:
+        for index in indices:
+            for v in index.variables:
+                if v not in out and v not in seen:
+                    seen.append(v)
+    return tuple(seen)
 
 
 def tensor_name_of(value: SSAValue) -> str:

@@ -17,7 +17,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt import api
 from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr
-from einsum_opt.transforms.map_search.map_search_pass import SearchOptions, map_search
+from einsum_opt.transforms.map_search.map_search_pass import MapSearchPass, map_search
 from einsum_opt.transforms.map_search.pareto import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def _load(path: Path, sizes: dict[str, int] | None = None, pipeline: str = "") -
 
 def _searched(module: ModuleOp, **options: object) -> ModuleOp:
     mapped = module.clone()
-    map_search(mapped, SearchOptions(**{"workers": 1, "budget": 20, **options}))  # type: ignore[arg-type]
+    map_search(mapped, MapSearchPass(**{"workers": 1, "budget": 20, **options}))  # type: ignore[arg-type]
     return mapped
 
 

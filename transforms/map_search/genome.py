@@ -7,9 +7,9 @@
   iterate. Its running values' iterative rank is one of them: the pieces before it repeat
   the pipeline, those after it are pipeline loops (interleaving: `M1, H, P1` runs the heads
   of one key tile back to back). What a skeleton rank has left (its size over the product of
-  its pieces) is split by every Einsum into exactly two inner pieces, a temporal one and a
-  spatial one (either may be one trip), so that the skeleton's loops have the same names in
-  every Einsum.
+  its pieces) is split the same way by every Einsum (the kernel's splits) into an outer piece
+  in time and an inner piece in time or on an axis, so that the skeleton's loops have the same
+  names, and the pieces the same trips, in every Einsum.
 - Each Einsum has its **own mapping**: its unit, its loops after the skeleton's (pieces of any
   rank at any level, spatial ones on the array's axes), and the levels keeping each tensor
   where they differ from the default.
@@ -44,16 +44,25 @@ class Piece(CachedHash):
 
 @dataclass(frozen=True)
 class KernelPlan(CachedHash):
-    """A kernel: its computing Einsums (indices, in order) and its skeleton."""
+    """A kernel: its computing Einsums (indices, in order), its skeleton and how the
+    skeleton's ranks split what is left."""
 
     __hash__ = CachedHash.__hash__
 
     members: tuple[int, ...]
     skeleton: tuple[Piece, ...] = ()
+    splits: tuple[tuple[str, int], ...] = ()
+    """For each skeleton rank with trips left, the trips of its inner piece (the outer piece
+    takes the rest): the same in every Einsum of the kernel, so that the pieces' loops agree
+    wherever the lowering sees them as shared."""
 
     def remainder(self, rank: str, size: int) -> int:
         """What the skeleton leaves of `rank` (its size over its pieces' trips)."""
         return size // math.prod(p.extent for p in self.skeleton if p.rank == rank)
+
+    def inner(self, rank: str) -> int:
+        """The trips of `rank`'s inner piece (1 when it has none)."""
+        return dict(self.splits).get(rank, 1)
 
     def skeleton_ranks(self) -> frozenset[str]:
         """The ranks the skeleton has pieces of."""

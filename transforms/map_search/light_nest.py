@@ -16,7 +16,7 @@ from typing import cast
 
 from xdsl.ir import SSAValue
 
-from einsum_opt.dialects.einsum import EinsumOp
+from einsum_opt.dialects.einsum import EinsumOp, reduced_of, stepped_variable
 from einsum_opt.dialects.einsum_syntax import IndexExpr, IndexTerm, rank_of, variable_of
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.transforms.map_search.plan import EinsumMap, loop_names
@@ -119,26 +119,11 @@ class LightNest:
 
     def iterative_rank(self) -> str | None:
         """The variable of the loop the output steps along (`m1` for `RM[m1+1, p]`)."""
-        for index in self.output_indices:
-            offset = index.as_offset()
-            if offset is not None and offset[1] != 0:
-                return offset[0]
-        return None
-
-    def output_variables(self) -> tuple[str, ...]:
-        """The output's variables, in order."""
-        return tuple(v for ix in self.output_indices for v in ix.variables)
+        return stepped_variable(self.output_indices)
 
     def reduced_variables(self) -> tuple[str, ...]:
         """Loop variables the accesses use and the output does not, in order of first use."""
-        out = set(self.output_variables())
-        seen: list[str] = []
-        for _, indices in self._accesses:
-            for index in indices:
-                for v in index.variables:
-                    if v not in out and v not in seen:
-                        seen.append(v)
-        return tuple(seen)
+        return reduced_of(self.output_indices, (indices for _, indices in self._accesses))
 
     def describe(self) -> str:
         """How diagnostics name the nest."""

@@ -1,5 +1,6 @@
-"""`map-search{arch=fusemax objective=latency budget=30 seed=0 workers=0 cluster=ADDRESS
-pareto=DIR}`: map every Einsum of every cascade automatically, the cost model choosing.
+"""`map-search{arch=fusemax objective=latency budget=30 seed=0 workers=0
+cluster="tcp://host:port" pareto=DIR}`: map every Einsum of every cascade automatically, the
+cost model choosing.
 
 The search (`search.py`) explores the mapping space (`space.py`): kernel boundaries, each
 kernel's shared loops (tiling and order of the ranks its Einsums share, the iterative rank
@@ -16,7 +17,8 @@ and costed the normal way, and the two costs must agree (a warning says so other
 - `budget`: seconds per cascade at most (default 30); the search usually converges sooner.
 - `seed`: the seed of the search's restarts (default 0). The result depends on the seed only.
 - `workers`: local processes evaluating candidates (default 0: one per CPU core; 1: this
-  process only). `cluster=tcp://host:port` evaluates them on a Dask cluster instead.
+  process only). `cluster="tcp://host:port"` (quoted in a pipeline) evaluates them on a Dask
+  cluster instead.
 - `pareto`: a directory to write the Pareto front (latency, energy, buffer) of the costed
   candidates to, as `pareto.csv` and `pareto.png`.
 """
@@ -57,41 +59,8 @@ def _fail(message: str) -> PassFailedException:
     return PassFailedException(f"{PASS}: {message}")
 
 
-@dataclass(frozen=True)
-class SearchOptions:
-    """The options of one map-search run (see the module docstring)."""
-
-    arch: str | None = None
-    objective: str = "latency"
-    budget: int | float = 30
-    seed: int = 0
-    workers: int = 0
-    cluster: str | None = None
-    pareto: str | None = None
-
-    def check(self) -> None:
-        """PassFailedException naming the first bad option."""
-        if self.objective not in OBJECTIVES:
-            raise _fail(
-                f"unknown objective '{self.objective}' (expected {', '.join(OBJECTIVES)})"
-            )
-        if not self.budget > 0:
-            raise _fail(f"budget must be a positive number of seconds, got {self.budget}")
-        if self.workers < 0:
-            raise _fail(f"workers must be 0 (one per core) or more, got {self.workers}")
-        if self.cluster is not None and "://" not in self.cluster:
-            raise _fail(
-                f"cluster must be a scheduler address such as tcp://host:8786, got "
-                f"'{self.cluster}'"
-            )
-        if self.pareto is not None and Path(self.pareto).exists() and not Path(
-            self.pareto
-        ).is_dir():
-            raise _fail(f"pareto={self.pareto} exists and is not a directory")
-
-
 def _executor(
-    options: SearchOptions, problem: Problem, worker: Worker
+    options: MapSearchPass, problem: Problem, worker: Worker
 ) -> Executor:
     if options.cluster is not None:
         return DaskCluster(problem, options.cluster, PASS)
@@ -107,7 +76,7 @@ def search_cascade(
     position: int,
     arch: Architecture,
     constraints: Constraints,
-    options: SearchOptions,
+    options: MapSearchPass,
 ) -> tuple[SearchResult, Worker]:
     """Search the mapping of one cascade (not yet attached)."""
     problem = Problem(module_text(module), position, arch.to_yaml(), constraints, options.objective)
@@ -160,7 +129,7 @@ def _verify(cascade: CascadeOp, arch: Architecture, cost: Cost) -> str | None:
     return None
 
 
-def map_search(module: ModuleOp, options: SearchOptions) -> None:
+def map_search(module: ModuleOp, options: MapSearchPass) -> None:
     """Map every cascade of `module` (see the module docstring)."""
     options.check()
     try:
@@ -202,7 +171,7 @@ def map_search(module: ModuleOp, options: SearchOptions) -> None:
 @dataclass(frozen=True)
 class MapSearchPass(ModulePass):
     """Map every cascade automatically (`map-search{arch=fusemax objective=latency budget=30
-    seed=0 workers=0 cluster=tcp://host:port pareto=DIR}`; see `map_search_pass.py`)."""
+    seed=0 workers=0 cluster="tcp://host:port" pareto=DIR}`; see `map_search_pass.py`)."""
 
     name = "map-search"
     arch: str | None = None
@@ -213,16 +182,25 @@ class MapSearchPass(ModulePass):
     cluster: str | None = None
     pareto: str | None = None
 
+    def check(self) -> None:
+        """PassFailedException naming the first bad option."""
+        if self.objective not in OBJECTIVES:
+            raise _fail(
+                f"unknown objective '{self.objective}' (expected {', '.join(OBJECTIVES)})"
+            )
+        if not self.budget > 0:
+            raise _fail(f"budget must be a positive number of seconds, got {self.budget}")
+        if self.workers < 0:
+            raise _fail(f"workers must be 0 (one per core) or more, got {self.workers}")
+        if self.cluster is not None and "://" not in self.cluster:
+            raise _fail(
+                f"cluster must be a scheduler address such as tcp://host:8786, got "
+                f"'{self.cluster}'"
+            )
+        if self.pareto is not None and Path(self.pareto).exists() and not Path(
+            self.pareto
+        ).is_dir():
+            raise _fail(f"pareto={self.pareto} exists and is not a directory")
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        map_search(
-            op,
-            SearchOptions(
-                self.arch,
-                self.objective,
-                self.budget,
-                self.seed,
-                self.workers,
-                self.cluster,
-                self.pareto,
-            ),
-        )
+        map_search(op, self)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from einsum_opt.transforms.map_search.genome import Genome, KernelPlan, OwnPlan, Piece
+from einsum_opt.transforms.map_search.genome import Genome, OwnPlan, Piece
 from einsum_opt.transforms.map_search.own_loops import prime_factors, table_moves, table_of
 from einsum_opt.transforms.map_search.space import Space
 
@@ -81,7 +81,10 @@ def _keep_moves(space: Space, genome: Genome) -> Iterator[Genome]:
                         changed = tuple(
                             n for n in chain.names() if n in current or n == name
                         )
-                    if not space.constraints.allows_keep(own.unit, tensor, changed):
+                    # One level alone reads as the default chain in a nest's levels.
+                    if len(changed) < 2 or not space.constraints.allows_keep(
+                        own.unit, tensor, changed
+                    ):
                         continue
                     new = dict(keeps)
                     if changed == space.default_chain(own.unit, home):
@@ -137,6 +140,15 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
                 return None
         return _with_skeleton(space, genome, k, tuple(pieces))
 
+    def new_piece(pieces: list[Piece], rank: str, p: int) -> Iterator[Genome]:
+        """`pieces` with a new piece of `p` trips of `rank`, wherever one may go."""
+        for where, level, region in _new_places(pieces, it_at, space.root, inner_level):
+            if rank in (kf.before if region == "before" else kf.after):
+                moved = list(pieces)
+                moved.insert(where, Piece(rank, p, level))
+                if (g := rebuilt(moved)) is not None:
+                    yield g
+
     ranks = sorted(dict.fromkeys((*kf.before, *kf.after)), key=lambda r: (-sizes[r], r))
     for rank in ranks:
         if rank == kf.iterative:
@@ -150,12 +162,7 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
                 pieces[i] = Piece(rank, pieces[i].extent * p, pieces[i].level)
                 if (g := rebuilt(pieces)) is not None:
                     yield g
-            for where, level, region in _new_places(skeleton, it_at, space.root, inner_level):
-                if rank in (kf.before if region == "before" else kf.after):
-                    pieces = list(skeleton)
-                    pieces.insert(where, Piece(rank, p, level))
-                    if (g := rebuilt(pieces)) is not None:
-                        yield g
+            yield from new_piece(skeleton, rank, p)
         # A prime factor of a piece back into the remainder, or into another piece.
         for i in positions:
             for p in sorted(set(prime_factors(skeleton[i].extent))):
@@ -163,12 +170,7 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
                 base[i] = Piece(rank, skeleton[i].extent // p, skeleton[i].level)
                 if (g := rebuilt(base)) is not None:
                     yield g
-                for where, level, region in _new_places(base, it_at, space.root, inner_level):
-                    if rank in (kf.before if region == "before" else kf.after):
-                        moved = list(base)
-                        moved.insert(where, Piece(rank, p, level))
-                        if (g := rebuilt(moved)) is not None:
-                            yield g
+                yield from new_piece(base, rank, p)
                 for j in positions:
                     if j != i:
                         moved = list(base)
@@ -194,6 +196,14 @@ def _skeleton_moves(space: Space, genome: Genome, k: int) -> Iterator[Genome]:
             continue
         if (g := rebuilt(pieces)) is not None:
             yield g
+    for n, (rank, inner) in enumerate(kernel.splits):
+        outer = kernel.remainder(rank, sizes[rank]) // inner
+        for p, factor in [(p, 1) for p in sorted(set(prime_factors(inner)))] + [
+            (p, -1) for p in sorted(set(prime_factors(outer)))
+        ]:
+            splits = list(kernel.splits)
+            splits[n] = (rank, inner // p if factor > 0 else inner * p)
+            yield _with_skeleton(space, genome, k, kernel.skeleton, tuple(splits))
     for i, piece in enumerate(skeleton):
         at = levels.index(piece.level)
         for j in (at - 1, at + 1):
@@ -216,11 +226,16 @@ def _new_places(
 
 
 def _with_skeleton(
-    space: Space, genome: Genome, k: int, skeleton: tuple[Piece, ...]
+    space: Space,
+    genome: Genome,
+    k: int,
+    skeleton: tuple[Piece, ...],
+    splits: tuple[tuple[str, int], ...] | None = None,
 ) -> Genome:
-    """The genome with kernel `k`'s skeleton replaced and its members' own loops rebuilt for
-    what the skeleton leaves (each keeps its unit and kept chains)."""
-    kernel = KernelPlan(genome.kernels[k].members, skeleton)
+    """The genome with kernel `k`'s skeleton (and splits) replaced and its members' own loops
+    rebuilt for what the skeleton leaves (each keeps its unit and kept chains)."""
+    old = genome.kernels[k]
+    kernel = space.kernel_plan(old.members, skeleton, old.splits if splits is None else splits)
     own = list(genome.own)
     for index in kernel.members:
         current = own[index]

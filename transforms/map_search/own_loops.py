@@ -6,8 +6,9 @@ A `LevelTable` lists, for each level of the unit's chain at or below the skeleto
 level, the temporal pieces (outermost first) and then the spatial pieces that fan out from it
 (Timeloop's per-level loops); the loops it gives are the levels in order. Three kinds of rank
 are constrained (`OwnContext`): a *standard* rank (one the skeleton has pieces of, with trips
-left) has exactly one temporal and one spatial piece, either of one trip, so that its
-skeleton pieces keep their names in every Einsum of the kernel; a *split* rank (the iterative
+left) has exactly two pieces, an outer one in time and an inner one in time or on an axis,
+with the trips the kernel gives them, so that its skeleton pieces keep their names and its
+pieces their trips in every Einsum of the kernel; a *split* rank (the iterative
 rank of a running value whose final value the Einsum reads) has at least two pieces, so that
 no loop of the Einsum is the iterative loop; a *single* rank (the Einsum's own iterative rank,
 outside a skeleton) is one temporal piece.
@@ -37,6 +38,9 @@ class OwnContext:
     start: int
     """The first level (index in the chain) own loops may sit at."""
     standard: frozenset[str] = frozenset()
+    """Standard ranks; `inner` gives the trips of each one's inner piece (the same in every
+    Einsum of the kernel), its outer piece taking the rest."""
+    inner: tuple[tuple[str, int], ...] = ()
     split: frozenset[str] = frozenset()
     single: frozenset[str] = frozenset()
     no_spatial: frozenset[str] = frozenset()
@@ -45,6 +49,11 @@ class OwnContext:
     def extents(self) -> Mapping[str, int]:
         """Rank -> the trips left of it."""
         return dict(zip(self.ranks, self.trips, strict=True))
+
+    @cached_property
+    def inner_trips(self) -> Mapping[str, int]:
+        """Standard rank -> the trips of its inner piece."""
+        return dict(self.inner)
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ def spatial_assignments(
             return
         slot, room = all_slots[k]
         for first in allowed:
-            for f in _fitting(left[first], room):
+            for f in _choices(ctx, first, left[first], room):
                 if first in ctx.standard and any(r == first for _, r, _ in chosen):
                     continue
                 if not permits(slot, first, f):
@@ -141,7 +150,7 @@ def spatial_assignments(
                         continue
                     if second in ctx.standard and any(r == second for _, r, _ in chosen):
                         continue
-                    for g in _fitting(rest[second], space):
+                    for g in _choices(ctx, second, rest[second], space):
                         if not permits(slot, second, g):
                             continue
                         more = dict(rest)
@@ -158,6 +167,15 @@ def spatial_assignments(
     return [a for _, a in found[:limit]] or [()]
 
 
+def _choices(ctx: OwnContext, rank: str, extent: int, room: int) -> list[int]:
+    """The spatial trips a rank may take in a slot: a standard rank exactly its inner piece
+    (if it fits), any other the best divisors that fit."""
+    if rank in ctx.standard:
+        inner = ctx.inner_trips.get(rank, 1)
+        return [inner] if 1 < inner <= room and extent % inner == 0 else []
+    return _fitting(extent, room)
+
+
 def _fitting(extent: int, room: int) -> list[int]:
     """The best two divisors of `extent` above one that fit `room`, largest first."""
     fits = [d for d in divisors(extent) if 1 < d <= room]
@@ -172,8 +190,37 @@ def build_table(
 ) -> LevelTable:
     """The level table with `assignment`'s spatial pieces and every rank's other trips in one
     temporal piece, at `level_of[rank]` (default: `start`) in `order` (default: the
-    Einsum's); a standard rank gets its one-trip piece where it needs one, a split rank a
-    second piece of one trip."""
+    Einsum's); a standard rank its outer piece there and its inner piece in time beside it
+    unless the assignment puts it on an axis, a split rank a second piece of one trip."""
+    temporal, spatial, left, spatial_level = _spatial_part(ctx, assignment)
+    for rank in order or ctx.ranks:
+        trips = left[rank]
+        level = (level_of or {}).get(rank, ctx.start)
+        if rank in spatial_level:
+            level = min(level, spatial_level[rank])
+        if rank in ctx.standard:
+            inner = ctx.inner_trips.get(rank, 1)
+            temporal[level - ctx.start].append((rank, ctx.extents[rank] // inner))
+            if rank not in spatial_level:
+                temporal[level - ctx.start].append((rank, inner))
+            continue
+        if rank in ctx.split and rank not in spatial_level:
+            temporal[level - ctx.start] += [(rank, trips), (rank, 1)]
+            continue
+        if rank in ctx.single or trips > 1 or rank not in spatial_level:
+            temporal[level - ctx.start].append((rank, trips))
+    return LevelTable(
+        ctx.start, tuple(tuple(t) for t in temporal), tuple(tuple(s) for s in spatial)
+    )
+
+
+def _spatial_part(
+    ctx: OwnContext, assignment: Assignment
+) -> tuple[
+    list[list[tuple[str, int]]], list[list[tuple[str, int, int]]], dict[str, int], dict[str, int]
+]:
+    """Empty temporal levels, the assignment's spatial pieces per level, the trips each rank
+    has left, and the outermost level each rank is spatial at."""
     depth = len(ctx.chain.levels) - ctx.start
     temporal: list[list[tuple[str, int]]] = [[] for _ in range(depth)]
     spatial: list[list[tuple[str, int, int]]] = [[] for _ in range(depth)]
@@ -182,25 +229,8 @@ def build_table(
     for (level, axis), rank, trips in assignment:
         spatial[level - ctx.start].append((rank, trips, axis))
         left[rank] //= trips
-        spatial_level.setdefault(rank, level)
-    for rank in order or ctx.ranks:
-        trips = left[rank]
-        level = (level_of or {}).get(rank, ctx.start)
-        if rank in spatial_level:
-            level = min(level, spatial_level[rank])
-        needs_piece = (
-            rank in ctx.standard or rank in ctx.single or trips > 1 or rank not in spatial_level
-        )
-        if rank in ctx.split and rank not in spatial_level:
-            temporal[level - ctx.start] += [(rank, trips), (rank, 1)]
-            continue
-        if needs_piece:
-            temporal[level - ctx.start].append((rank, trips))
-        if rank in ctx.standard and rank not in spatial_level:
-            temporal[level - ctx.start].append((rank, 1))
-    return LevelTable(
-        ctx.start, tuple(tuple(t) for t in temporal), tuple(tuple(s) for s in spatial)
-    )
+        spatial_level[rank] = min(spatial_level.get(rank, level), level)
+    return temporal, spatial, left, spatial_level
 
 
 def table_of(ctx: OwnContext, loops: Sequence[Loop]) -> LevelTable:
@@ -221,9 +251,16 @@ def table_of(ctx: OwnContext, loops: Sequence[Loop]) -> LevelTable:
 
 def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
     """The tables one step from `table`: a temporal piece one level in or out, two adjacent
-    temporal pieces swapped, a prime factor of a temporal piece moved to another level (a
-    rank free of constraints), or a prime factor moved between a rank's temporal piece and
-    its spatial piece where the axis has room."""
+    temporal pieces swapped, a prime factor of a free rank's temporal piece moved to another
+    level or between it and the rank's spatial piece (where the axis has room), a standard
+    rank's inner piece moved between time and an axis with room; a standard rank's outer piece
+    always before its inner one."""
+    for moved in _moves(ctx, table):
+        if _standard_order(ctx, moved):
+            yield moved
+
+
+def _moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
     depth = len(table.temporal)
     temporal = [list(t) for t in table.temporal]
     spatial = [list(s) for s in table.spatial]
@@ -236,7 +273,7 @@ def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
                     continue
                 if rank in spatial_level and j > spatial_level[rank]:
                     continue
-                if rank in constrained and _pieces(temporal, rank) > 1:
+                if rank in (ctx.split | ctx.single) and _pieces(temporal, rank) > 1:
                     continue
                 moved = [list(t) for t in temporal]
                 piece = moved[i].pop(k)
@@ -257,8 +294,18 @@ def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
                         if j == i or (rank in spatial_level and j > spatial_level[rank]):
                             continue
                         yield _move_factor(table.start, temporal, spatial, rank, i, k, j, p)
+            inner = rank in ctx.standard and rank not in spatial_level
+            if inner and _is_inner(temporal, i, k):
+                yield from _to_axis(ctx, table, temporal, spatial, (i, k))
     for i in range(depth):
         for k, (rank, trips, axis) in enumerate(spatial[i]):
+            if rank in ctx.standard:
+                back_t = [list(t) for t in temporal]
+                back_s = [list(x) for x in spatial]
+                back_s[i].pop(k)
+                back_t[i].append((rank, trips))
+                yield _table(table.start, back_t, back_s)
+                continue
             room = ctx.chain.levels[table.start + i].fanout[axis]
             used = math.prod(x for _, x, a in spatial[i] if a == axis)
             for ti in range(i + 1):
@@ -270,6 +317,56 @@ def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
                             yield _shift(table.start, temporal, spatial, (ti, tk), (i, k), p)
                     for p in sorted(set(prime_factors(trips))):
                         yield _shift(table.start, temporal, spatial, (ti, tk), (i, k), -p)
+
+
+def _is_inner(temporal: list[list[tuple[str, int]]], i: int, k: int) -> bool:
+    """Whether `temporal[i][k]` is its standard rank's second temporal piece."""
+    rank = temporal[i][k][0]
+    seen = 0
+    for level in range(i + 1):
+        for n, (r, _) in enumerate(temporal[level]):
+            if r == rank and (level < i or n < k):
+                seen += 1
+    return seen == 1
+
+
+def _to_axis(
+    ctx: OwnContext,
+    table: LevelTable,
+    temporal: list[list[tuple[str, int]]],
+    spatial: list[list[tuple[str, int, int]]],
+    at: tuple[int, int],
+) -> Iterator[LevelTable]:
+    """A standard rank's inner temporal piece put on each axis with room, at a level at or
+    below it."""
+    rank, trips = temporal[at[0]][at[1]]
+    for i in range(at[0], len(temporal)):
+        fanout = ctx.chain.levels[table.start + i].fanout
+        for axis in (0, 1):
+            used = math.prod(x for _, x, a in spatial[i] if a == axis)
+            if trips > 1 and used * trips <= fanout[axis]:
+                moved_t = [list(t) for t in temporal]
+                moved_s = [list(s) for s in spatial]
+                moved_t[at[0]].pop(at[1])
+                moved_s[i].append((rank, trips, axis))
+                yield _table(table.start, moved_t, moved_s)
+
+
+def _standard_order(ctx: OwnContext, table: LevelTable) -> bool:
+    """Whether every standard rank's first piece (in loop order) has its outer trips."""
+    if not ctx.standard:
+        return True
+    first: dict[str, int] = {}
+    for temporal, spatial in zip(table.temporal, table.spatial, strict=True):
+        for rank, trips in temporal:
+            first.setdefault(rank, trips)
+        for rank, trips, _ in spatial:
+            first.setdefault(rank, trips)
+    for rank in ctx.standard:
+        inner = ctx.inner_trips.get(rank, 1)
+        if first.get(rank) != ctx.extents[rank] // inner:
+            return False
+    return True
 
 
 def _pieces(temporal: list[list[tuple[str, int]]], rank: str) -> int:
@@ -340,22 +437,22 @@ def random_table(ctx: OwnContext, rng: random.Random, assignment: Assignment) ->
     rank has left goes to a random level in time, a constrained rank's trips to one random
     level; each level's temporal pieces in a random order."""
     depth = len(ctx.chain.levels) - ctx.start
-    temporal: list[list[tuple[str, int]]] = [[] for _ in range(depth)]
-    spatial: list[list[tuple[str, int, int]]] = [[] for _ in range(depth)]
-    left = dict(ctx.extents)
-    spatial_level: dict[str, int] = {}
-    for (level, axis), rank, trips in assignment:
-        spatial[level - ctx.start].append((rank, trips, axis))
-        left[rank] //= trips
-        spatial_level[rank] = min(spatial_level.get(rank, level), level)
+    temporal, spatial, left, spatial_level = _spatial_part(ctx, assignment)
     constrained = ctx.standard | ctx.split | ctx.single
     for rank in ctx.ranks:
         trips = left[rank]
         deepest = spatial_level.get(rank, len(ctx.chain.levels) - 1) - ctx.start
+        if rank in ctx.standard:
+            inner = ctx.inner_trips.get(rank, 1)
+            level = rng.randrange(deepest + 1)
+            temporal[level].append((rank, ctx.extents[rank] // inner))
+            if rank not in spatial_level:
+                temporal[rng.randrange(level, depth)].insert(0, (rank, inner))
+            continue
         if rank in constrained:
             level = rng.randrange(deepest + 1)
             temporal[level].append((rank, trips))
-            if (rank in ctx.standard or rank in ctx.split) and rank not in spatial_level:
+            if rank in ctx.split and rank not in spatial_level:
                 temporal[level].append((rank, 1))
             continue
         placed: dict[int, int] = {}

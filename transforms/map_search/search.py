@@ -11,7 +11,8 @@ restarts, within a time budget.
 
 Every round's candidates and bound are fixed before it starts and its outcomes are merged in
 candidate order, so the result depends on the seed only, not on the workers. The budget is
-checked between rounds: a search stopped by it says so (its result may then depend on speed).
+checked between rounds (a round that would end after it, judging by the last one, is not
+started): a search stopped by it says so (its result may then depend on speed).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Search:
         self.best: Outcome | None = None
         self.points: list[tuple[Cost, Genome]] = []
         self.start = 0.0
+        self.last_round = 0.0
 
     def run(self) -> SearchResult | None:
         """Search; None when no candidate is legal."""
@@ -175,7 +177,9 @@ class Search:
     def _evaluate(self, genomes: Sequence[Genome], bound: float | None) -> list[Outcome | None]:
         """Evaluate `genomes` (one round), recording the statistics, the points and the
         search's best."""
+        began = time.monotonic()
         outcomes, analysed = self.executor.map(genomes, bound)
+        self.last_round = time.monotonic() - began
         self.stats.rounds += 1
         self.stats.analysed += analysed
         best: Outcome | None = None
@@ -202,7 +206,8 @@ class Search:
         return objective_value(cost, self.objective) if cost.feasible else None
 
     def _out_of_time(self) -> bool:
-        out = time.monotonic() - self.start > self.budget
+        """Whether another round would end after the budget (judged by the last round)."""
+        out = time.monotonic() - self.start + self.last_round > self.budget
         if out:
             self.stats.converged = False
         return out

@@ -254,7 +254,7 @@ class Space:
 
     def context(self, kernel: KernelPlan, index: int, unit: str) -> OwnContext:
         """What Einsum `index`'s own loops must cover on `unit` in `kernel`."""
-        key = (kernel.skeleton, kernel.members, index, unit)
+        key = (kernel, index, unit)
         found = self._contexts.get(key)
         if found is not None:
             return found
@@ -297,6 +297,7 @@ class Space:
             chain,
             start,
             frozenset(standard),
+            tuple((r, kernel.inner(r)) for r in sorted(standard)),
             frozenset(split),
             frozenset(single),
             frozenset(no_spatial | single),
@@ -380,6 +381,32 @@ class Space:
                 out.append((tensor, chain))
         return tuple(out)
 
+    def kernel_plan(
+        self,
+        members: Sequence[int],
+        skeleton: Sequence[Piece],
+        splits: Sequence[tuple[str, int]] = (),
+    ) -> KernelPlan:
+        """A kernel's plan with its splits fitted to its skeleton: a rank keeps its inner
+        trips when they still divide what it has left (else their largest divisor that
+        does); a rank without one gets the largest divisor of what it has left that fits the
+        arrays' side."""
+        sizes = self.facts.sizes
+        given = dict(splits)
+        side = self.side(self.units_of(members))
+        out = []
+        for rank in dict.fromkeys(p.rank for p in skeleton):
+            left = sizes[rank] // math.prod(p.extent for p in skeleton if p.rank == rank)
+            if left == 1:
+                continue
+            inner = given.get(rank)
+            if inner is None:
+                inner = max(d for d in divisors(left) if d <= max(side, 1))
+            elif left % inner:
+                inner = math.gcd(inner, left)
+            out.append((rank, inner))
+        return KernelPlan(tuple(members), tuple(skeleton), tuple(out))
+
     def regroup(self, genome: Genome, kernels: Sequence[tuple[int, ...]]) -> Genome:
         """`genome` with the Einsums cut into `kernels`: a kernel whose members did not
         change keeps its plan, a new one starts from its first initial skeleton with its
@@ -391,7 +418,7 @@ class Space:
             if members in old:
                 plans.append(old[members])
                 continue
-            kernel = KernelPlan(members, self.initial_skeletons(members)[0])
+            kernel = self.kernel_plan(members, self.initial_skeletons(members)[0])
             plans.append(kernel)
             for index in members:
                 current = own[index]
@@ -429,7 +456,9 @@ class Space:
         kernel, random own loops for every Einsum; homes left to the repair."""
         kernels = self.partitions(self.fused_cuts())
         assert kernels is not None
-        plans = tuple(KernelPlan(m, rng.choice(self.initial_skeletons(m))) for m in kernels)
+        plans = tuple(
+            self.kernel_plan(m, rng.choice(self.initial_skeletons(m))) for m in kernels
+        )
         own: list[OwnPlan | None] = [None] * len(self.facts.einsums)
         for kernel in plans:
             for index in kernel.members:
@@ -471,7 +500,9 @@ class Space:
             if kernels is None:
                 continue
             for skeletons in _product([self.initial_skeletons(m) for m in kernels]):
-                plans = tuple(KernelPlan(m, s) for m, s in zip(kernels, skeletons, strict=True))
+                plans = tuple(
+                    self.kernel_plan(m, s) for m, s in zip(kernels, skeletons, strict=True)
+                )
                 for choice in ("pes", "first"):
                     yield self._genome(plans, choice)
 
