@@ -9,14 +9,15 @@ the 2D array of the same architecture.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.costmodel.report import CostReport
+from einsum_opt.hardware import load_architecture
 from einsum_opt.evaluation.workloads import Model
 
 COLUMNS: tuple[str, ...] = (
@@ -25,11 +26,17 @@ COLUMNS: tuple[str, ...] = (
     "config",
     "latency_s",
     "energy_pj",
+    "energy_pj_physical",
     "util_2d",
     "util_1d",
     "dram_bytes",
 )
-"""The columns of `attention.csv` and `end2end.csv`, in order."""
+"""The columns of `attention.csv` and `end2end.csv`, in order. `energy_pj` is the FuseMax
+artifact's accounting (PE registers charged for one instance, as it does), the one the paper
+reports; `energy_pj_physical` charges every PE's register accesses."""
+
+ACCOUNTING = "artifact"
+"""The cost model's accounting of `energy_pj` (`energy_pj_physical` is `physical`)."""
 
 CASCADES = Path(__file__).resolve().parent / "cascades"
 """Where the attention and linear-layer cascades of the evaluation are."""
@@ -100,9 +107,12 @@ class Result:
     config: str
     latency_s: float
     energy_pj: float
+    energy_pj_physical: float
     util_2d: float
     util_1d: float
     dram_bytes: int
+    energy_breakdown_pj: Mapping[str, float] = field(default_factory=dict, compare=False)
+    """`energy_pj` by component (compute, registers, each storage level): not a CSV column."""
 
     def row(self) -> dict[str, object]:
         """The CSV row, keyed by `COLUMNS`."""
@@ -118,14 +128,15 @@ def _source(name: str) -> ModuleOp:
 
 def compile_and_cost(
     source: str, sizes: dict[str, int], pipeline: str, arch: str
-) -> CostReport:
-    """The cost report of cascade file `source` (in `CASCADES`) at `sizes` after `pipeline`."""
+) -> tuple[CostReport, CostReport]:
+    """The cost reports of cascade file `source` (in `CASCADES`) at `sizes` after `pipeline`,
+    in the artifact's accounting and in the physical one."""
     from einsum_opt import api
 
     module = _source(source).clone()
     api.set_rank_sizes(module, sizes)
     api.apply(module, pipeline)
-    return api.cost(module, arch)
+    return api.cost(module, arch, ACCOUNTING), api.cost(module, arch, "physical")
 
 
 def attention_sizes(model: Model, seq_len: int) -> dict[str, int]:
@@ -151,27 +162,39 @@ def linear_sizes(model: Model, seq_len: int) -> dict[str, int]:
     }
 
 
-def _result(model: Model, seq_len: int, config: str, report: CostReport) -> Result:
+def _result(
+    model: Model, seq_len: int, config: str, reports: tuple[CostReport, CostReport]
+) -> Result:
+    report, physical = reports
+    arch = load_architecture(CONFIGURATIONS[config].arch)
+    matrix = arch.units_with_axes(2)
+    vector = arch.units_with_axes(1)
     return Result(
         model.name,
         seq_len,
         config,
         report.latency_s,
         report.energy_pj,
-        report.utilization.get("pe2d", 0.0),
-        report.utilization.get("pe1d", 0.0),
+        physical.energy_pj,
+        report.utilization.get(matrix[0], 0.0) if matrix else 0.0,
+        report.utilization.get(vector[0], 0.0) if vector else 0.0,
         report.dram_bytes,
+        dict(report.energy_breakdown_pj),
     )
 
 
-def attention_report(model: Model, seq_len: int, config: str) -> CostReport:
-    """The cost report of attention for one point."""
+def attention_report(
+    model: Model, seq_len: int, config: str
+) -> tuple[CostReport, CostReport]:
+    """The cost reports (artifact and physical accounting) of attention for one point."""
     c = CONFIGURATIONS[config]
     return compile_and_cost("attention.einsum", attention_sizes(model, seq_len), c.pipeline, c.arch)
 
 
-def linear_report(model: Model, seq_len: int, config: str) -> CostReport:
-    """The cost report of the linear layers on the architecture of `config`."""
+def linear_report(
+    model: Model, seq_len: int, config: str
+) -> tuple[CostReport, CostReport]:
+    """The cost reports of the linear layers on the architecture of `config`."""
     arch = CONFIGURATIONS[config].arch
     pipeline = LINEAR_PIPELINE.format(arch=arch)
     return compile_and_cost("linear.einsum", linear_sizes(model, seq_len), pipeline, arch)
@@ -196,9 +219,14 @@ def combine(first: Result, second: Result) -> Result:
         first.config,
         latency,
         first.energy_pj + second.energy_pj,
+        first.energy_pj_physical + second.energy_pj_physical,
         util(first.util_2d, second.util_2d),
         util(first.util_1d, second.util_1d),
         first.dram_bytes + second.dram_bytes,
+        {
+            k: first.energy_breakdown_pj.get(k, 0.0) + second.energy_breakdown_pj.get(k, 0.0)
+            for k in {**first.energy_breakdown_pj, **second.energy_breakdown_pj}
+        },
     )
 
 

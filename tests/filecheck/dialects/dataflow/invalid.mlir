@@ -130,8 +130,8 @@ dataflow.repeat "b" count 2 {
 
 // -----
 
-dataflow.transfer @A "X" from DRAM to GLB bytes 4
-// CHECK: transfer @A "X": must be inside a dataflow.program
+dataflow.access @A "X" at GLB reads 4 fills 4 updates 0 capacity 4 instances 1
+// CHECK: access @A "X" at GLB: must be inside a dataflow.program
 
 // -----
 
@@ -165,16 +165,16 @@ dataflow.program @p arch "" {
 // -----
 
 dataflow.program @p arch "fusemax" {
-  dataflow.transfer @A "X" from DRAM to GLB bytes -8
+  dataflow.access @A "X" at GLB reads -8 fills 0 updates 0 capacity 1 instances 1
 }
-// CHECK: transfer @A "X": bytes must be non-negative, got -8
+// CHECK: access @A "X" at GLB: reads must be non-negative, got -8
 
 // -----
 
 dataflow.program @p arch "fusemax" {
-  dataflow.transfer @A "X" from GLB to GLB bytes 8
+  dataflow.access @A "X" at GLB reads 8 fills 0 updates 0 capacity 1 instances 0
 }
-// CHECK: transfer @A "X": source and destination are the same level GLB
+// CHECK: access @A "X" at GLB: instances must be positive, got 0
 
 // -----
 
