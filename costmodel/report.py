@@ -80,7 +80,9 @@ class Overflow:
 
 def _count(value: Fraction) -> str:
     """A per-instance count for the table: whole numbers with separators."""
-    return f"{value.numerator // value.denominator:,}" if value.denominator == 1 else f"{float(value):,.2f}"
+    if value.denominator == 1:
+        return f"{value.numerator:,}"
+    return f"{float(value):,.2f}"
 
 
 def _number(value: Fraction) -> int | float:

@@ -17,8 +17,8 @@ from pathlib import Path
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.costmodel.report import CostReport
-from einsum_opt.hardware import load_architecture
 from einsum_opt.evaluation.workloads import Model
+from einsum_opt.hardware import load_architecture
 
 COLUMNS: tuple[str, ...] = (
     "model",

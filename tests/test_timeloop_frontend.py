@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timeloop_stats import read_stats
 
 from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.frontends.timeloop import parse_timeloop
 from einsum_opt.hardware.attached import attached_architecture
-from timeloop_stats import read_stats
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "timeloop"
 CASES = sorted(p for p in CORPUS.glob("0*") if (p / "input.yaml").exists())
