@@ -142,7 +142,11 @@ def kernel_accesses(
             raise PassFailedException(f"lower-to-dataflow: {nest.describe()}: {error}") from None
         accesses += _access_ops(nest, nest_placed, counts, touches, position)
     buffers = []
-    persistent = frozenset(running) & names
+    # In a pipeline of running values every nest runs in every iteration: what the kernel
+    # touches stays for its whole run. Otherwise nests run one after another within an
+    # iteration and space is shared by lifetime; running values persist regardless.
+    iterative = any(n.iterative_rank() is not None for n in nests)
+    persistent = frozenset(names) if iterative else frozenset(running) & names
     for label, level_touches in touches.items():
         holds = occupancy(level_touches, persistent)
         if any(holds.values()) and level_of_label(arch, label).has_capacity:

@@ -5,7 +5,8 @@ analysis gives the largest tile one instance holds). Across the kernel's nests, 
 order, a tensor occupies a level from the first nest that touches it there to the last:
 allocations are shared when lifetimes do not overlap, and an Einsum may write over an operand
 it reads for the last time when both tiles have the same size (`SN = exp(QK - GM)` reuses QK's
-space). A running value (RM) lives for the whole kernel. An allocation shared by several
+space). A running value (RM) lives for the whole kernel, and so does everything a pipeline of
+running values touches (its nests run in every iteration). An allocation shared by several
 tensors is listed under their names joined by `, `.
 """
 
