@@ -1,0 +1,238 @@
+"""What moving a child's tile under the temporal loops above it costs, per parent instance:
+the words the child fetches, the words its parent sends (once per distinct delta of its
+spatial fan-out, or fewer when neighbours pass deltas over links) and the link transfers.
+
+Timeloop samples each temporal loop at iterations 0 and 1 only, iteration 1 standing for the
+other `extent - 1` (temporal extrapolation), so the calls form a ruler sequence: sweeping loops
+1..q is sweeping 1..q-1, loop q advancing, and sweeping 1..q-1 again, `extent_q - 1` times over.
+What a step costs depends on the tile's state (the move it last kept its overlap under, and
+the shape of its last delta) and on the step's move; a sweep from a given state always ends in
+the same state, so each (q, state) pair is evaluated once: the cost depends on the number of
+loops, never on their extents.
+
+Deltas, as Timeloop computes them (OperationSpace::SaveAndSubtractIfSameStride):
+- the first tile is fetched whole;
+- a move equal to the remembered one (or the first move) fetches the slid-in part (none if the
+  tile stays put) and is remembered;
+- any other move fetches the whole tile and forgets the remembered move.
+Up to Timeloop 3.0 (the version of the published reference outputs) a tile staying put is a
+move like any other (so a later real move refetches everything); since PR #297 (January 2025,
+`stationary_fix`) staying put changes nothing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from einsum_opt.costmodel.distinct_sums import Step
+from einsum_opt.costmodel.link_transfers import Fanout
+
+Box = tuple[tuple[int, int], ...]
+Geometry = frozenset[Box]
+"""A delta as disjoint boxes relative to the tile's position."""
+
+
+@dataclass(frozen=True)
+class TraceTotals:
+    """Per parent instance over all the calls: words the child fetches, words the parent
+    sends (content accesses), words the child instances receive from it (multicast
+    destinations counted), words passed over links."""
+
+    fills: int
+    sends: int
+    received: int
+    links: int
+
+
+def walk_trace(
+    box: tuple[int, ...] | None,
+    trace: Sequence[tuple[int, Step]],
+    fanout: Fanout | None,
+    stationary_fix: bool,
+    link_transfers: bool,
+) -> TraceTotals:
+    """The totals for a child tile of sides `box` (None: the compute units, which take one
+    operand per compute and keep nothing) moved by `trace` (extent, move) innermost first,
+    feeding the spatial `fanout` of its parent (None: no fan-out)."""
+    groups = fanout.groups if fanout is not None else 1
+    instances = fanout.instances if fanout is not None else 1
+    if not link_transfers or fanout is None or not fanout.loops:
+        fills = _fills_only(box, trace, stationary_fix)
+        return TraceTotals(fills, fills * groups, fills * instances, 0)
+    return _Walk(box, trace, fanout, stationary_fix).run()
+
+
+def _carries(trace: Sequence[tuple[int, Step]], rank: int) -> list[tuple[int, Step]]:
+    """(extent, shift) per loop: the tile's shift when the loop advances and the loops inside
+    it go back from iteration 1 to 0."""
+    carries: list[tuple[int, Step]] = []
+    inner = tuple(0 for _ in range(rank))
+    for extent, move in trace:
+        carries.append((extent, tuple(m - i for m, i in zip(move, inner, strict=True))))
+        inner = tuple(m + i for m, i in zip(move, inner, strict=True))
+    return carries
+
+
+def slid_in(box: tuple[int, ...], move: Step) -> int:
+    """Words of a box moved by `move` that the box did not hold before."""
+    kept = 1
+    for side, d in zip(box, move, strict=True):
+        kept *= max(0, side - abs(d))
+    return math.prod(box) - kept
+
+
+def _fills_only(
+    box: tuple[int, ...] | None, trace: Sequence[tuple[int, Step]], stationary_fix: bool
+) -> int:
+    if box is None:
+        return math.prod(extent for extent, _ in trace)
+    size = math.prod(box)
+    carries = _carries(trace, len(box))
+    memo: dict[tuple[int, Step | None], tuple[int, Step | None]] = {}
+
+    def sweep(q: int, state: Step | None) -> tuple[int, Step | None]:
+        if q == 0:
+            return 0, state
+        key = (q, state)
+        if key not in memo:
+            before, state = sweep(q - 1, state)
+            extent, shift = carries[q - 1]
+            fetched, state, _ = _advance(box, size, state, shift, stationary_fix)
+            after, state = sweep(q - 1, state)
+            memo[key] = (before + (extent - 1) * (fetched + after), state)
+        return memo[key]
+
+    return size + sweep(len(carries), None)[0]
+
+
+def _advance(
+    box: tuple[int, ...], size: int, state: Step | None, shift: Step, stationary_fix: bool
+) -> tuple[int, Step | None, Step | None]:
+    """(words fetched, new remembered move, the shift the delta slid by or None when the
+    whole tile came) for one step of the tile."""
+    moving = any(shift)
+    if stationary_fix and not moving:
+        return 0, state, shift
+    if state is None:
+        return (slid_in(box, shift) if moving else 0), shift, shift
+    if shift == state:
+        return (slid_in(box, shift) if moving else 0), state, shift
+    return size, None, None
+
+
+class _Walk:
+    """The sweep with deltas' shapes tracked, for the link transfers of a fan-out."""
+
+    def __init__(
+        self,
+        box: tuple[int, ...] | None,
+        trace: Sequence[tuple[int, Step]],
+        fanout: Fanout,
+        stationary_fix: bool,
+    ):
+        rank = len(fanout.loops[0].step)
+        self.box = box
+        self.size = 1 if box is None else math.prod(box)
+        self.full: Geometry = frozenset({tuple((0, side) for side in (box or (1,) * rank))})
+        self.carries = _carries(trace, rank)
+        self.fanout = fanout
+        self.stationary_fix = stationary_fix
+        self.memo: dict[tuple[int, Step | None, Geometry], tuple[tuple[int, ...], Step | None, Geometry]] = {}
+        self.shapes: dict[Step, Geometry] = {}
+
+    def run(self) -> TraceTotals:
+        fanout = self.fanout
+        first = (self.size, self.size * fanout.groups, self.size * fanout.instances, 0)
+        totals, _, _ = self.sweep(len(self.carries), None, self.full)
+        return TraceTotals(*(a + b for a, b in zip(first, totals, strict=True)))
+
+    def sweep(
+        self, q: int, state: Step | None, last: Geometry
+    ) -> tuple[tuple[int, ...], Step | None, Geometry]:
+        if q == 0:
+            return (0, 0, 0, 0), state, last
+        key = (q, state, last)
+        if key not in self.memo:
+            before, state, last = self.sweep(q - 1, state, last)
+            extent, shift = self.carries[q - 1]
+            step, state, last = self.step(state, last, shift)
+            after, state, last = self.sweep(q - 1, state, last)
+            totals = tuple(
+                b + (extent - 1) * (s + a) for b, s, a in zip(before, step, after, strict=True)
+            )
+            self.memo[key] = (totals, state, last)
+        return self.memo[key]
+
+    def step(
+        self, state: Step | None, last: Geometry, shift: Step
+    ) -> tuple[tuple[int, ...], Step | None, Geometry]:
+        if self.box is None:  # compute units: the operand, no reuse
+            fetched, delta = 1, self.full
+        else:
+            fetched, state, slid = _advance(self.box, self.size, state, shift, self.stationary_fix)
+            if fetched == 0:
+                delta = frozenset()
+            elif slid is None:
+                delta = self.full
+            else:
+                delta = self._slid(slid)
+        fanout = self.fanout
+        sends, received, links = fetched * fanout.groups, fetched * fanout.instances, 0
+        if fetched and last:
+            previous = _shifted(last, tuple(-s for s in shift))
+            move = _translation(previous, delta)
+            if move is not None:
+                stats = fanout.stats(move)
+                if stats.used:
+                    sends = fetched * stats.groups
+                    received = fetched * (fanout.instances - stats.linked)
+                    links = fetched * stats.linked
+        return (fetched, sends, received, links), state, delta
+
+    def _slid(self, shift: Step) -> Geometry:
+        """The delta of the tile moved by `shift`: the box minus the box before the move, cut
+        into boxes as Timeloop cuts it."""
+        shape = self.shapes.get(shift)
+        if shape is None:
+            assert self.box is not None
+            here = tuple((0, side) for side in self.box)
+            before = tuple((-d, side - d) for side, d in zip(self.box, shift, strict=True))
+            shape = self.shapes[shift] = frozenset(box_difference(here, before))
+        return shape
+
+
+def box_difference(a: Box, b: Box) -> list[Box]:
+    """`a` minus `b` as disjoint boxes: per dimension, the slices of `a` below and above `b`
+    (Timeloop's AxisAlignedHyperRectangle::MultiSubtract)."""
+    if any(bh <= al or ah <= bl for (al, ah), (bl, bh) in zip(a, b, strict=True)):
+        return [a]
+    pieces: list[Box] = []
+    middle = list(a)
+    for rank, (bl, bh) in enumerate(b):
+        low, high = middle[rank]
+        if low < bl:
+            pieces.append((*middle[:rank], (low, bl), *middle[rank + 1 :]))
+            low = bl
+        if bh < high:
+            pieces.append((*middle[:rank], (bh, high), *middle[rank + 1 :]))
+            high = bh
+        middle[rank] = (low, high)
+    return pieces
+
+
+def _shifted(geometry: Geometry, move: Step) -> Geometry:
+    return frozenset(
+        tuple((low + m, high + m) for (low, high), m in zip(box, move, strict=True))
+        for box in geometry
+    )
+
+
+def _translation(before: Geometry, after: Geometry) -> Step | None:
+    """The move taking `before` onto `after` exactly, None if they are not translates."""
+    if not before or not after or len(before) != len(after):
+        return None
+    low_before = tuple(min(box[d][0] for box in before) for d in range(len(next(iter(before)))))
+    low_after = tuple(min(box[d][0] for box in after) for d in range(len(next(iter(after)))))
+    move = tuple(a - b for a, b in zip(low_after, low_before, strict=True))
+    return move if _shifted(before, move) == after else None
