@@ -3,19 +3,22 @@ from their parent, in closed form.
 
 Timeloop (NestAnalysis::ComputeNetworkLinkTransfers) lays the instances of a fan-out on the
 mesh (linear index: innermost loop fastest; h = index mod H, v = index div H with H the larger
-of the mesh's and the fan-out's X size) and lets an instance take its delta over a link when it
-equals the delta a mesh neighbour (h±1 or v±1) received in the previous step. Every instance
-gets its child's delta moved by its own offset `Σ digit_k · step_k`, so with `Δ` the move from
-the previous step's delta to this one, an instance links when a neighbour's offset differs from
-its own by exactly `Δ`. Timeloop then uses the links for a tensor only if that leaves fewer
-distinct deltas to send from the parent.
+of the mesh's and the fan-out's X size) and lets an instance take its delta over a link when
+it equals the delta a mesh neighbour (h±1 or v±1) received in the previous step. Every
+instance gets its child's delta moved by its own offset `Σ digit_k · step_k`, so with `Δ` the
+move from the previous step's delta to this one, an instance links when a neighbour's offset
+differs from its own by exactly `Δ`. Timeloop then uses the links for a tensor only if that
+leaves fewer distinct deltas to send from the parent.
 
-Whether a neighbour differs by `Δ` depends on each digit only through whether it is 0, its
-largest value, or in between (the carries of ±1 on the mixed radix), so the instances fall into
-at most 3^loops classes of equal behaviour, whatever the extents."""
+The offset to a neighbour depends on each digit of the linear index only through whether it
+is 0, its largest value or in between (the carries of ±1), so the instances fall into at most
+3^loops classes of equal behaviour, whatever the extents. That needs the mesh rows to start
+at a digit (or inside a digit whose extent the row width divides); when a row ends elsewhere,
+and a neighbour could match, `Fanout.stats` raises `ValueError`."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -24,6 +27,10 @@ from dataclasses import dataclass
 from einsum_opt.costmodel.distinct_sums import Step, count_reached, distinct_sums
 
 _ZERO, _MIDDLE, _TOP = 0, 1, 2
+
+Pattern = tuple[int, int, int]
+"""(first digit of the row or column digits, how many digits saturate, _TOP for the next
+instance (carrying over top digits) or _ZERO for the previous one (borrowing over zeros))."""
 
 
 @dataclass(frozen=True)
@@ -47,41 +54,39 @@ class LinkStats:
 
 
 class Fanout:
-    """The instances of one spatial fan-out, laid on a mesh `mesh_x` wide (the ratio of the
-    child's mesh X to the parent's), and how links change what the parent sends."""
+    """The instances of one spatial fan-out (loops innermost first, as the nest has them:
+    Timeloop's mappings put a level's X loops inside its Y loops), laid on a mesh `mesh_x`
+    wide (the ratio of the child's mesh X to the parent's)."""
 
     def __init__(self, loops: Sequence[FanoutLoop], mesh_x: int):
-        # The linear index runs over the loops innermost first, as the nest has them
-        # (Timeloop's mappings always put a level's X loops inside its Y loops).
         self.loops = list(loops)
-        x_loops = [lp for lp in loops if lp.axis == "X"]
         self.instances = math.prod(lp.extent for lp in self.loops)
-        self.groups = distinct_sums([lp.extent for lp in self.loops], [lp.step for lp in self.loops])
-        # A mesh row holds H = max(mesh X, fan-out X) consecutive instances. When H is where
-        # a digit of the linear index starts, or inside a digit whose extent it divides (the
-        # digit is then split in two: the same instances and offsets), h and v are digits.
-        row = max(mesh_x, math.prod(lp.extent for lp in x_loops))
-        self.row_digits: int | None = None
+        self.groups = distinct_sums([lp.extent for lp in loops], [lp.step for lp in loops])
+        self.row = max(mesh_x, math.prod(lp.extent for lp in loops if lp.axis == "X"))
+        self.row_digits = self._split_rows()
+        self._cache: dict[Step, LinkStats] = {}
+        self._neighbours: dict[Step, list[Pattern]] | None = None
+
+    def _split_rows(self) -> int | None:
+        """How many digits make up h (the rest make up v), splitting the digit a row ends in
+        when the row width divides it; None when a row ends elsewhere inside a digit."""
         width = 1
         for count, loop in enumerate(self.loops):
-            if width == row:
-                self.row_digits = count
-                break
-            if width * loop.extent > row and row % width == 0 and loop.extent % (row // width) == 0:
-                inner = row // width
-                split = [
+            if width == self.row:
+                return count
+            if width * loop.extent > self.row:
+                inner = self.row // width
+                if self.row % width or loop.extent % inner:
+                    return None
+                self.loops[count : count + 1] = [
                     FanoutLoop(inner, loop.axis, loop.step),
-                    FanoutLoop(loop.extent // inner, loop.axis, tuple(inner * d for d in loop.step)),
+                    FanoutLoop(
+                        loop.extent // inner, loop.axis, tuple(inner * d for d in loop.step)
+                    ),
                 ]
-                self.loops[count : count + 1] = split
-                self.row_digits = count + 1
-                break
+                return count + 1
             width *= loop.extent
-        else:
-            if width <= row:
-                self.row_digits = len(self.loops)
-        self.row = row
-        self._cache: dict[Step, LinkStats] = {}
+        return len(self.loops)
 
     def stats(self, move: Step) -> LinkStats:
         """What links do when consecutive deltas differ by `move`."""
@@ -91,55 +96,45 @@ class Fanout:
         return cached
 
     def _stats(self, move: Step) -> LinkStats:
-        if not self.loops:
-            return LinkStats(False, 0, 1)
+        plain = LinkStats(False, 0, self.groups)
         if self.row_digits is None:
             if move not in self._possible_offsets():
-                return LinkStats(False, 0, self.groups)
+                return plain
             raise ValueError(
-                "a mesh row ends inside a loop of the fan-out (the fan-out's X size times a "
-                "prefix of its Y loops is not the mesh's X size)"
+                "a mesh row ends inside a loop of the fan-out: the fan-out's X size times a "
+                "prefix of its Y loops is not the mesh's X size"
             )
-        classes = [_classes(lp.extent) for lp in self.loops]
-        linked_count = 0
+        patterns = self._patterns().get(move)
+        if not patterns:
+            return plain
+        linked = 0
         unlinked: list[tuple[int, ...]] = []
-        for cell in itertools.product(*classes):
-            size = math.prod(_class_size(c, lp.extent) for c, lp in zip(cell, self.loops, strict=True))
-            if self._linked(cell, move):
-                linked_count += size
+        for cell in itertools.product(*(_classes(lp.extent) for lp in self.loops)):
+            if any(_matches(cell, pattern) for pattern in patterns):
+                linked += math.prod(
+                    _class_size(c, lp.extent) for c, lp in zip(cell, self.loops, strict=True)
+                )
             else:
                 unlinked.append(cell)
         groups = self._distinct_over(unlinked)
-        if groups < self.groups:
-            return LinkStats(True, linked_count, groups)
-        return LinkStats(False, 0, self.groups)
+        return LinkStats(True, linked, groups) if groups < self.groups else plain
+
+    def _patterns(self) -> dict[Step, list[Pattern]]:
+        """Offset to a mesh neighbour → the digit patterns of the instances that have it."""
+        if self._neighbours is None:
+            assert self.row_digits is not None
+            self._neighbours = {}
+            for low, high in ((0, self.row_digits), (self.row_digits, len(self.loops))):
+                for count, offset in enumerate(_carry_offsets(self.loops[low:high])):
+                    self._neighbours.setdefault(offset, []).append((low, count, _TOP))
+                    negated = tuple(-d for d in offset)
+                    self._neighbours.setdefault(negated, []).append((low, count, _ZERO))
+        return self._neighbours
 
     def _possible_offsets(self) -> set[Step]:
         """Every offset between mesh neighbours (±1 and ± a row), wherever they are."""
-        offsets: set[Step] = set()
-        for c in range(len(self.loops)):
-            cell = tuple([_TOP] * c + [_ZERO] + [_ZERO] * (len(self.loops) - c - 1))
-            step = _neighbour_offset(cell, self.loops, _TOP)
-            if step is not None:
-                offsets.update({step, tuple(-d for d in step)})
-        for step in _offsets_of_adding(self.row, self.loops):
-            offsets.update({step, tuple(-d for d in step)})
-        return offsets
-
-    def _linked(self, cell: tuple[int, ...], move: Step) -> bool:
-        x = self.row_digits
-        assert x is not None
-        for low, high in ((0, x), (x, len(self.loops))):
-            digits, loops = cell[low:high], self.loops[low:high]
-            if not loops:
-                continue
-            up = _neighbour_offset(digits, loops, _TOP)
-            if up is not None and up == move:
-                return True
-            down = _neighbour_offset(digits, loops, _ZERO)
-            if down is not None and tuple(-d for d in down) == move:
-                return True
-        return False
+        offsets = set(_carry_offsets(self.loops)) | _offsets_of_adding(self.row, self.loops)
+        return offsets | {tuple(-d for d in offset) for offset in offsets}
 
     def _distinct_over(self, cells: list[tuple[int, ...]]) -> int:
         """Distinct offsets over the instances of `cells`."""
@@ -159,6 +154,34 @@ class Fanout:
         return count_reached([lp.step for lp in loops], ranges)
 
 
+@functools.lru_cache(maxsize=4096)
+def fanout_of(loops: tuple[FanoutLoop, ...], mesh_x: int) -> Fanout:
+    """The `Fanout` of these loops (shared: it depends on nothing else and only caches)."""
+    return Fanout(loops, mesh_x)
+
+
+def _carry_offsets(loops: Sequence[FanoutLoop]) -> list[Step]:
+    """The offset from an instance to the next when its first c digits are at their top and
+    digit c is not, for c = 0, 1, …"""
+    offsets: list[Step] = []
+    if not loops:
+        return offsets
+    carried = tuple(0 for _ in loops[0].step)
+    for loop in loops:
+        offsets.append(tuple(c + d for c, d in zip(carried, loop.step, strict=True)))
+        carried = tuple(c - (loop.extent - 1) * d for c, d in zip(carried, loop.step, strict=True))
+    return offsets
+
+
+def _matches(cell: tuple[int, ...], pattern: Pattern) -> bool:
+    """Whether the instances of `cell` have the neighbour of `pattern`."""
+    first, count, saturated = pattern
+    for k in range(first, first + count):
+        if cell[k] != saturated:
+            return False
+    return cell[first + count] != saturated
+
+
 def _classes(extent: int) -> tuple[int, ...]:
     return (_ZERO, _TOP) if extent == 2 else (_ZERO, _MIDDLE, _TOP)
 
@@ -176,20 +199,6 @@ def _class_range(cls: int, extent: int) -> tuple[int, int]:
     return 1, extent - 2
 
 
-def _neighbour_offset(
-    digits: tuple[int, ...], loops: Sequence[FanoutLoop], saturated: int
-) -> Step | None:
-    """Offset of the next instance along these digits (`saturated` _TOP: +1, carrying over
-    digits at their top; _ZERO: the previous instance's offset negated, borrowing over digits
-    at 0), or None at the edge of the mesh."""
-    offset = tuple(0 for _ in loops[0].step)
-    for digit, loop in zip(digits, loops, strict=True):
-        if digit != saturated:
-            return tuple(o + s for o, s in zip(offset, loop.step, strict=True))
-        offset = tuple(o - (loop.extent - 1) * s for o, s in zip(offset, loop.step, strict=True))
-    return None
-
-
 def _offsets_of_adding(amount: int, loops: Sequence[FanoutLoop]) -> set[Step]:
     """The offsets `S(i + amount) - S(i)` over all i with `i + amount` still an instance:
     one per feasible pattern of carries when `amount` is added digit by digit."""
@@ -197,10 +206,9 @@ def _offsets_of_adding(amount: int, loops: Sequence[FanoutLoop]) -> set[Step]:
     for loop in loops:
         digits.append(amount % loop.extent)
         amount //= loop.extent
-    if amount:
+    if amount or not loops:
         return set()
-    rank = len(loops[0].step)
-    patterns: set[tuple[Step, int]] = {(tuple(0 for _ in range(rank)), 0)}
+    patterns: set[tuple[Step, int]] = {(tuple(0 for _ in loops[0].step), 0)}
     for digit, loop in zip(digits, loops, strict=True):
         following: set[tuple[Step, int]] = set()
         for offset, carry in patterns:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from einsum_opt.costmodel.distinct_sums import Step
-from einsum_opt.costmodel.link_transfers import Fanout, FanoutLoop
+from einsum_opt.costmodel.link_transfers import FanoutLoop, fanout_of
 from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts, TensorCounts
 from einsum_opt.costmodel.nest_spec import (
     LevelSpec,
@@ -111,6 +111,10 @@ class _Nest:
                     fan[lp.dim] *= lp.extent
             self.fan_extents[s], self.tile_extents[s] = fan, tile
         self.spatial = [[lp for lp in self.loops if lp.axis and lp.level == s] for s in range(n)]
+        self.above = [  # temporal loops above level s + 1 (at levels 0..s), innermost first
+            [k for k, lp in enumerate(self.loops) if lp.axis is None and lp.level <= s]
+            for s in range(n)
+        ]
         self.fanout = [math.prod(lp.extent for lp in group) for group in self.spatial]
         self.used_instances = [math.prod(self.fanout[:s]) for s in range(n)]
         self.mesh_x_ratio = []
@@ -119,12 +123,25 @@ class _Nest:
             self.mesh_x_ratio.append(inner_x // level.mesh_x)
 
 
-def _step(tensor: TensorSpec, loop: _PlacedLoop) -> Step:
-    """How far the tensor's tile moves, per tensor dimension, when `loop` advances by one."""
-    return tuple(
-        sum(t.coefficient for t in terms if t.dim == loop.dim) * loop.scale
-        for terms in tensor.projection
-    )
+def _steps(tensor: TensorSpec, loops: list[_PlacedLoop]) -> list[Step]:
+    """How far the tensor's tile moves, per tensor dimension, when each loop advances by one."""
+    rank = len(tensor.projection)
+    by_dim: dict[str, list[tuple[int, int]]] = {}
+    for r, terms in enumerate(tensor.projection):
+        for t in terms:
+            by_dim.setdefault(t.dim, []).append((r, t.coefficient))
+    zero = (0,) * rank
+    steps: list[Step] = []
+    for lp in loops:
+        placed = by_dim.get(lp.dim)
+        if placed is None:
+            steps.append(zero)
+            continue
+        step = [0] * rank
+        for r, c in placed:
+            step[r] += c * lp.scale
+        steps.append(tuple(step))
+    return steps
 
 
 def _box(tensor: TensorSpec, extents: dict[str, int]) -> tuple[int, ...]:
@@ -181,7 +198,11 @@ def _rounded(value: Number) -> int:
     """std::round: halves away from zero."""
     if isinstance(value, int):
         return value
-    return int(math.floor(value + Fraction(1, 2))) if value >= 0 else -int(math.floor(-value + Fraction(1, 2)))
+    return (
+        int(math.floor(value + Fraction(1, 2)))
+        if value >= 0
+        else -int(math.floor(-value + Fraction(1, 2)))
+    )
 
 
 def _truncated(value: Number) -> int:
@@ -197,7 +218,8 @@ def _tensor_counts(
     n = len(spec.levels)
     boxes = [_box(tensor, nest.tile_extents[s]) for s in range(n)]
     sizes = [math.prod(b) for b in boxes]
-    steps = {id(lp): _step(tensor, lp) for lp in nest.loops}
+    steps = _steps(tensor, nest.loops)
+    index = {id(lp): k for k, lp in enumerate(nest.loops)}
     keep = [tensor.name in level.keep for level in spec.levels]
     # Per level s (per instance): words its child fetches, words s sends to its children
     # (content accesses), words the children receive from s, words passed over links.
@@ -207,11 +229,14 @@ def _tensor_counts(
     links: list[Number] = [0] * n
     groups: list[int] = [1] * n
     for s in range(n):
-        trace = [(lp.extent, steps[id(lp)]) for lp in nest.loops if lp.axis is None and lp.level <= s]
+        trace = [(nest.loops[k].extent, steps[k]) for k in nest.above[s]]
         fanout = None
         if nest.spatial[s]:
-            fanout = Fanout(
-                [FanoutLoop(lp.extent, lp.axis or "X", steps[id(lp)]) for lp in nest.spatial[s]],
+            fanout = fanout_of(
+                tuple(
+                    FanoutLoop(lp.extent, lp.axis or "X", steps[index[id(lp)]])
+                    for lp in nest.spatial[s]
+                ),
                 nest.mesh_x_ratio[s],
             )
             groups[s] = fanout.groups
@@ -224,7 +249,10 @@ def _tensor_counts(
                 f"fan-out cannot be counted ({error}); analyze with link_transfers=False"
             ) from None
         fills[s + 1], content[s], received[s], links[s] = (
-            totals.fills, totals.sends, totals.received, totals.links,
+            totals.fills,
+            totals.sends,
+            totals.received,
+            totals.links,
         )
     # Partition sizes: the outermost level holds everything; a fan-out divides it.
     partition = [sizes[0]] * n
@@ -234,7 +262,8 @@ def _tensor_counts(
             fan_size = math.prod(_box(tensor, nest.fan_extents[s - 1]))
             partition[s] = partition[s - 1] * sizes[s] // fan_size
     # Words each instance receives from its parent (multicasts counted at each destination).
-    share: list[Number] = [0] + [_ratio(received[s - 1], nest.fanout[s - 1]) for s in range(1, n)]
+    share: list[Number] = [0]
+    share += [_ratio(received[s - 1], nest.fanout[s - 1]) for s in range(1, n)]
     # A level that bypasses the tensor hands what its children asked of it to its parent.
     for s in range(n - 1, 0, -1):
         if not keep[s]:

@@ -67,10 +67,10 @@ def _carries(trace: Sequence[tuple[int, Step]], rank: int) -> list[tuple[int, St
     """(extent, shift) per loop: the tile's shift when the loop advances and the loops inside
     it go back from iteration 1 to 0."""
     carries: list[tuple[int, Step]] = []
-    inner = tuple(0 for _ in range(rank))
+    inner = [0] * rank
     for extent, move in trace:
-        carries.append((extent, tuple(m - i for m, i in zip(move, inner, strict=True))))
-        inner = tuple(m + i for m, i in zip(move, inner, strict=True))
+        carries.append((extent, tuple([m - i for m, i in zip(move, inner, strict=True)])))
+        inner = [m + i for m, i in zip(move, inner, strict=True)]
     return carries
 
 
@@ -78,8 +78,14 @@ def slid_in(box: tuple[int, ...], move: Step) -> int:
     """Words of a box moved by `move` that the box did not hold before."""
     kept = 1
     for side, d in zip(box, move, strict=True):
-        kept *= max(0, side - abs(d))
+        rest = side - d if d > 0 else side + d
+        if rest <= 0:
+            return math.prod(box)
+        kept *= rest
     return math.prod(box) - kept
+
+
+_MISS = object()
 
 
 def _fills_only(
@@ -89,21 +95,35 @@ def _fills_only(
         return math.prod(extent for extent, _ in trace)
     size = math.prod(box)
     carries = _carries(trace, len(box))
-    memo: dict[tuple[int, Step | None], tuple[int, Step | None]] = {}
+    memo: list[dict[Step | None, tuple[int, Step | None]]] = [{} for _ in carries]
+    slides: dict[Step, int] = {}
 
     def sweep(q: int, state: Step | None) -> tuple[int, Step | None]:
-        if q == 0:
-            return 0, state
-        key = (q, state)
-        if key not in memo:
-            before, state = sweep(q - 1, state)
-            extent, shift = carries[q - 1]
-            fetched, state, _ = _advance(box, size, state, shift, stationary_fix)
-            after, state = sweep(q - 1, state)
-            memo[key] = (before + (extent - 1) * (fetched + after), state)
-        return memo[key]
+        table = memo[q]
+        found = table.get(state, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        before, current = sweep(q - 1, state) if q else (0, state)
+        extent, shift = carries[q]
+        moving = any(shift)
+        if stationary_fix and not moving:
+            fetched = 0
+        elif current is None or shift == current:
+            if moving:
+                fetched = slides.get(shift, -1)
+                if fetched < 0:
+                    fetched = slides[shift] = slid_in(box, shift)
+            else:
+                fetched = 0
+            if current is None:
+                current = shift
+        else:
+            fetched, current = size, None
+        after, current = sweep(q - 1, current) if q else (0, current)
+        table[state] = result = (before + (extent - 1) * (fetched + after), current)
+        return result
 
-    return size + sweep(len(carries), None)[0]
+    return size + (sweep(len(carries) - 1, None)[0] if carries else 0)
 
 
 def _advance(
@@ -138,7 +158,9 @@ class _Walk:
         self.carries = _carries(trace, rank)
         self.fanout = fanout
         self.stationary_fix = stationary_fix
-        self.memo: dict[tuple[int, Step | None, Geometry], tuple[tuple[int, ...], Step | None, Geometry]] = {}
+        self.memo: dict[
+            tuple[int, Step | None, Geometry], tuple[tuple[int, ...], Step | None, Geometry]
+        ] = {}
         self.shapes: dict[Step, Geometry] = {}
 
     def run(self) -> TraceTotals:
