@@ -155,9 +155,10 @@ class Fanout:
 
 
 @functools.lru_cache(maxsize=4096)
-def fanout_of(loops: tuple[FanoutLoop, ...], mesh_x: int) -> Fanout:
-    """The `Fanout` of these loops (shared: it depends on nothing else and only caches)."""
-    return Fanout(loops, mesh_x)
+def fanout_of(loops: tuple[tuple[int, str | None, Step], ...], mesh_x: int) -> Fanout:
+    """The `Fanout` of loops given as (extent, axis, step), innermost first (shared: it
+    depends on nothing else, and it caches what it computes)."""
+    return Fanout([FanoutLoop(e, axis or "X", step) for e, axis, step in loops], mesh_x)
 
 
 def _carry_offsets(loops: Sequence[FanoutLoop]) -> list[Step]:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from einsum_opt.costmodel.distinct_sums import Step
-from einsum_opt.costmodel.link_transfers import FanoutLoop, fanout_of
+from einsum_opt.costmodel.link_transfers import fanout_of
 from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts, TensorCounts
 from einsum_opt.costmodel.nest_spec import (
     LevelSpec,
@@ -111,6 +111,10 @@ class _Nest:
                     fan[lp.dim] *= lp.extent
             self.fan_extents[s], self.tile_extents[s] = fan, tile
         self.spatial = [[lp for lp in self.loops if lp.axis and lp.level == s] for s in range(n)]
+        self.fanned = [  # the spatial loops of level s, innermost first
+            [k for k, lp in enumerate(self.loops) if lp.axis is not None and lp.level == s]
+            for s in range(n)
+        ]
         self.above = [  # temporal loops above level s + 1 (at levels 0..s), innermost first
             [k for k, lp in enumerate(self.loops) if lp.axis is None and lp.level <= s]
             for s in range(n)
@@ -219,7 +223,6 @@ def _tensor_counts(
     boxes = [_box(tensor, nest.tile_extents[s]) for s in range(n)]
     sizes = [math.prod(b) for b in boxes]
     steps = _steps(tensor, nest.loops)
-    index = {id(lp): k for k, lp in enumerate(nest.loops)}
     keep = [tensor.name in level.keep for level in spec.levels]
     # Per level s (per instance): words its child fetches, words s sends to its children
     # (content accesses), words the children receive from s, words passed over links.
@@ -229,14 +232,11 @@ def _tensor_counts(
     links: list[Number] = [0] * n
     groups: list[int] = [1] * n
     for s in range(n):
-        trace = [(nest.loops[k].extent, steps[k]) for k in nest.above[s]]
+        trace = tuple([(nest.loops[k].extent, steps[k]) for k in nest.above[s]])
         fanout = None
-        if nest.spatial[s]:
+        if nest.fanned[s]:
             fanout = fanout_of(
-                tuple(
-                    FanoutLoop(lp.extent, lp.axis or "X", steps[index[id(lp)]])
-                    for lp in nest.spatial[s]
-                ),
+                tuple((nest.loops[k].extent, nest.loops[k].axis, steps[k]) for k in nest.fanned[s]),
                 nest.mesh_x_ratio[s],
             )
             groups[s] = fanout.groups

@@ -21,7 +21,9 @@ move like any other (so a later real move refetches everything); since PR #297 (
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,8 +31,6 @@ from einsum_opt.costmodel.distinct_sums import Step
 from einsum_opt.costmodel.link_transfers import Fanout
 
 Box = tuple[tuple[int, int], ...]
-Geometry = frozenset[Box]
-"""A delta as disjoint boxes relative to the tile's position."""
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,18 @@ class TraceTotals:
     links: int
 
 
+@functools.lru_cache(maxsize=16384)
 def walk_trace(
     box: tuple[int, ...] | None,
-    trace: Sequence[tuple[int, Step]],
+    trace: tuple[tuple[int, Step], ...],
     fanout: Fanout | None,
     stationary_fix: bool,
     link_transfers: bool,
 ) -> TraceTotals:
     """The totals for a child tile of sides `box` (None: the compute units, which take one
     operand per compute and keep nothing) moved by `trace` (extent, move) innermost first,
-    feeding the spatial `fanout` of its parent (None: no fan-out)."""
+    feeding the spatial `fanout` of its parent (None: no fan-out). A pure function of its
+    arguments, so the results are kept: mappings that share a level's loops share its walk."""
     groups = fanout.groups if fanout is not None else 1
     instances = fanout.instances if fanout is not None else 1
     if not link_transfers or fanout is None or not fanout.loops:
@@ -67,10 +69,10 @@ def _carries(trace: Sequence[tuple[int, Step]], rank: int) -> list[tuple[int, St
     """(extent, shift) per loop: the tile's shift when the loop advances and the loops inside
     it go back from iteration 1 to 0."""
     carries: list[tuple[int, Step]] = []
-    inner = [0] * rank
+    inner: Step = (0,) * rank
     for extent, move in trace:
-        carries.append((extent, tuple([m - i for m, i in zip(move, inner, strict=True)])))
-        inner = [m + i for m, i in zip(move, inner, strict=True)]
+        carries.append((extent, tuple(map(operator.sub, move, inner))))
+        inner = tuple(map(operator.add, move, inner))
     return carries
 
 
@@ -142,7 +144,12 @@ def _advance(
 
 
 class _Walk:
-    """The sweep with deltas' shapes tracked, for the link transfers of a fan-out."""
+    """The sweep with the shapes of the deltas tracked, for the link transfers of a fan-out.
+
+    A delta's shape is an id: 0 nothing, 1 the whole tile, then one per slide seen; each has
+    an anchor (its lowest corner relative to the tile) and a shape class (its boxes relative
+    to the anchor), so two deltas are translates when their classes agree, by the tile's
+    shift plus the difference of their anchors."""
 
     def __init__(
         self,
@@ -154,74 +161,91 @@ class _Walk:
         rank = len(fanout.loops[0].step)
         self.box = box
         self.size = 1 if box is None else math.prod(box)
-        self.full: Geometry = frozenset({tuple((0, side) for side in (box or (1,) * rank))})
         self.carries = _carries(trace, rank)
         self.fanout = fanout
         self.stationary_fix = stationary_fix
-        self.memo: dict[
-            tuple[int, Step | None, Geometry], tuple[tuple[int, ...], Step | None, Geometry]
-        ] = {}
-        self.shapes: dict[Step, Geometry] = {}
+        self.memo: dict[tuple[int, Step | None, int], tuple[tuple[int, ...], Step | None, int]] = {}
+        zero = (0,) * rank
+        self.anchors: list[Step] = [zero, zero]
+        self.classes: list[int] = [0, 1]
+        self.class_ids: dict[frozenset[Box], int] = {
+            frozenset({tuple((0, side) for side in (box or (1,) * rank))}): 1
+        }
+        self.slides: dict[Step, int] = {}
 
     def run(self) -> TraceTotals:
         fanout = self.fanout
         first = (self.size, self.size * fanout.groups, self.size * fanout.instances, 0)
-        totals, _, _ = self.sweep(len(self.carries), None, self.full)
+        totals, _, _ = self.sweep(len(self.carries), None, 1)
         return TraceTotals(*(a + b for a, b in zip(first, totals, strict=True)))
 
     def sweep(
-        self, q: int, state: Step | None, last: Geometry
-    ) -> tuple[tuple[int, ...], Step | None, Geometry]:
+        self, q: int, state: Step | None, last: int
+    ) -> tuple[tuple[int, ...], Step | None, int]:
         if q == 0:
             return (0, 0, 0, 0), state, last
         key = (q, state, last)
-        if key not in self.memo:
+        found = self.memo.get(key)
+        if found is None:
             before, state, last = self.sweep(q - 1, state, last)
             extent, shift = self.carries[q - 1]
             step, state, last = self.step(state, last, shift)
             after, state, last = self.sweep(q - 1, state, last)
-            totals = tuple(
-                b + (extent - 1) * (s + a) for b, s, a in zip(before, step, after, strict=True)
+            times = extent - 1
+            totals = (
+                before[0] + times * (step[0] + after[0]),
+                before[1] + times * (step[1] + after[1]),
+                before[2] + times * (step[2] + after[2]),
+                before[3] + times * (step[3] + after[3]),
             )
-            self.memo[key] = (totals, state, last)
-        return self.memo[key]
+            found = self.memo[key] = (totals, state, last)
+        return found
 
     def step(
-        self, state: Step | None, last: Geometry, shift: Step
-    ) -> tuple[tuple[int, ...], Step | None, Geometry]:
+        self, state: Step | None, last: int, shift: Step
+    ) -> tuple[tuple[int, int, int, int], Step | None, int]:
         if self.box is None:  # compute units: the operand, no reuse
-            fetched, delta = 1, self.full
+            fetched, delta = 1, 1
         else:
             fetched, state, slid = _advance(self.box, self.size, state, shift, self.stationary_fix)
             if fetched == 0:
-                delta = frozenset()
+                delta = 0
             elif slid is None:
-                delta = self.full
+                delta = 1
             else:
                 delta = self._slid(slid)
         fanout = self.fanout
-        sends, received, links = fetched * fanout.groups, fetched * fanout.instances, 0
-        if fetched and last:
-            previous = _shifted(last, tuple(-s for s in shift))
-            move = _translation(previous, delta)
-            if move is not None:
-                stats = fanout.stats(move)
-                if stats.used:
-                    sends = fetched * stats.groups
-                    received = fetched * (fanout.instances - stats.linked)
-                    links = fetched * stats.linked
-        return (fetched, sends, received, links), state, delta
+        if fetched and last and self.classes[last] == self.classes[delta]:
+            earlier, later = self.anchors[last], self.anchors[delta]
+            move = tuple(s + a - b for s, a, b in zip(shift, later, earlier, strict=True))
+            stats = fanout.stats(move)
+            if stats.used:
+                linked = fetched * stats.linked
+                return (
+                    (fetched, fetched * stats.groups, fetched * fanout.instances - linked, linked),
+                    state,
+                    delta,
+                )
+        return (fetched, fetched * fanout.groups, fetched * fanout.instances, 0), state, delta
 
-    def _slid(self, shift: Step) -> Geometry:
-        """The delta of the tile moved by `shift`: the box minus the box before the move, cut
-        into boxes as Timeloop cuts it."""
-        shape = self.shapes.get(shift)
-        if shape is None:
+    def _slid(self, shift: Step) -> int:
+        """The id of the delta of the tile moved by `shift`: the box minus the box before the
+        move, cut into boxes as Timeloop cuts it."""
+        found = self.slides.get(shift)
+        if found is None:
             assert self.box is not None
             here = tuple((0, side) for side in self.box)
             before = tuple((-d, side - d) for side, d in zip(self.box, shift, strict=True))
-            shape = self.shapes[shift] = frozenset(box_difference(here, before))
-        return shape
+            pieces = box_difference(here, before)
+            anchor = tuple(min(p[d][0] for p in pieces) for d in range(len(self.box)))
+            shape = frozenset(
+                tuple((lo - a, hi - a) for (lo, hi), a in zip(p, anchor, strict=True))
+                for p in pieces
+            )
+            found = self.slides[shift] = len(self.anchors)
+            self.anchors.append(anchor)
+            self.classes.append(self.class_ids.setdefault(shape, len(self.class_ids) + 1))
+        return found
 
 
 def box_difference(a: Box, b: Box) -> list[Box]:
@@ -241,20 +265,3 @@ def box_difference(a: Box, b: Box) -> list[Box]:
             high = bh
         middle[rank] = (low, high)
     return pieces
-
-
-def _shifted(geometry: Geometry, move: Step) -> Geometry:
-    return frozenset(
-        tuple((low + m, high + m) for (low, high), m in zip(box, move, strict=True))
-        for box in geometry
-    )
-
-
-def _translation(before: Geometry, after: Geometry) -> Step | None:
-    """The move taking `before` onto `after` exactly, None if they are not translates."""
-    if not before or not after or len(before) != len(after):
-        return None
-    low_before = tuple(min(box[d][0] for box in before) for d in range(len(next(iter(before)))))
-    low_after = tuple(min(box[d][0] for box in after) for d in range(len(next(iter(after)))))
-    move = tuple(a - b for a, b in zip(low_after, low_before, strict=True))
-    return move if _shifted(before, move) == after else None
