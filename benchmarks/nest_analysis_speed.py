@@ -13,7 +13,9 @@ import itertools
 import time
 from collections.abc import Callable
 
+from einsum_opt.costmodel.link_transfers import fanout_of
 from einsum_opt.costmodel.nest_analysis import LevelSpec, Loop, NestSpec, TensorSpec, Term, analyze
+from einsum_opt.costmodel.tile_trace import walk_trace
 
 GEMM = (
     TensorSpec("A", ((Term(1, "M"),), (Term(1, "K"),)), False),
@@ -122,10 +124,14 @@ def main() -> None:
         )
     }
     stream = mapping_stream()
-    start = time.perf_counter()
-    for spec in stream:
-        analyze(spec)
-    per_mapping = (time.perf_counter() - start) / len(stream)
+    per_mapping = float("inf")
+    for _ in range(3):  # cold: nothing kept from an earlier pass
+        walk_trace.cache_clear()
+        fanout_of.cache_clear()
+        start = time.perf_counter()
+        for spec in stream:
+            analyze(spec)
+        per_mapping = min(per_mapping, (time.perf_counter() - start) / len(stream))
     print(
         f"3-level GEMM: 1K a side {times['1K'] * 1e6:.0f} µs, 1M a side {times['1M'] * 1e6:.0f} µs"
         f" (ratio 1M/1K {times['1M'] / times['1K']:.2f}); 4x4 array {times['4x4'] * 1e6:.0f} µs,"
@@ -134,8 +140,8 @@ def main() -> None:
     )
     print(
         f"{len(stream)} distinct mappings: {per_mapping * 1e6:.0f} µs each, "
-        f"{1 / per_mapping:.0f} evaluations per second (the same nest again: "
-        f"{1 / times['1K']:.0f} per second)"
+        f"{1 / per_mapping:.0f} evaluations per second (the same nest again, its walks "
+        f"kept: {1 / times['1K']:.0f} per second)"
     )
 
 

@@ -7,33 +7,33 @@ counts = analyze(spec)            # spec: a NestSpec (see costmodel/nest_spec.py
 counts.levels["GLB"]["A"].reads, counts.compute_cycles
 ```
 
-How Timeloop counts (src/loop-analysis/nest-analysis.cpp, tiling.cpp), and how this module
-gets the same numbers without walking the nest:
+How Timeloop counts (src/loop-analysis/nest-analysis.cpp, tiling.cpp; the version of the
+published reference outputs, see `stationary_fix`), and how this module gets the same numbers
+without walking the nest:
 
 - A level's tile of a tensor is the box its loops and everything below them span
   (`Σ |coefficient| · (extent − 1) + 1` per tensor dimension).
 - Fills: every iteration of the temporal loops above a level moves its tile; the words not
-  already resident are fetched. Timeloop samples each loop at iterations 0 and 1 and weights
-  iteration 1 by `extent − 1`, so the step back when an outer loop advances is one inner
-  step, not the whole inner range. A move keeps the overlap (a sliding window) only while the
-  tile keeps moving by the same vector; any other move refetches the whole tile. With
-  `σ_m` the move of loop m and `r` the innermost loop that moves the tile, loop m advancing
-  moves it by `τ_m = σ_m − Σ_{inner} σ` and fetches: nothing if `τ_m = 0`, the slid-in part if
-  `τ_m = σ_r`, else the whole tile; it does so `(extent_m − 1) · Π_{outer} extent` times.
-  The first tile is fetched whole. (`_fill_sum`)
+  already resident are fetched, as long as the tile keeps moving by the same vector (a
+  sliding window); any other move refetches the whole tile. Timeloop samples each loop at
+  iterations 0 and 1 only, so the tile's moves form a ruler sequence that `tile_trace`
+  evaluates once per (loop, state): the cost follows the number of loops, not the extents.
 - Reads: a level sends its child every child fill once per distinct delta among its spatial
   instances (instances whose deltas coincide share a multicast; for outputs, a spatial
-  reduction); the innermost level feeds the compute units their operands, one per compute,
-  per distinct operand. (`distinct_sums`)
-- A level that bypasses a tensor passes its reads on to its parent, multiplied by the
-  parent's multicast groups; the outermost keeper gets no fills.
+  reduction: `distinct_sums`); the innermost level feeds the compute units their operands,
+  one per compute, per distinct operand.
+- Link transfers: an instance whose delta equals the previous delta of a mesh neighbour takes
+  it from the neighbour (`link_transfers`); the parent then sends fewer words, and the
+  children count the passes as extra reads and fills.
+- A level that bypasses a tensor passes what its children asked of it on to its parent,
+  scaled by the parent's multicast; the outermost keeper of a tensor gets no fills (the tensor
+  is homed there).
 - Read-write tensors: updates are the counts arriving from inside; the first touch of each
   word of an instance's partition is a write only, so reads and fills lose a partition each
   (the partition: the tensor divided over the spatial instances).
-- Link transfers (Timeloop passes a delta between neighbouring instances when it equals a
-  neighbour's previous delta) arise only when a spatial loop and the temporal loop driving the
-  tile move it by the same vector; `analyze` detects such nests and reports them instead of
-  guessing (`NestSpecError`).
+- Per-instance counts are those of the first instance of each fan-out (all instances do the
+  same under perfect factorization); Timeloop rounds reads and updates to the nearest integer
+  and truncates fills of read-only tensors, and so does this module.
 
 The running time depends on the number of loops, levels and tensors, never on the extents.
 """

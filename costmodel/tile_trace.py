@@ -93,12 +93,12 @@ _MISS = object()
 def _fills_only(
     box: tuple[int, ...] | None, trace: Sequence[tuple[int, Step]], stationary_fix: bool
 ) -> int:
+    """Words the child fetches over the trace (no fan-out to track)."""
     if box is None:
         return math.prod(extent for extent, _ in trace)
     size = math.prod(box)
     carries = _carries(trace, len(box))
     memo: list[dict[Step | None, tuple[int, Step | None]]] = [{} for _ in carries]
-    slides: dict[Step, int] = {}
 
     def sweep(q: int, state: Step | None) -> tuple[int, Step | None]:
         table = memo[q]
@@ -107,20 +107,7 @@ def _fills_only(
             return found  # type: ignore[return-value]
         before, current = sweep(q - 1, state) if q else (0, state)
         extent, shift = carries[q]
-        moving = any(shift)
-        if stationary_fix and not moving:
-            fetched = 0
-        elif current is None or shift == current:
-            if moving:
-                fetched = slides.get(shift, -1)
-                if fetched < 0:
-                    fetched = slides[shift] = slid_in(box, shift)
-            else:
-                fetched = 0
-            if current is None:
-                current = shift
-        else:
-            fetched, current = size, None
+        fetched, current, _ = _advance(box, size, current, shift, stationary_fix)
         after, current = sweep(q - 1, current) if q else (0, current)
         table[state] = result = (before + (extent - 1) * (fetched + after), current)
         return result
