@@ -162,10 +162,10 @@ def analyze(
     """Per level and tensor, Timeloop's per-instance reads, fills, updates and utilized
     capacity of the mapped nest `spec`, and its computes and compute cycles.
 
-    `stationary_fix=False` counts as Timeloop up to 3.0 (the version of the published
-    reference outputs): a loop that leaves a tile in place still counts as its stride, so a
-    later loop that moves it refetches it whole. `True` counts as Timeloop since PR #297
-    (January 2025), where a stationary step does not break a sliding window.
+    `stationary_fix=False` counts as Timeloop's releases (up to v3.0.3, and the builds that
+    made the published reference outputs): a loop that leaves a tile in place still counts as
+    its stride, so a later loop that moves it refetches it whole. `True` counts as Timeloop's
+    master since PR #297 (January 2025, unreleased), where staying put breaks no window.
     `link_transfers=False` counts as Timeloop with TIMELOOP_DISABLE_LINK_TRANSFERS set."""
     validate(spec)
     nest = _Nest(spec)
@@ -284,7 +284,17 @@ def _tensor_counts(
     for s in range(n):
         if not keep[s]:
             result.append(
-                TensorCounts(0, 0, 0, 0, nest.used_instances[s], False, partition[s], groups[s])
+                TensorCounts(
+                    0,
+                    0,
+                    0,
+                    0,
+                    nest.used_instances[s],
+                    False,
+                    partition[s],
+                    groups[s],
+                    read_write=tensor.read_write,
+                )
             )
             continue
         if tensor.read_write:
@@ -306,6 +316,7 @@ def _tensor_counts(
                 partition_size=partition[s],
                 distinct_destinations=groups[s],
                 link_transfers=_truncated(links[s]),
+                read_write=tensor.read_write,
             )
         )
     return result

@@ -15,9 +15,9 @@ Deltas, as Timeloop computes them (OperationSpace::SaveAndSubtractIfSameStride):
 - a move equal to the remembered one (or the first move) fetches the slid-in part (none if the
   tile stays put) and is remembered;
 - any other move fetches the whole tile and forgets the remembered move.
-Up to Timeloop 3.0 (the version of the published reference outputs) a tile staying put is a
-move like any other (so a later real move refetches everything); since PR #297 (January 2025,
-`stationary_fix`) staying put changes nothing."""
+In Timeloop's releases (up to v3.0.3, which made the published reference outputs) a tile
+staying put is a move like any other (so a later real move refetches everything); on its
+master since PR #297 (January 2025, `stationary_fix`) staying put changes nothing."""
 
 from __future__ import annotations
 

@@ -260,10 +260,10 @@ def test_a_window_slides_while_its_stride_holds_and_resets_when_it_changes() -> 
     assert counts.levels["GLB"]["I"].fills == 4 + 3 * 3 * 4 + 2 * 4
 
 
-def test_a_stationary_step_breaks_the_stride_up_to_timeloop_3() -> None:
+def test_a_stationary_step_breaks_the_stride_in_timeloop_releases() -> None:
     # DRAM: P (2) outside K (2); Inputs do not depend on K. The GLB window of 6 inputs:
-    # Timeloop 3.0 records K's zero move as the stride, so P's move refetches the window;
-    # since PR #297 it slides (4 new inputs).
+    # Timeloop's releases record K's zero move as the stride, so P's move refetches the
+    # window; since PR #297 it slides (4 new inputs).
     tensors = (
         TensorSpec("W", ((Term(1, "R"),), (Term(1, "K"),)), False),
         TensorSpec("I", ((Term(1, "P"), Term(1, "R")),), False),

@@ -60,6 +60,8 @@ def test_counts_per_level_and_data_space(case: str) -> None:
                 int(printed.space(space, "Utilized capacity")),
             ), f"{level.name}.{space}"
             assert got.utilized_instances == int(expected["Utilized instances (max)"])
+            assert got.temporal_reductions == int(expected["Temporal reductions (per-instance)"])
+            assert got.address_generations == int(expected["Address generations (per-cluster)"])
             assert got.partition_size == int(expected["Partition size"])
             checked += 1
         for space, got in counts.levels[level.name].tensors.items():
