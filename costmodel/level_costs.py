@@ -54,8 +54,8 @@ class LevelHardware:
 
 @dataclass(frozen=True)
 class ComputeHardware:
-    """The arithmetic units: pJ per compute, leakage per cycle per instance, µm² per
-    instance and how many instances the hardware has."""
+    """The arithmetic units: pJ per compute, leakage per cycle per utilised instance (0 in
+    timeloop-model, which adds none), µm² per instance and how many instances there are."""
 
     compute_pj: float | None
     leak_pj_per_cycle: float = 0.0

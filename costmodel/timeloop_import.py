@@ -2,9 +2,10 @@
 analysis takes and the per-level hardware facts the level costs take.
 
 Energies come from the ERT as Timeloop looks them up: a read costs the component's `read`
-(or `random_read`), a fill its `write`/`fill`, an update its `update`/`write`; an action the
-ERT lacks costs the component's dearest action, divided by the cluster size (Timeloop's
-vector access energy); `leak` is per cycle per instance. Areas come from the ART."""
+(or `random_read`), a fill its `write`/`fill`, an update its `update`/`write`; `leak` is per
+cycle per instance. An action the ERT lacks is left unspecified (Timeloop would fall back to
+its built-in PAT estimate, which this model does not have): costing a level that needs it is
+an error. Areas come from the ART."""
 
 from __future__ import annotations
 
@@ -72,13 +73,9 @@ def _storage_hardware(spec: TimeloopSpec, level: StorageLevel) -> LevelHardware:
     if level.vector_access_energy is not None:
         read = write = update = level.vector_access_energy
     elif actions is not None:
-        fallback = max(actions.values(), default=0.0) / level.cluster_size
         read = _first(actions, _READ)
         write = _first(actions, _FILL)
         update = _first(actions, _UPDATE)
-        read = fallback if read is None else read
-        write = fallback if write is None else write
-        update = fallback if update is None else update
         leak = actions.get("leak", 0.0)
     area = None if spec.art is None else spec.art.get(level.name)
     return LevelHardware(

@@ -131,6 +131,8 @@ def _read_storage(component: Field, name: str, class_name: str, elements: int) -
     for key in _UNSUPPORTED:
         if attributes.has(key) and attributes.get(key).number() != 0:
             attributes.get(key).fail("is not supported")
+    if attributes.has("network_type") and attributes.get("network_type").text() == "M:N":
+        attributes.get("network_type").fail("distributed multicast (M:N) is not supported")
     instances, mesh_x, mesh_y = _instances(attributes, elements)
     word_bits = _optional_integer(attributes, "word_bits", "word_width", "datawidth")[0]
     word_bits = word_bits or DEFAULT_WORD_BITS
