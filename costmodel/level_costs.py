@@ -146,31 +146,49 @@ def _vectors(count: int, block: int) -> int:
     return -(-count // block)
 
 
+def access_energy(
+    counts: tuple[int, int, int],
+    energies: tuple[float | None, float | None, float | None],
+    block: int,
+    used: int,
+    instances: int,
+    cluster_size: int = 1,
+    where: str = "",
+) -> tuple[tuple[int, int, int], float]:
+    """Timeloop's energy of one tensor at one level: the per-instance (reads, fills, updates)
+    in whole vectors of `block` words at the (read, write, update) energies, spread over the
+    utilized instances of a cluster. Returns the vector counts and the per-instance pJ."""
+    vectors = (
+        _vectors(counts[0], block),
+        _vectors(counts[1], block),
+        _vectors(counts[2], block),
+    )
+    per_cluster = 0.0
+    for action, n, pj in zip(("read", "write", "update"), vectors, energies, strict=True):
+        if n == 0:
+            continue
+        if pj is None:
+            raise LevelCostError(f"{where}: no {action} energy")
+        per_cluster += n * pj
+    if used <= 0:
+        return vectors, 0.0
+    clusters = min(used, instances // cluster_size)
+    return vectors, per_cluster / (used / clusters)
+
+
 def _energy(level: LevelCounts, hardware: LevelHardware, instances: int) -> dict[str, TensorCost]:
     tensors: dict[str, TensorCost] = {}
     for name, counts in level.tensors.items():
-        vectors = (
-            _vectors(counts.reads, hardware.block_size),
-            _vectors(counts.fills, hardware.block_size),
-            _vectors(counts.updates, hardware.block_size),
-        )
-        per_cluster = 0.0
-        for action, n, pj in zip(
-            ("read", "write", "update"),
-            vectors,
-            (hardware.read_pj, hardware.write_pj, hardware.update_pj),
-            strict=True,
-        ):
-            if n == 0:
-                continue
-            if pj is None:
-                raise LevelCostError(f"level {level.name}: no {action} energy for tensor {name}")
-            per_cluster += n * pj
         used = counts.utilized_instances
-        per_instance = 0.0
-        if used > 0:
-            clusters = min(used, instances // hardware.cluster_size)
-            per_instance = per_cluster / (used / clusters)
+        vectors, per_instance = access_energy(
+            (counts.reads, counts.fills, counts.updates),
+            (hardware.read_pj, hardware.write_pj, hardware.update_pj),
+            hardware.block_size,
+            used,
+            instances,
+            hardware.cluster_size,
+            f"level {level.name}: tensor {name}",
+        )
         tensors[name] = TensorCost(*vectors, per_instance, per_instance * used)
     return tensors
 

@@ -47,6 +47,7 @@ from fractions import Fraction
 
 from xdsl.ir import Block, Operation
 
+from einsum_opt.costmodel.level_costs import access_energy
 from einsum_opt.costmodel.report import CostReport, EinsumCost, LevelAccess, Overflow
 from einsum_opt.dialects.dataflow import (
     AccessOp,
@@ -132,38 +133,56 @@ def level_of(arch: Architecture, label: str) -> StorageLevel:
 
 
 def storage_energy(
-    level: StorageLevel, counts: tuple[int, int, int], instances: int, word_bytes: int,
+    level: StorageLevel,
+    counts: tuple[int, int, int],
+    instances: int,
+    word_bytes: int,
     accounting: str = "physical",
+    where: str = "",
 ) -> float:
-    """pJ of (reads, fills, updates) summed over `instances` instances of `level`: per
-    instance, whole blocks of each action at the level's per-access energy."""
-    block = level.block_words(word_bytes)
-    energies = (level.read_pj, level.write_pj, level.update_energy_pj)
-    per_instance = sum(
-        math.ceil(Fraction(count, instances) / block) * pj
-        for count, pj in zip(counts, energies, strict=True)
+    """pJ of (reads, fills, updates) summed over `instances` utilized instances of `level`:
+    Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
+    instances (`artifact` accounting: times one)."""
+    reads, fills, updates = (c // instances for c in counts)
+    _, per_instance = access_energy(
+        (reads, fills, updates),
+        (level.read_pj, level.write_pj, level.update_energy_pj),
+        level.block_words(word_bytes),
+        instances,
+        max(instances, level.instances),
+        level.cluster_size,
+        where,
     )
     return per_instance * (1 if accounting == "artifact" else instances)
 
 
 def level_cycles(
-    level: StorageLevel, counts: tuple[int, int, int], instances: int, arch: Architecture
+    level: StorageLevel,
+    counts: tuple[int, int, int],
+    instances: int,
+    arch: Architecture,
+    compute: float,
 ) -> float:
-    """Cycles a level needs to serve its per-instance traffic at its bandwidths (0 when none
-    is given)."""
-    reads, fills, updates = (Fraction(c, instances) for c in counts)
-    word_bytes = level.word_bits_of(arch.word_bytes) / 8
-    cycles = Fraction(0)
-    if level.read_bandwidth is not None:
-        cycles = max(cycles, reads / Fraction(level.read_bandwidth))
-    if level.write_bandwidth is not None:
-        cycles = max(cycles, (fills + updates) / Fraction(level.write_bandwidth))
-    if level.shared_bandwidth is not None:
-        cycles = max(cycles, (reads + fills + updates) / Fraction(level.shared_bandwidth))
+    """Cycles a level needs for its per-instance traffic at its bandwidths, Timeloop's way:
+    the demand in words per compute cycle against each bandwidth gives a slowdown, and the
+    level takes `compute / slowdown` (0 when no bandwidth limits it; the report rounds the
+    program's latency up, as Timeloop rounds each level's)."""
+    reads, fills, updates = (c / instances for c in counts)
+    base = max(compute, 1.0)
+    read, write = reads / base, (fills + updates) / base
+    slowdown = 1.0
+    if level.read_bandwidth is not None and level.read_bandwidth < read:
+        slowdown = min(slowdown, level.read_bandwidth / read)
+    if level.write_bandwidth is not None and level.write_bandwidth < write:
+        slowdown = min(slowdown, level.write_bandwidth / write)
+    if level.shared_bandwidth is not None and level.shared_bandwidth < read + write:
+        slowdown = min(slowdown, level.shared_bandwidth / (read + write))
     if level.bandwidth_bytes_per_s is not None:
-        per_cycle = Fraction(level.bandwidth_bytes_per_s) / Fraction(arch.clock_hz)
-        cycles = max(cycles, (reads + fills + updates) * Fraction(word_bytes) / per_cycle)
-    return float(cycles)
+        words = level.bandwidth_bytes_per_s / arch.clock_hz / (level.word_bits_of(
+            arch.word_bytes) / 8)
+        if words < read + write:
+            slowdown = min(slowdown, words / (read + write))
+    return 0.0 if slowdown >= 1.0 else base / slowdown
 
 
 class _Evaluator:
@@ -278,7 +297,8 @@ class _Evaluator:
         level = level_of(arch, label)
         counts = op.counts()
         instances = op.instances_value
-        pj = storage_energy(level, counts, instances, arch.word_bytes, self.accounting)
+        where = f'access @{op.einsum_name} "{op.tensor_name}" at {label}'
+        pj = storage_energy(level, counts, instances, arch.word_bytes, self.accounting, where)
         entry = self.acc.levels.setdefault(label, _LevelAcc())
         entry.reads += counts[0]
         entry.fills += counts[1]
@@ -304,14 +324,22 @@ class _Evaluator:
         for label, entry in self.acc.levels.items():
             level = level_of(self.arch, label)
             counts = (entry.reads, entry.fills, entry.updates)
-            cycles[label] = level_cycles(level, counts, entry.instances, self.arch)
+            cycles[label] = level_cycles(
+                level, counts, entry.instances, self.arch, float(compute)
+            )
         latency = max(float(compute), *cycles.values(), 0.0)
+        # Every level on the way to the units the program uses leaks for the whole run (one
+        # instance at least, as Timeloop charges a level that holds nothing).
         leakage: dict[str, float] = {}
-        for label, entry in self.acc.levels.items():
-            level = level_of(self.arch, label)
-            if level.leak_pj_per_cycle:
-                charged = 1 if self.accounting == "artifact" else entry.instances
-                leakage[label] = level.leak_pj_per_cycle * latency * charged
+        for unit in self.acc.busy:
+            for chained in self.arch.chain(unit):
+                level = chained.level
+                if not level.leak_pj_per_cycle or chained.label in leakage:
+                    continue
+                entry = self.acc.levels.get(chained.label)
+                used = entry.instances if entry is not None else 1
+                charged = 1 if self.accounting == "artifact" else used
+                leakage[chained.label] = level.leak_pj_per_cycle * latency * charged
         return _ProgramCost(compute, cycles, self.acc, leakage)
 
 

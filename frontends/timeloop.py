@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import ModuleOp
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, partition_names
 from einsum_opt.frontends.notation import parse_einsum_notation
-from einsum_opt.frontends.timeloop_energy import storage_actions
+from einsum_opt.frontends.timeloop_energy import compute_action, storage_actions
 from einsum_opt.frontends.timeloop_spec import (
     DataSpace,
     Problem,
@@ -39,9 +39,6 @@ from einsum_opt.frontends.timeloop_spec import (
 )
 from einsum_opt.hardware import Architecture
 from einsum_opt.hardware.attached import attach_architecture
-
-COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
-"""ERT actions of an arithmetic component, in the order Timeloop looks for one."""
 
 
 def is_timeloop_input(text: str) -> bool:
@@ -131,8 +128,10 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
         actions = storage_actions(spec, level)
         energies = (actions.read, actions.fill, actions.update)
         if None in energies and mapped.keep:
+            actions_named = zip(("read", "fill", "update"), energies, strict=True)
+            missing = [name for name, energy in actions_named if energy is None]
             raise TimeloopSpecError(
-                f"ERT: no energies for level {level.name}, which keeps "
+                f"ERT: no {'/'.join(missing)} energy for level {level.name}, which keeps "
                 f"{', '.join(sorted(mapped.keep))} (give the ERT with --ert)"
             )
         read, fill, update = (0.0 if e is None else e for e in energies)
@@ -144,6 +143,7 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
             "write_pj": fill,
             "update_pj": update,
             "multiple_buffering": level.multiple_buffering,
+            "cluster_size": level.cluster_size,
         }
         if storage:
             entry["parent"] = next(reversed(storage))
@@ -162,14 +162,11 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
             entry["area_um2"] = actions.area
         storage[level.name] = entry
     arithmetic = arch.arithmetic
-    ert = spec.ert or {}
-    table = ert.get(arithmetic.name, {})
-    compute = next((table[a] for a in COMPUTE_ACTIONS if a in table), arithmetic.energy)
+    compute, area = compute_action(spec)
     if compute is None:
         raise TimeloopSpecError(
             f"ERT: no compute energy for arithmetic level {arithmetic.name} (give the ERT)"
         )
-    area = (spec.art or {}).get(arithmetic.name, arithmetic.area)
     unit: dict[str, object] = {
         "parent": arch.storage[-1].name,
         "shape": [arithmetic.mesh_x, arithmetic.mesh_y],
