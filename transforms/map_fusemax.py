@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -32,7 +33,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
 from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
-from einsum_opt.transforms.map_baselines import is_contraction
+from einsum_opt.transforms.map_baselines import is_contraction, largest_fitting_divisor
 from einsum_opt.transforms.rewriting import Read, is_returned, ranks_of, resolved
 
 
@@ -112,13 +113,13 @@ def query_tile(cascade: CascadeOp, layout: FuseMaxLayout, tile: int, buffer: int
         return words * word
 
     blocks = sizes[layout.query] // tile
-    fits = [d for d in range(1, blocks + 1) if blocks % d == 0 and footprint(d * tile) <= buffer]
-    if not fits:
+    best = largest_fitting_divisor(blocks, lambda d: footprint(d * tile) <= buffer)
+    if best is None:
         raise PassFailedException(
             f"map-fusemax: the state of {tile} queries ({footprint(tile)} bytes) does not fit "
             f"the {buffer}-byte buffer"
         )
-    return max(fits)
+    return best
 
 
 def _levels(cascade: CascadeOp, units: dict[EinsumOp, str]) -> dict[str, str]:
@@ -165,7 +166,8 @@ def fusemax_mapping(
     )
 
 
-BINDINGS = ("fusemax", "matmul")
+Binding = Literal["fusemax", "matmul"]
+BINDINGS: tuple[str, ...] = get_args(Binding)
 """How `map-fusemax` binds Einsums to arrays: FuseMax's way, or only contractions on 2D."""
 
 
@@ -208,7 +210,7 @@ class MapFuseMaxPass(ModulePass):
     tile: int = 256
     buffer: int = 16 * 2**20
     word: int = 2
-    binding: str = "fusemax"
+    binding: Binding = "fusemax"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):
