@@ -27,7 +27,7 @@ one tile fits, the block is one tile and the overflow spills to DRAM.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -235,8 +235,26 @@ def flat_block(cascade: CascadeOp, rows: RowLayout, tile: int, buffer: int, word
         )
         return held
 
-    fits = [d for d in range(1, count + 1) if count % d == 0 and footprint(d * tile) <= buffer]
-    return max(fits, default=1) * tile
+    best = largest_fitting_divisor(count, lambda d: footprint(d * tile) <= buffer)
+    return (best or 1) * tile
+
+
+def largest_fitting_divisor(count: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest divisor `d` of `count` with `fits(d)`, None if not even 1 fits.
+
+    `fits` must be monotone (a footprint that grows with the block): a binary search finds the
+    largest `d` that fits, then a scan down finds a divisor, so the time is bounded by the
+    buffer (the largest block that fits), never by `count` (2^64 tokens take no longer)."""
+    if count < 1 or not fits(1):
+        return None
+    low, high = 1, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return next(d for d in range(low, 0, -1) if count % d == 0)
 
 
 def map_flat(
