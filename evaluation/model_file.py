@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from einsum_opt.evaluation.workloads import Model
+from einsum_opt.frontends.teaal_yaml import check_nesting
 from einsum_opt.support.diagnostics import shorten
 from einsum_opt.support.errors import UserError
 
@@ -40,33 +41,12 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
-def _check_nesting(text: str, filename: str) -> None:
-    """Refuse YAML nested deeper than `MAX_NESTING`, at the place, before composing it (PyYAML
-    composes recursively)."""
-    import yaml
-
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_NESTING:
-                    mark = event.start_mark
-                    raise UserError(
-                        f"{filename}:{mark.line + 1}:{mark.column + 1}: error: the YAML "
-                        f"nests more than {MAX_NESTING} levels deep (a model file is 2)"
-                    )
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return  # reported with its place when the text is loaded
-
-
 def parse_models(text: str, filename: str) -> list[Model]:
-    """The models of a model file's text, in file order; UserError naming the field."""
+    """The models of a model file's text, in file order; UserError naming the field
+    (NotationError, at the place, for YAML nested too deeply)."""
     import yaml
 
-    _check_nesting(text, filename)
+    check_nesting(text, filename, MAX_NESTING)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

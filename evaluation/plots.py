@@ -153,8 +153,11 @@ def _new_figure(panels: int, *, sharey: bool) -> tuple[Figure, list[Axes]]:
 
 
 def _save(figure: Figure, path: Path, file_format: str) -> Path:
+    from matplotlib import rc_context
+
     def write(file: BinaryIO) -> None:
-        figure.savefig(file, format=file_format, dpi=120, metadata=_METADATA[file_format])
+        with rc_context({"svg.hashsalt": "einsum-eval"}):  # the same ids every time
+            figure.savefig(file, format=file_format, dpi=120, metadata=_METADATA[file_format])
 
     write_atomically(path, write)
     return path

@@ -23,6 +23,34 @@ Warn = Callable[[str], None]
 """Receives each warning line (`warning: file:line: message`)."""
 
 
+MAX_YAML_NESTING = 50
+"""How deeply lists and mappings may nest in the YAML files we read (TeAAL specs are about 5
+levels deep; PyYAML builds nested values recursively)."""
+
+
+def check_nesting(text: str, filename: str, limit: int = MAX_YAML_NESTING) -> None:
+    """NotationError at the first list or mapping nested deeper than `limit` (found from
+    PyYAML's event stream, which is read without recursion); syntax errors are left to the
+    reader that follows."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    mark = event.start_mark
+                    raise NotationError(
+                        filename,
+                        mark.line + 1,
+                        mark.column + 1,
+                        f"lists and mappings nest more than {limit} levels deep here",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+
+
 class SpecFileError(NotationError):
     """An error about a whole file, with no better place: `file: error: message`."""
 
@@ -80,7 +108,9 @@ class SpecReader:
     # -- reading ----------------------------------------------------------------------------
 
     def compose(self, text: str) -> yaml.Node | None:
-        """The document's node tree (None when empty); YAML syntax errors fail at their mark."""
+        """The document's node tree (None when empty); YAML syntax errors fail at their mark,
+        and so does nesting deeper than `MAX_YAML_NESTING`."""
+        check_nesting(text, self.filename)
         try:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as e:

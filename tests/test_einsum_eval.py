@@ -4,10 +4,10 @@ point of the real one once it exists)."""
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -167,7 +167,14 @@ def test_csvs_hold_one_typed_row_per_point(
         for component, pj in r.energy_breakdown_pj
     ]
     assert [
-        (r["part"], r["model"], int(r["seq_len"]), r["config"], r["component"], float(r["energy_pj"]))
+        (
+            r["part"],
+            r["model"],
+            int(r["seq_len"]),
+            r["config"],
+            r["component"],
+            float(r["energy_pj"]),
+        )
         for r in rows
     ] == listed
 

@@ -44,6 +44,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of einsum-run."""
     from einsum_opt.frontends.loading import LOADERS
+
     parser = _ArgumentParser(
         prog="einsum-run",
         description="Run a cascade of Extended Einsums on numpy arrays (reference semantics).",
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `einsum-run`; returns the exit status."""
     from einsum_opt.frontends.loading import STDIN, STDIN_NAME
+
     source = {"name": "<input>"}
 
     def body() -> int:

@@ -26,7 +26,7 @@ from einsum_opt.support.diagnostics import Diagnostic
 
 _ANNOTATION = re.compile(
     r"expected-(?P<severity>error|warning|remark|note)(?P<re>-re)?"
-    r"(?:\s*@(?P<where>[+-]\d+|above|below|unknown))?\s*\{\{(?P<body>.*)\}\}"
+    r"(?:\s*@(?P<where>[+-]\d+|above|below|unknown))?\s*\{\{"
 )
 _ANY_ANNOTATION = re.compile(r"expected-(?:error|warning|remark|note)(?:-re)?\s*(?:@|\{\{)")
 
@@ -73,13 +73,14 @@ def expectations_in(text: str, first_line: int = 1) -> list[Expectation]:
         if not annotated[index]:
             continue
         matches = list(_ANNOTATION.finditer(line))
-        if not matches:
+        bodies = [_body(line, m.end(), bool(m["re"])) for m in matches]
+        if not matches or None in bodies:
             raise ValueError(
                 f"line {first_line + index}: malformed expected-* annotation (expected "
                 "'expected-error @+1 {{message}}')"
             )
-        for match in matches:
-            body = match["body"] if match["re"] else match["body"].split("}}")[0]
+        for match, body in zip(matches, bodies, strict=True):
+            assert body is not None
             found.append(
                 Expectation(
                     severity=match["severity"],
@@ -91,6 +92,26 @@ def expectations_in(text: str, first_line: int = 1) -> list[Expectation]:
                 )
             )
     return found
+
+
+def _body(line: str, start: int, regex: bool) -> str | None:
+    """The text from `start` up to the `}}` that closes the annotation (None if none does);
+    with `-re`, inner `{{...}}` pairs belong to the text."""
+    depth = 0
+    i = start
+    while i < len(line) - 1:
+        pair = line[i : i + 2]
+        if regex and pair == "{{":
+            depth += 1
+            i += 2
+        elif pair == "}}":
+            if depth == 0:
+                return line[start:i]
+            depth -= 1
+            i += 2
+        else:
+            i += 1
+    return None
 
 
 def _target(where: str | None, index: int, annotated: list[bool], first_line: int) -> int | None:

@@ -9,6 +9,7 @@ value may be (`int`, `bool`, `str`, `Literal["a", "b"]`, `X | None` for an optio
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,11 +121,8 @@ def pass_summary(cls: type[ModulePass]) -> str:
             skipping = depth > 0
             continue
         kept.append(char)
-    summary = "".join(kept)
-    example = summary.find(": `")
-    if example >= 0 and summary.rstrip(".").endswith("`"):
-        summary = summary[:example] + "."
-    return summary
+    # `: `split-rank{rank=M tile=256}``, an example of the pass's own syntax
+    return re.sub(rf":\s*`{re.escape(cls.name)}[^`]*`", "", "".join(kept))
 
 
 def list_passes(registry: PassRegistry) -> str:
