@@ -87,6 +87,8 @@ def parse_mlir(
     from einsum_opt.dialects.locations import OpVerifyException, next_token_span
 
     parser = Parser(ctx or make_context(), text, filename)
+    if not text[parser.pos :].strip():  # nothing but comments: an empty module, as mlir-opt
+        return ModuleOp([])
     try:
         return parser.parse_module(implicit_module)
     except RecursionError:

@@ -333,3 +333,8 @@ def test_publishing_into_an_existing_directory(tmp_path: Path) -> None:
     assert {p.name: p.read_text() for p in out.iterdir()} == {"notes.txt": "mine", "a.csv": "new"}
     assert out.stat().st_mode & 0o777 == 0o750  # the user's directory is kept, not replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_empty_input_is_an_empty_module() -> None:
+    empty = tool("einsum-opt", stdin=b"// nothing but a comment\n")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "builtin.module {\n}\n\n", "")
