@@ -69,7 +69,9 @@ def _block_of(ops: Sequence[Operation]) -> Region:
 
 
 def _start(parser: Parser) -> Span[str]:
-    return parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
+    from einsum_opt.dialects.locations import next_token_span  # public parser API only
+
+    return next_token_span(parser)
 
 
 def _parse_count(parser: Parser, keyword: str) -> int:

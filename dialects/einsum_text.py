@@ -31,7 +31,7 @@ from einsum_opt.dialects.einsum_syntax import (
     parse_expr,
     parse_index_list,
 )
-from einsum_opt.dialects.locations import record_location
+from einsum_opt.dialects.locations import next_token_span, record_location
 
 
 def _ranks_from_indices(indices: Sequence[IndexExpr]) -> list[str] | None:
@@ -107,7 +107,7 @@ def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
 def parse_einsum(parser: Parser) -> EinsumOp:
     """Parse what `print_einsum` prints (after the op name) into a new EinsumOp."""
     tokens = ParserTokens(parser)
-    start = parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
+    start = next_token_span(parser)
     name = parser.parse_identifier(" (the name of the tensor the einsum produces)")
     output = parse_index_list(tokens)
     parser.parse_punctuation("=")
@@ -162,7 +162,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
         # `::` lists reduce operators; a single `:` starts the type.
         if parser.parse_optional_punctuation(":") is not None:
             while True:
-                op_span = parser._current_token.span  # noqa: SLF001
+                op_span = next_token_span(parser)
                 op_name = parser.parse_identifier(" (a reduce operator)")
                 if op_name not in REDUCE_OPERATORS:
                     parser.raise_error(
@@ -172,7 +172,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
                     )
                 parser.parse_punctuation("(")
                 while True:
-                    var_span = parser._current_token.span  # noqa: SLF001
+                    var_span = next_token_span(parser)
                     var = parser.parse_identifier(" (a reduced rank variable)")
                     reduce_ops[var] = op_name
                     reduce_spans[var] = var_span

@@ -110,7 +110,10 @@ def _parse_loop(parser: AttrParser, level: str) -> LoopAttr:
     """`var = N (space A)? (at LEVEL)?`; without `at`, the loop is at `level`."""
     var = parser.parse_identifier(" (a loop variable)")
     parser.parse_punctuation("=")
+    at = parser.pos
     extent = parser.parse_integer(allow_boolean=False, allow_negative=False)
+    if extent <= 0:
+        parser.raise_error(f"loop {var} must have a positive trip count, got {extent}", at)
     axis = None
     if parser.parse_optional_keyword("space") is not None:
         axis = parser.parse_integer(allow_boolean=False, allow_negative=False)

@@ -9,15 +9,15 @@ the 2D array of the same architecture.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.costmodel.report import CostReport
-from einsum_opt.evaluation.workloads import Model
+from einsum_opt.evaluation.workloads import Model, as_length, as_model, config_named
 from einsum_opt.hardware import load_architecture
 
 COLUMNS: tuple[str, ...] = (
@@ -111,8 +111,9 @@ class Result:
     util_2d: float
     util_1d: float
     dram_bytes: int
-    energy_breakdown_pj: Mapping[str, float] = field(default_factory=dict, compare=False)
-    """`energy_pj` by component (compute, registers, each storage level): not a CSV column."""
+    energy_breakdown_pj: tuple[tuple[str, float], ...] = ()
+    """Energy by component (the cost report's `energy_breakdown_pj`), in its order; not a CSV
+    column of `attention.csv` or `end2end.csv`."""
 
     def row(self) -> dict[str, object]:
         """The CSV row, keyed by `COLUMNS`."""
@@ -144,8 +145,8 @@ def attention_sizes(model: Model, seq_len: int) -> dict[str, int]:
     return {
         "B": model.batch,
         "H": model.heads,
-        "E": model.head_dim,
-        "F": model.head_dim,
+        "E": model.e,
+        "F": model.f,
         "M": seq_len,
         "P": seq_len,
     }
@@ -157,7 +158,8 @@ def linear_sizes(model: Model, seq_len: int) -> dict[str, int]:
         "B": model.batch,
         "P": seq_len,
         "D": model.d_model,
-        "N": model.head_dim * model.heads,
+        "N": model.e * model.heads,
+        "NV": model.f * model.heads,
         "S": model.ffn,
     }
 
@@ -179,7 +181,7 @@ def _result(
         report.utilization.get(matrix[0], 0.0) if matrix else 0.0,
         report.utilization.get(vector[0], 0.0) if vector else 0.0,
         report.dram_bytes,
-        dict(report.energy_breakdown_pj),
+        tuple(report.energy_breakdown_pj.items()),
     )
 
 
@@ -223,11 +225,18 @@ def combine(first: Result, second: Result) -> Result:
         util(first.util_2d, second.util_2d),
         util(first.util_1d, second.util_1d),
         first.dram_bytes + second.dram_bytes,
-        {
-            k: first.energy_breakdown_pj.get(k, 0.0) + second.energy_breakdown_pj.get(k, 0.0)
-            for k in {**first.energy_breakdown_pj, **second.energy_breakdown_pj}
-        },
+        add_breakdowns(first.energy_breakdown_pj, second.energy_breakdown_pj),
     )
+
+
+def add_breakdowns(
+    first: Sequence[tuple[str, float]], second: Sequence[tuple[str, float]]
+) -> tuple[tuple[str, float], ...]:
+    """Two energy breakdowns added component by component (in order of first appearance)."""
+    total: dict[str, float] = {}
+    for component, pj in (*first, *second):
+        total[component] = total.get(component, 0.0) + pj
+    return tuple(total.items())
 
 
 def point(model: Model, seq_len: int, config: str) -> tuple[Result, Result]:
@@ -244,21 +253,25 @@ def end_to_end(model: Model, seq_len: int, config: str) -> Result:
 
 
 def run_sweep(
-    models: Sequence[Model],
-    lengths: Sequence[int],
+    models: Sequence[Model | str],
+    lengths: Sequence[int | str],
     configs: Sequence[str],
     on_point: Callable[[], None] | None = None,
 ) -> tuple[list[Result], list[Result]]:
     """(attention results, end-to-end results), one per model x length x config, in that
-    nesting order; `on_point` is called after each (attention, end-to-end) pair is done."""
-    unknown = [c for c in configs if c not in CONFIGURATIONS]
-    if unknown:
-        raise ValueError(f"unknown configuration(s): {', '.join(unknown)}")
+    nesting order; `on_point` is called after each (attention, end-to-end) pair is done.
+
+    Models are `Model`s or built-in names (`"BERT"`, any case), lengths integers or strings
+    such as `"64K"`, configurations names (any case): `run_sweep(["BERT"], ["1K"], ["flat"])`.
+    ValueError for an unknown name or a bad length."""
+    resolved_models = [as_model(m) for m in models]
+    resolved_lengths = [as_length(n) for n in lengths]
+    resolved_configs = [config_named(c) for c in configs]
     attention_results: list[Result] = []
     end2end_results: list[Result] = []
-    for model in models:
-        for seq_len in lengths:
-            for config in configs:
+    for model in resolved_models:
+        for seq_len in resolved_lengths:
+            for config in resolved_configs:
                 att, whole = point(model, seq_len, config)
                 attention_results.append(att)
                 end2end_results.append(whole)

@@ -47,6 +47,7 @@ from einsum_opt.interpreters.compute_ops import compute_ops, iterative_rank_name
 from einsum_opt.interpreters.einsum_kernel import Layout
 from einsum_opt.interpreters.einsum_schedule import execution_order, run_group
 from einsum_opt.interpreters.einsum_values import Array, ExecutionError, numeric_type
+from einsum_opt.interpreters.footprint import check_fits_in_memory
 
 __all__ = ["ExecutionError", "find_cascade", "random_inputs", "rank_sizes", "run_cascade"]
 
@@ -165,6 +166,7 @@ def run_cascade(
     """
     op = find_cascade(target, cascade)
     sizes = rank_sizes(op, ranks)
+    check_fits_in_memory(op, sizes)
     given = dict(inputs or {})
     names = [n for n, _ in op.inputs()]
     unknown = [n for n in given if n not in names]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass, PassPipeline
+from xdsl.passes import ModulePass
 
 from einsum_opt.costmodel.report import CostReport
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
@@ -28,6 +28,7 @@ from einsum_opt.hardware.architecture import Architecture
 from einsum_opt.interpreters.einsum import random_inputs, run_cascade
 from einsum_opt.transforms import get_all_passes
 from einsum_opt.transforms.count_passes import count_passes
+from einsum_opt.transforms.pass_options import parse_passes
 from einsum_opt.transforms.set_ranks import set_rank_sizes
 
 __all__ = [
@@ -59,7 +60,7 @@ def apply(module: ModuleOp, pipeline: str | Sequence[ModulePass]) -> ModuleOp:
     """Run a pipeline (`"split-rank{rank=M tile=64},fuse-max-sum"` or pass objects) in place,
     verifying after every pass; returns the module."""
     if isinstance(pipeline, str):
-        passes = PassPipeline.parse_spec(get_all_passes(), pipeline).passes
+        passes = parse_passes(pipeline, get_all_passes())
     else:
         passes = tuple(pipeline)
     ctx = make_context()

@@ -5,3 +5,15 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A bad input or option, with a message ready for the user (place included)."""
+
+
+def integer_of(text: str) -> int:
+    """`int(text)` for a decimal literal; a ValueError saying how long it is when it has more
+    digits than Python converts (instead of Python's own message)."""
+    import sys
+
+    digits = len(text.lstrip("+-"))
+    limit = sys.get_int_max_str_digits()
+    if limit and digits > limit:
+        raise ValueError(f"integer with {digits} digits (at most {limit} are supported)")
+    return int(text)

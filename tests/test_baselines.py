@@ -627,8 +627,16 @@ def test_fusemax_unknown_binding(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(PassFailedException) as error:
         map_fusemax(cascade_of(load(ONE_PASS)), binding="flat")
     assert str(error.value) == message
+    # On the command line the option is checked against its allowed values first.
     status, out, err = cli(capsys, str(ONE_PASS), "-p", "map-fusemax{binding=flat}")
-    assert (status, out, err.splitlines()) == (1, "", [f"error: {message}"])
+    assert (status, out, err.splitlines()) == (
+        1,
+        "",
+        [
+            "error: pass map-fusemax: option binding (fusemax|matmul) expects one of fusemax, "
+            "matmul, got 'flat'"
+        ],
+    )
 
 
 # -- serial pipelines -------------------------------------------------------------------------

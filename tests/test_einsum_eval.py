@@ -7,12 +7,13 @@ import csv
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from einsum_opt.evaluation import sweep
-from einsum_opt.evaluation.csv_output import read_results, write_atomically, write_results
+from einsum_opt.evaluation.csv_output import read_results, write_results
 from einsum_opt.evaluation.summary import (
     Summary,
     Utilization,
@@ -22,12 +23,22 @@ from einsum_opt.evaluation.summary import (
 )
 from einsum_opt.evaluation.sweep import COLUMNS, Result
 from einsum_opt.evaluation.workloads import CONFIGS, MODELS, Model
+from einsum_opt.support.atomic_write import write_atomically
 from einsum_opt.tools.einsum_eval import main, parse_lengths
 
 EINSUM_EVAL = Path(sys.executable).parent / "einsum-eval"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ["attention_energy.png", "attention_speedup.png", "end2end_speedup.png", "utilization.png"]
-CSVS = ["attention.csv", "end2end.csv"]
+PLOTS = [
+    "attention_energy.png",
+    "attention_energy_vs_flat.png",
+    "attention_speedup.png",
+    "attention_speedup_vs_flat.png",
+    "end2end_speedup.png",
+    "end2end_speedup_vs_flat.png",
+    "energy_breakdown.png",
+    "utilization.png",
+]
+CSVS = ["attention.csv", "end2end.csv", "energy_breakdown.csv"]
 
 # config -> (latency factor, energy factor, 2D utilisation, 1D utilisation)
 FAKE_COSTS = {
@@ -43,15 +54,17 @@ def fake_result(model: Model, seq_len: int, config: str, layer: float) -> Result
     """A synthetic point: costs grow with the model and (superlinearly) the length."""
     latency, energy, util_2d, util_1d = FAKE_COSTS[config]
     size = model.heads * model.head_dim * (seq_len / 1024) ** 1.5
+    energy_pj = energy * size * 1e5 / 7 + layer * 1e9
     return Result(
         model=model.name,
         seq_len=seq_len,
         config=config,
         latency_s=latency * size * 1e-7 / 3 + layer * 1e-3,
-        energy_pj=energy * size * 1e5 / 7 + layer * 1e9,
+        energy_pj=energy_pj,
         util_2d=util_2d * seq_len / (seq_len + 100),
         util_1d=util_1d,
         dram_bytes=int(size * 2**20) + int(layer * 2**30),
+        energy_breakdown_pj=(("compute", 0.75 * energy_pj), ("memory", 0.25 * energy_pj)),
     )
 
 
@@ -121,7 +134,7 @@ def test_csvs_hold_one_typed_row_per_point(
     assert capsys.readouterr().err == ""  # no bar drawn when stderr is not a terminal
     assert fake_sweep.calls == [(["BERT", "T5"], [1024, 65536, 3000], list(CONFIGS))]
     assert names(out) == CSVS  # no figures, no temporary files
-    for name in CSVS:
+    for name in CSVS[:2]:
         with open(out / name, newline="") as file:
             rows = list(csv.reader(file))
         assert tuple(rows[0]) == COLUMNS
@@ -140,8 +153,30 @@ def test_csvs_hold_one_typed_row_per_point(
         ]
     # floats read back exactly: the rows are the results the sweep returned
     expected = FakeSweep()([MODELS["BERT"], MODELS["T5"]], [1024, 65536, 3000], CONFIGS)
-    assert read_results(out / "attention.csv") == expected[0]
-    assert read_results(out / "end2end.csv") == expected[1]
+    without_breakdown = [[replace(r, energy_breakdown_pj=()) for r in part] for part in expected]
+    assert read_results(out / "attention.csv") == without_breakdown[0]
+    assert read_results(out / "end2end.csv") == without_breakdown[1]
+    # ... and the breakdowns are in energy_breakdown.csv, one row per result and component
+    with open(out / "energy_breakdown.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["part", "model", "seq_len", "config", "component", "energy_pj"]
+    listed = [
+        (part, r.model, r.seq_len, r.config, component, pj)
+        for part, results in zip(("attention", "end2end"), expected, strict=True)
+        for r in results
+        for component, pj in r.energy_breakdown_pj
+    ]
+    assert [
+        (
+            r["part"],
+            r["model"],
+            int(r["seq_len"]),
+            r["config"],
+            r["component"],
+            float(r["energy_pj"]),
+        )
+        for r in rows
+    ] == listed
 
 
 def test_summary_on_stdout(
@@ -175,16 +210,37 @@ def test_figures_are_png(
     assert all(is_png(out / name) for name in PLOTS)
 
 
+UNFUSED_FIGURES = ["attention_speedup", "attention_energy", "end2end_speedup"]
+FLAT_FIGURES = [f"{name}_vs_flat" for name in UNFUSED_FIGURES]
+
+
 @pytest.mark.parametrize(
-    ("configs", "reason"),
+    ("configs", "skipped", "drawn"),
     [
-        ("flat,fusemax", "the baseline configuration unfused was not selected"),
-        ("unfused", "no configuration other than unfused was selected"),
+        (
+            "flat,fusemax",
+            [(f, "the baseline configuration unfused was not selected") for f in UNFUSED_FIGURES],
+            ["utilization", *FLAT_FIGURES, "energy_breakdown"],
+        ),
+        (
+            "unfused",
+            [(f, "no configuration other than unfused was selected") for f in UNFUSED_FIGURES]
+            + [(f, "the baseline configuration flat was not selected") for f in FLAT_FIGURES]
+            + [("energy_breakdown", "configuration flat, fusemax was not selected")],
+            ["utilization"],
+        ),
+        (
+            "unfused,fusemax",
+            [(f, "the baseline configuration flat was not selected") for f in FLAT_FIGURES]
+            + [("energy_breakdown", "configuration flat was not selected")],
+            ["utilization", *UNFUSED_FIGURES],
+        ),
     ],
 )
 def test_figures_without_baseline_are_skipped(
     configs: str,
-    reason: str,
+    skipped: list[tuple[str, str]],
+    drawn: list[str],
     tmp_path: Path,
     fake_sweep: FakeSweep,
     capsys: pytest.CaptureFixture[str],
@@ -192,9 +248,9 @@ def test_figures_without_baseline_are_skipped(
     args = ["--out", str(tmp_path), "--models", "T5,XLM", "--lengths", "1K,4K"]
     assert main([*args, "--configs", configs]) == 0
     notes = capsys.readouterr().err.splitlines()
-    skipped = ["attention_speedup.png", "attention_energy.png", "end2end_speedup.png"]
-    assert notes == [f"note: skipping {name}: {reason}" for name in skipped]
-    assert names(tmp_path) == sorted([*CSVS, "utilization.png"])
+    assert notes == [f"note: skipping {name}: {reason}" for name, reason in skipped]
+    assert names(tmp_path) == sorted([*CSVS, *(f"{name}.png" for name in drawn)])
+    assert all(is_png(tmp_path / f"{name}.png") for name in drawn)
     assert is_png(tmp_path / "utilization.png")
 
 
@@ -432,8 +488,17 @@ def test_real_sweep_one_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert all(line.startswith("note: skipping ") for line in captured.err.splitlines())
     assert "fusemax" in captured.out
     assert names(tmp_path) == sorted([*CSVS, "utilization.png"])
-    for name in CSVS:
+    for name in CSVS[:2]:
         (result,) = read_results(tmp_path / name)
         assert (result.model, result.seq_len, result.config) == ("T5", 1024, "fusemax")
         assert result.latency_s > 0 and result.energy_pj > 0 and result.dram_bytes > 0
         assert 0 < result.util_2d <= 1 and 0 < result.util_1d <= 1
+    # the breakdown holds the cost report's components, and they add up to its energy
+    with open(tmp_path / "energy_breakdown.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    (attention,) = read_results(tmp_path / "attention.csv")
+    parts = [r for r in rows if r["part"] == "attention"]
+    assert [r["component"] for r in parts] == list(
+        sweep.attention_report(MODELS["T5"], 1024, "fusemax").energy_breakdown_pj
+    )
+    assert sum(float(r["energy_pj"]) for r in parts) == pytest.approx(attention.energy_pj)

@@ -45,7 +45,7 @@ from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum
 from einsum_opt.dialects.einsum_syntax import rank_of
 from einsum_opt.hardware import REGISTERS
 from einsum_opt.lowering.working_set import peak_bytes, root_words
-from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
+from einsum_opt.transforms.mapping_roles import Roles, divisors, largest_divisor_at_most, roles
 from einsum_opt.transforms.rewriting import RCall, Read, is_returned, resolved
 
 
@@ -360,8 +360,8 @@ def _choose_block(
         _register_reads(cascade, plan)
         return _fits(cascade, plan.where, kernel)
 
-    tiles = [d * plan.tile for d in range(1, size // plan.tile + 1) if (size // plan.tile) % d == 0]
-    rows = [d for d in range(1, size + 1) if size % d == 0]
+    tiles = [d * plan.tile for d in divisors(size // plan.tile)]
+    rows = divisors(size)
     if vector:
         attach(vector, 1, False)  # the smallest footprint while the 2D array's block is chosen
     if matrix:
@@ -542,7 +542,7 @@ def map_flat(
         _register_reads(cascade, plan)
         return _fits(cascade, where)
 
-    candidates = [d * tile for d in range(1, size // tile + 1) if (size // tile) % d == 0]
+    candidates = [d * tile for d in divisors(size // tile)]
     best = _largest(candidates, attach)
     if best is not None:
         attach(best)

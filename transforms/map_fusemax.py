@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -41,7 +42,7 @@ from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
 from einsum_opt.hardware import REGISTERS
 from einsum_opt.lowering.working_set import peak_bytes
 from einsum_opt.transforms.map_baselines import is_contraction
-from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
+from einsum_opt.transforms.mapping_roles import Roles, divisors, largest_divisor_at_most, roles
 from einsum_opt.transforms.rewriting import Read, is_returned, resolved
 
 
@@ -101,7 +102,7 @@ def query_tile(
     lowering counts it); `buildmap(p1)` attaches the mapping for a candidate."""
     sizes = cascade.rank_sizes()
     blocks = sizes[layout.query] // tile
-    candidates = [d for d in range(1, blocks + 1) if blocks % d == 0]
+    candidates = divisors(blocks)
     low, high = 0, len(candidates) - 1
     buildmap(candidates[0])
     if not fits():
@@ -188,7 +189,8 @@ def fusemax_mapping(
     )
 
 
-BINDINGS = ("fusemax", "matmul")
+Binding = Literal["fusemax", "matmul"]
+BINDINGS: tuple[str, ...] = get_args(Binding)
 """How `map-fusemax` binds Einsums to arrays: FuseMax's way, or only contractions on 2D."""
 
 
@@ -254,7 +256,7 @@ class MapFuseMaxPass(ModulePass):
     rank: str | None = None
     tile: int | None = None
     buffer: int | None = None
-    binding: str = "fusemax"
+    binding: Binding = "fusemax"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):

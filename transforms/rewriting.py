@@ -336,9 +336,9 @@ class Ahead:
 
 def remark(message: str) -> None:
     """Tell the user why a pass they asked for changed nothing (stderr, one line)."""
-    import sys
+    from einsum_opt.support.diagnostics import Diagnostic, emit
 
-    print(f"remark: {message}", file=sys.stderr)
+    emit(Diagnostic("remark", message))
 
 
 def split_pair(cascade: CascadeOp, outer: str, inner: str) -> bool:

@@ -54,9 +54,9 @@ dataflow.program @flat arch "flat" {
 // A repeat cannot be serial: in the custom form a parse error, in the generic form a verifier
 // error, each one `error:` line (the whole output: `\A` anchors at its start).
 // RUN: echo 'dataflow.program @p arch "fusemax" { dataflow.repeat "b" count 2 serial { } }' | not einsum-opt 2>&1 | filecheck %s --check-prefix=REPEAT
-// REPEAT:     {{\A}}stdin:1:54: error: only a dataflow.pipeline can be serial{{$}}
+// REPEAT:     {{\A}}<stdin>:1:54: error: only a dataflow.pipeline can be serial{{$}}
 // REPEAT-NOT: {{.}}
 
 // RUN: echo '"dataflow.program"() <{sym_name = "p", arch = "fusemax"}> ({ "dataflow.repeat"() <{loops = "b", count = #builtin.int<2>, serial}> ({ ^bb0: }) : () -> () }) : () -> ()' | not einsum-opt 2>&1 | filecheck %s --check-prefix=GREPEAT
-// GREPEAT:     {{\A}}error: stdin: repeat "b": only a dataflow.pipeline can be serial{{$}}
+// GREPEAT:     {{\A}}error: <stdin>: repeat "b": only a dataflow.pipeline can be serial{{$}}
 // GREPEAT-NOT: {{.}}
