@@ -73,6 +73,12 @@ def _lower_to_dataflow() -> type[ModulePass]:
     return LowerToDataflowPass
 
 
+def _lower_to_linalg() -> type[ModulePass]:
+    from einsum_opt.lowering.einsum_to_linalg import LowerToLinalgPass
+
+    return LowerToLinalgPass
+
+
 def _reorder_loops() -> type[ModulePass]:
     from einsum_opt.transforms.reorder_loops import ReorderLoopsPass
 
@@ -107,6 +113,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
         "lower-to-dataflow": _lower_to_dataflow,
+        "lower-to-linalg": _lower_to_linalg,
         "lower-to-loopnest": _lower_to_loopnest,
         "map-flat": _map_flat,
         "map-fusemax": _map_fusemax,
