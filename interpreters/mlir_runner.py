@@ -88,23 +88,22 @@ class MlirTools:
     libraries: tuple[str, ...]
 
 
-def _program(variable: str, name: str) -> str | None:
-    return shutil.which(os.environ.get(variable) or name)
+def _program(variable: str, name: str) -> tuple[str, str | None]:
+    """The program's name (from the environment variable, else `name`) and its path."""
+    wanted = os.environ.get(variable) or name
+    return wanted, shutil.which(wanted)
 
 
 def find_tools() -> MlirTools:
     """The tools and runtime libraries; MlirToolError naming what is missing."""
-    opt = _program("EINSUM_MLIR_OPT", f"mlir-opt-{VERSION}")
-    runner = _program("EINSUM_MLIR_RUNNER", f"mlir-runner-{VERSION}")
-    missing = [
-        name
-        for name, found in ((f"mlir-opt-{VERSION}", opt), (f"mlir-runner-{VERSION}", runner))
-        if found is None
-    ]
-    if missing or opt is None or runner is None:
+    opt_name, opt = _program("EINSUM_MLIR_OPT", f"mlir-opt-{VERSION}")
+    runner_name, runner = _program("EINSUM_MLIR_RUNNER", f"mlir-runner-{VERSION}")
+    missing = [name for name, path in ((opt_name, opt), (runner_name, runner)) if path is None]
+    if opt is None or runner is None:
         raise MlirToolError(
-            f"the MLIR backend needs {' and '.join(missing)} on PATH (Debian: apt-get install "
-            f"mlir-{VERSION}-tools; or set EINSUM_MLIR_OPT / EINSUM_MLIR_RUNNER)"
+            f"the MLIR backend needs {' and '.join(missing)}, not found on PATH (Debian: "
+            f"apt-get install mlir-{VERSION}-tools; or name the programs in EINSUM_MLIR_OPT "
+            "and EINSUM_MLIR_RUNNER)"
         )
     libraries = []
     for library in LIBRARIES:
