@@ -37,14 +37,15 @@ class LinalgImportError(Exception):
 def yielded_expressions(block: Block, where: str) -> list[Expr]:
     """The expression of each value the body yields, over its block arguments."""
     values: dict[SSAValue, Expr] = {arg: Access(i) for i, arg in enumerate(block.args)}
+    last = block.last_op
+    if last is None:
+        raise LinalgImportError(f"{where}: empty body")
     for op in block.ops:
-        if op is block.last_op:
-            missing = [v for v in op.operands if v not in values]
-            if missing:
-                raise LinalgImportError(f"{where}: yields a value defined outside its body")
-            return [values[v] for v in op.operands]
-        values.update(_expression(op, values, where))
-    raise LinalgImportError(f"{where}: empty body")
+        if op is not last:
+            values.update(_expression(op, values, where))
+    if any(v not in values for v in last.operands):
+        raise LinalgImportError(f"{where}: yields a value defined outside its body")
+    return [values[v] for v in last.operands]
 
 
 def _expression(op: Operation, values: dict[SSAValue, Expr], where: str) -> dict[SSAValue, Expr]:
