@@ -43,9 +43,7 @@ def yielded_expressions(block: Block, where: str) -> list[Expr]:
     for op in block.ops:
         if op is not last:
             values.update(_expression(op, values, where))
-    if any(v not in values for v in last.operands):
-        raise LinalgImportError(f"{where}: yields a value defined outside its body")
-    return [values[v] for v in last.operands]
+    return [values[v] if v in values else _captured(v, last, where) for v in last.operands]
 
 
 def _expression(op: Operation, values: dict[SSAValue, Expr], where: str) -> dict[SSAValue, Expr]:
@@ -54,8 +52,9 @@ def _expression(op: Operation, values: dict[SSAValue, Expr], where: str) -> dict
         if isinstance(value, FloatAttr | IntegerAttr):
             return {op.result: Const(value.value.data)}
         raise LinalgImportError(f"{where}: constant {value} is not a scalar")
-    if any(v not in values for v in op.operands):
-        raise LinalgImportError(f"{where}: {op.name} reads a value defined outside the body")
+    for v in op.operands:
+        if v not in values:
+            values[v] = _captured(v, op, where)
     args = tuple(values[v] for v in op.operands)
     if isinstance(op, arith.ExtFOp):
         return {op.results[0]: args[0]}
@@ -66,6 +65,16 @@ def _expression(op: Operation, values: dict[SSAValue, Expr], where: str) -> dict
             "scalars: add, sub, mul, div, max, min, neg, exp, log, sqrt, abs)"
         )
     return {op.results[0]: Call(name, args)}
+
+
+def _captured(value: SSAValue, user: Operation, where: str) -> Expr:
+    """A value the body takes from outside: a scalar constant."""
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, FloatAttr | IntegerAttr):
+        return Const(owner.value.value.data)
+    raise LinalgImportError(
+        f"{where}: {user.name} reads a value defined outside the body that is not a constant"
+    )
 
 
 @dataclass(frozen=True)

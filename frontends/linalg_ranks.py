@@ -119,9 +119,9 @@ class RankNames:
         uf = _UnionFind()
         self._uf = uf
         self._ops = {id(s): k for k, s in enumerate(ops)}
-        for value in arguments:
-            for k in range(len(shape(value, where))):
-                uf.add((value, k))
+        for k, value in enumerate(arguments):
+            for position in range(len(shape(value, f"{where}: argument %{value.name_hint or k}"))):
+                uf.add((value, position))
         for k, s in enumerate(ops):
             for d in range(s.loops):
                 uf.add((k, d))

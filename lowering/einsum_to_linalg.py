@@ -68,9 +68,11 @@ def einsum_plan(op: EinsumOp, fixed: str | None, extents: Mapping[str, int]) -> 
     return StepPlan((), tuple((v, extents[v]) for v in variables))
 
 
-def _plan(op: ComputeOp, fixed: str | None, extents: Mapping[str, int]) -> StepPlan:
+def _plan(
+    op: ComputeOp, fixed: str | None, extents: Mapping[str, int], sizes: Mapping[str, int]
+) -> StepPlan:
     if isinstance(op, NestOp):
-        return nest_plan(op, fixed)
+        return nest_plan(op, fixed, sizes)
     return einsum_plan(op, fixed, extents)
 
 
@@ -116,7 +118,7 @@ def _emit_single(
     extents = variable_extents(op, layout.sizes)
     t = op.result_type
     out = b.empty(t.element_type, layout.shape(op.tensor_name, t))
-    plan = _plan(op, None, extents)
+    plan = _plan(op, None, extents, layout.sizes)
     result = emit_step(b, op, plan, tensors, out, {}, extents, layout.sizes)
     result.name_hint = op.tensor_name
     tensors[op.tensor_name] = result
@@ -156,7 +158,7 @@ def _emit_loop(
         current = dict(tensors)
         current.update(zip(names, args, strict=True))
         for op in members:
-            plan = _plan(op, r, extents[op.tensor_name])
+            plan = _plan(op, r, extents[op.tensor_name], layout.sizes)
             current[op.tensor_name] = emit_step(
                 inner,
                 op,

@@ -163,7 +163,7 @@ def _view_index(
         view.sizes.append(1)
         view.keep.append(False)
         return
-    radix = _mixed_radix(varying, dims.extents)
+    radix = mixed_radix(varying, dims.extents)
     if radix is not None:
         size = math.prod(dims.extents[v] for v in radix)
         offset = b.offset(index.const, fixed)
@@ -196,9 +196,7 @@ def _view_index(
     view.groups.append([view.sizes[-1]])
 
 
-def _mixed_radix(
-    varying: Sequence[tuple[str, int]], extents: Mapping[str, int]
-) -> list[str] | None:
+def mixed_radix(varying: Sequence[tuple[str, int]], extents: Mapping[str, int]) -> list[str] | None:
     """The variables outer to inner when `sum(factor * var)` walks 0, 1, 2, ... once each (the
     smallest factor is 1 and each factor is the product of the extents of the smaller ones)."""
     ordered = sorted(varying, key=lambda vf: vf[1])
