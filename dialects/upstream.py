@@ -38,6 +38,11 @@ from xdsl.irdl import (
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import VerifyException
 
+RANKS_ATTR = "einsum.ranks"
+"""The attribute of a function argument naming its ranks, outermost first
+(`%q: tensor<64x1024xf32> {einsum.ranks = ["E", "P"]}`): `lower-to-linalg` writes it and
+`linalg-to-einsum` reads it. MLIR keeps it as a discardable attribute."""
+
 
 @irdl_op_definition
 class GenericOp(LinalgStructuredOperation):

@@ -59,7 +59,7 @@ from einsum_opt.dialects.einsum_syntax import (
     IndexExpr,
     IndexTerm,
 )
-from einsum_opt.dialects.upstream import SoftmaxOp
+from einsum_opt.dialects.upstream import RANKS_ATTR, SoftmaxOp
 from einsum_opt.frontends.linalg_body import (
     LinalgImportError,
     as_reduction,
@@ -74,9 +74,6 @@ __all__ = ["LinalgImportError", "function_to_cascade", "import_linalg"]
 _IDENTITIES = {"add": 0.0, "mul": 1.0, "max": float("-inf"), "min": float("inf")}
 _INT_IDENTITIES = {"add": 0, "mul": 1}
 _RESERVED = {"inf", "nan", *FUNCTIONS}
-
-RANKS_ATTR = "einsum.ranks"
-"""The function-argument attribute naming an argument's ranks, outermost first."""
 
 
 def import_linalg(module: ModuleOp) -> int:
@@ -143,6 +140,8 @@ class _FunctionImporter:
         self.block = Block()
         self.values: dict[SSAValue, SSAValue | _Fill | _Empty] = {}
         self.scalars: dict[SSAValue, float | int] = {}
+        self.fills: dict[SSAValue, float | int] = {}
+        """The constant of every `linalg.fill` result (kept once the fill is materialized)."""
         self.names: set[str] = set()
 
     # -- names -------------------------------------------------------------------------
@@ -234,6 +233,7 @@ class _FunctionImporter:
                 raise LinalgImportError(
                     f"{self.where}: linalg.fill of a value that is not an arith.constant"
                 )
+            self.fills[op.results[0]] = self.scalars[value]
             self.values[op.results[0]] = _Fill(self.scalars[value], op.results[0].name_hint or "")
         else:
             raise LinalgImportError(
@@ -386,12 +386,12 @@ class _FunctionImporter:
 
     def _is_identity(self, init: SSAValue, operator: str, element: Attribute) -> bool:
         """Whether the initial value is a fill with the identity of `operator`."""
-        known = self.values.get(init)
-        if not isinstance(known, _Fill):
+        value = self.fills.get(init)
+        if value is None:
             return False
         if is_float(element):
-            return float(known.value) == _IDENTITIES[operator]
-        return operator in _INT_IDENTITIES and known.value == _INT_IDENTITIES[operator]
+            return float(value) == _IDENTITIES[operator]
+        return operator in _INT_IDENTITIES and value == _INT_IDENTITIES[operator]
 
     def _softmax(self, op: SoftmaxOp) -> None:
         """`softmax(x)` along dimension d: max, exp of the difference, sum, quotient."""

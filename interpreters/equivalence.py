@@ -13,11 +13,13 @@ from einsum_opt.support.errors import UserError
 
 
 def compare_outputs(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
-    """(max |after - before|, max |before| over finite values); NaN only matches NaN."""
+    """(max |after - before|, max |before| over finite values); NaN only matches NaN, an
+    infinity only the same infinity."""
     b = np.asarray(before, dtype=np.float64)
     a = np.asarray(after, dtype=np.float64)
-    both_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(both_nan, 0.0, np.abs(a - b))
+    same = (np.isnan(a) & np.isnan(b)) | (a == b)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - b))
     diff = np.where(np.isnan(diff), np.inf, diff)
     max_abs = float(diff.max()) if diff.size else 0.0
     finite = np.abs(b[np.isfinite(b)])

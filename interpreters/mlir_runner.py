@@ -9,7 +9,8 @@ reads xDSL's hexadecimal form bit for bit), calls the function, and prints each 
 the runtime's `printMemrefI32`/`printMemrefI64` after reinterpreting its bits as integers
 (floats through `arith.bitcast`, 16-bit types widened to i32), so printing loses nothing; the
 printed integers are read back into arrays of the result's element type. The module is
-compiled with `PIPELINE` (one-shot bufferization, then loops, then LLVM) and run by the JIT.
+compiled with `PIPELINE` (one-shot bufferization, then loops, then LLVM), after `DECOMPOSE`
+has turned aggregate ops such as `linalg.softmax` into generics, and run by the JIT.
 
 The tools are `mlir-opt-22` and `mlir-runner-22` on PATH (Debian's `mlir-22-tools`), or the
 programs named by `EINSUM_MLIR_OPT` and `EINSUM_MLIR_RUNNER`. The runtime libraries
@@ -67,6 +68,19 @@ PIPELINE = (
     "--reconcile-unrealized-casts",
 )
 """The `mlir-opt` passes from tensors to the LLVM dialect."""
+
+DECOMPOSE = """module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %ops = transform.structured.match ops{["linalg.softmax"]} in %root
+        : (!transform.any_op) -> !transform.any_op
+    %parts = transform.structured.decompose_interface %ops
+        : (!transform.any_op) -> !transform.any_op
+    transform.yield
+  }
+}
+"""
+"""A transform script decomposing `linalg.softmax` into generics, run by
+`--transform-interpreter` before `PIPELINE` (the export itself makes none)."""
 
 LIBRARIES = ("mlir_runner_utils", "mlir_c_runner_utils")
 """The runtime libraries the printing functions live in."""
@@ -300,8 +314,12 @@ def run_function(
     with tempfile.TemporaryDirectory(prefix="einsum-mlir-") as folder:
         source = Path(folder) / "program.mlir"
         lowered = Path(folder) / "lowered.mlir"
+        decompose = Path(folder) / "decompose.mlir"
         source.write_text(str(program))
-        _run_tool([tools.opt, str(source), *PIPELINE, "-o", str(lowered)], tools.opt)
+        decompose.write_text(DECOMPOSE)
+        first = [f"--transform-preload-library=transform-library-paths={decompose}"]
+        first.append("--transform-interpreter")
+        _run_tool([tools.opt, str(source), *first, *PIPELINE, "-o", str(lowered)], tools.opt)
         out = _run_tool(
             [
                 tools.runner,

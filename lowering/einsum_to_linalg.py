@@ -8,7 +8,8 @@ func.func @softmax(%X: tensor<1024x256xf32>) -> tensor<1024x256xf32> {
 }
 ```
 
-The function takes the cascade's inputs in order (named as they are) and returns its outputs
+The function takes the cascade's inputs in order (named as they are, their ranks in an
+`einsum.ranks` argument attribute, which `linalg-to-einsum` reads back) and returns its outputs
 in order; every rank has its declared size. Each Einsum is one `linalg.generic` (its indexing
 maps from the index expressions, its body the map region followed by the reduce operator),
 writing into a `linalg.fill` of the operator's identity when it reduces. Einsums run in the
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
 from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
@@ -37,6 +38,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import TensorType
 from einsum_opt.dialects.loopnest import NestOp
+from einsum_opt.dialects.upstream import RANKS_ATTR
 from einsum_opt.interpreters.compute_ops import (
     ComputeOp,
     compute_ops,
@@ -93,7 +95,15 @@ def cascade_to_func(cascade: CascadeOp, ranks: Mapping[str, int] | None = None) 
             t = value.type
             assert isinstance(t, TensorType)
             results.append(tensor_type(t.element_type, layout.shape(name, t)))
-        fn = func.FuncOp(cascade.cascade_name, ([t for _, t in inputs], results))
+        rank_names = [
+            DictionaryAttr({RANKS_ATTR: ArrayAttr([StringAttr(r) for r in t.rank_names])})
+            for _, t in cascade.inputs()
+        ]
+        fn = func.FuncOp(
+            cascade.cascade_name,
+            ([t for _, t in inputs], results),
+            arg_attrs=ArrayAttr(rank_names),
+        )
         tensors: dict[str, SSAValue] = {}
         for (name, _), arg in zip(inputs, fn.body.block.args, strict=True):
             arg.name_hint = name
