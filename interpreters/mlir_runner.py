@@ -25,6 +25,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -347,6 +348,11 @@ def _run_tool(command: list[str], program: str) -> str:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as e:
         raise MlirToolError(f"cannot run {program}: {e.strerror or e}") from e
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        raise MlirToolError(
+            f"{Path(program).name} was killed by {name} (e.g. an integer division by zero)"
+        )
     if done.returncode != 0:
         lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
         first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no message")
