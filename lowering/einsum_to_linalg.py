@@ -55,7 +55,7 @@ from einsum_opt.interpreters.einsum_schedule import (
 )
 from einsum_opt.interpreters.einsum_values import ExecutionError
 from einsum_opt.lowering.linalg_ir import IRBuilder, tensor_type
-from einsum_opt.lowering.linalg_step import StepPlan, emit_step
+from einsum_opt.lowering.linalg_step import Step, StepPlan
 from einsum_opt.lowering.linalg_views import ViewError
 from einsum_opt.lowering.loopnest_to_linalg import nest_plan
 
@@ -129,7 +129,7 @@ def _emit_single(
     t = op.result_type
     out = b.empty(t.element_type, layout.shape(op.tensor_name, t))
     plan = _plan(op, None, extents, layout.sizes)
-    result = emit_step(b, op, plan, tensors, out, {}, extents, layout.sizes)
+    result = Step(op, plan, tensors, extents, layout.sizes).emit(b, out, {})
     result.name_hint = op.tensor_name
     tensors[op.tensor_name] = result
 
@@ -168,17 +168,9 @@ def _emit_loop(
         current = dict(tensors)
         current.update(zip(names, args, strict=True))
         for op in members:
-            plan = _plan(op, r, extents[op.tensor_name], layout.sizes)
-            current[op.tensor_name] = emit_step(
-                inner,
-                op,
-                plan,
-                current,
-                current[op.tensor_name],
-                {r: iv},
-                extents[op.tensor_name],
-                layout.sizes,
-            )
+            loops = extents[op.tensor_name]
+            step = Step(op, _plan(op, r, loops, layout.sizes), current, loops, layout.sizes)
+            current[op.tensor_name] = step.emit(inner, current[op.tensor_name], {r: iv})
         return [current[n] for n in names]
 
     results = b.for_loop(trips.pop(), initial, body)

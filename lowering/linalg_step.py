@@ -64,111 +64,105 @@ def reduction_runs(op: EinsumStructure) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def emit_step(
-    b: IRBuilder,
-    op: EinsumStructure,
-    plan: StepPlan,
-    tensors: Mapping[str, SSAValue],
-    out: SSAValue,
-    induction: Mapping[str, SSAValue],
-    extents: Mapping[str, int],
-    sizes: Mapping[str, int],
-) -> SSAValue:
-    """Emit `op` into `out` (its current value); returns the new value. `tensors` holds the
-    current value of every tensor by name; `induction` the enclosing loops' variables."""
+@dataclass(frozen=True)
+class Step:
+    """One Einsum or nest to emit, with what it reads: `tensors` holds the current value of
+    every tensor by name, `extents` every loop variable's trip count, `sizes` the ranks'."""
 
-    def level(b: IRBuilder, k: int, out: SSAValue, induction: Mapping[str, SSAValue]) -> SSAValue:
-        if k == len(plan.outer):
-            return _emit_tile(b, op, plan, tensors, out, induction, extents, sizes)
-        var, extent = plan.outer[k]
+    op: EinsumStructure
+    plan: StepPlan
+    tensors: Mapping[str, SSAValue]
+    extents: Mapping[str, int]
+    sizes: Mapping[str, int]
+
+    def emit(self, b: IRBuilder, out: SSAValue, induction: Mapping[str, SSAValue]) -> SSAValue:
+        """Emit the op into `out` (its current value) inside loops over `induction`; returns
+        the new value of `out`."""
+        return self._level(b, 0, out, induction)
+
+    def _level(
+        self, b: IRBuilder, k: int, out: SSAValue, induction: Mapping[str, SSAValue]
+    ) -> SSAValue:
+        if k == len(self.plan.outer):
+            return self._tile(b, out, induction)
+        var, extent = self.plan.outer[k]
 
         def body(inner: IRBuilder, iv: SSAValue, args: list[SSAValue]) -> list[SSAValue]:
-            return [level(inner, k + 1, args[0], {**induction, var: iv})]
+            return [self._level(inner, k + 1, args[0], {**induction, var: iv})]
 
         return b.for_loop(extent, [out], body)[0]
 
-    return level(b, 0, out, induction)
-
-
-def _emit_tile(
-    b: IRBuilder,
-    op: EinsumStructure,
-    plan: StepPlan,
-    tensors: Mapping[str, SSAValue],
-    out: SSAValue,
-    induction: Mapping[str, SSAValue],
-    extents: Mapping[str, int],
-    sizes: Mapping[str, int],
-) -> SSAValue:
-    outputs = set(op.output_variables())
-    tile = [v for v, _ in plan.tile]
-    out_vars = [v for v in tile if v in outputs]
-    runs = reduction_runs(op)
-    sources = [
-        out if value is None else tensors[tensor_name_of(value)] for value, _ in op.accesses()
-    ]
-    if len(runs) <= 1:
-        dims = _dims(tile, extents, induction)
-        inputs = [
-            _operand(b, value, indices, sizes, dims)
-            for value, (_, indices) in zip(sources, op.accesses(), strict=True)
+    def _sources(self, out: SSAValue) -> list[SSAValue]:
+        """The tensor each access reads (a self read reads `out`)."""
+        return [
+            out if value is None else self.tensors[tensor_name_of(value)]
+            for value, _ in self.op.accesses()
         ]
-        out_view = view_of(b, out, op.output_indices, sizes, dims, output=True)
+
+    def _inputs(self, b: IRBuilder, out: SSAValue, dims: Dims) -> list[Operand]:
+        """The accesses as operands over `dims`."""
+        indices = [ix for _, ix in self.op.accesses()]
+        return [
+            _operand(b, value, ix, self.sizes, dims)
+            for value, ix in zip(self._sources(out), indices, strict=True)
+        ]
+
+    def _tile(self, b: IRBuilder, out: SSAValue, induction: Mapping[str, SSAValue]) -> SSAValue:
+        op, plan = self.op, self.plan
+        outputs = set(op.output_variables())
+        tile = [v for v, _ in plan.tile]
+        runs = reduction_runs(op)
+        if len(runs) > 1:
+            return self._stages(b, runs, [v for v in tile if v in outputs], out, induction)
+        dims = _dims(tile, self.extents, induction)
+        inputs = self._inputs(b, out, dims)
+        out_view = view_of(b, out, op.output_indices, self.sizes, dims, output=True)
         target = out_view.apply(b, out)
         operator = runs[0][0] if runs else None
         if operator is not None:
             outer_reduced = [induction[v] for v, _ in plan.outer if v not in outputs]
             target = _initialised(b, target, operator, outer_reduced)
+        body = _map_body(op, inputs, target, operator, self.sizes)
+        destination = _out_operand(target, out_view)
         iterators = [v in outputs for v in tile]
-        body = _map_body(op, inputs, target, operator, sizes)
-        result = _generic(b, inputs, _out_operand(target, out_view), iterators, body, extents, tile)
+        result = _generic(b, inputs, destination, iterators, body, self.extents, tile)
         return out_view.restore(b, out, result)
-    return _emit_stages(b, op, runs, out_vars, sources, out, induction, extents, sizes)
 
-
-def _emit_stages(
-    b: IRBuilder,
-    op: EinsumStructure,
-    runs: list[tuple[str, list[str]]],
-    out_vars: list[str],
-    sources: list[SSAValue],
-    out: SSAValue,
-    induction: Mapping[str, SSAValue],
-    extents: Mapping[str, int],
-    sizes: Mapping[str, int],
-) -> SSAValue:
-    """Reductions with several operators: one generic per run, through temporaries."""
-    element = element_of(out)
-    previous: Operand | None = None
-    result: SSAValue | None = None
-    out_view: View | None = None
-    for k, (operator, reduced) in enumerate(runs):
-        later = [v for _, vs in runs[k + 1 :] for v in vs]
-        tile = [*out_vars, *reduced, *later]
-        dims = _dims(tile, extents, induction)
-        last = k == len(runs) - 1
-        if last:
-            out_view = view_of(b, out, op.output_indices, sizes, dims, output=True)
-            target = _initialised(b, out_view.apply(b, out), operator, [])
-            destination = _out_operand(target, out_view)
-        else:
-            kept = [*out_vars, *later]
-            target = b.filled(identity_of(operator, element), element, [extents[v] for v in kept])
-            destination = Operand(target, tuple(dims.dim(v) for v in kept), frozenset(kept))
-        iterators = [v in out_vars or v in later for v in tile]
-        if previous is None:
-            inputs = [
-                _operand(b, value, indices, sizes, dims)
-                for value, (_, indices) in zip(sources, op.accesses(), strict=True)
-            ]
-            body = _map_body(op, inputs, target, operator, sizes)
-        else:
-            inputs = [Operand(previous.value, tuple(dims.dim(v) for v in tile), frozenset(tile))]
-            body = combine_body(element, operator)
-        result = _generic(b, inputs, destination, iterators, body, extents, tile)
-        previous = Operand(result, (), frozenset())
-    assert result is not None and out_view is not None
-    return out_view.restore(b, out, result)
+    def _stages(
+        self,
+        b: IRBuilder,
+        runs: list[tuple[str, list[str]]],
+        out_vars: list[str],
+        out: SSAValue,
+        induction: Mapping[str, SSAValue],
+    ) -> SSAValue:
+        """Reductions with several operators: one generic per run, through temporaries."""
+        element = element_of(out)
+        previous: SSAValue | None = None
+        out_view: View | None = None
+        for k, (operator, reduced) in enumerate(runs):
+            later = [v for _, vs in runs[k + 1 :] for v in vs]
+            tile = [*out_vars, *reduced, *later]
+            dims = _dims(tile, self.extents, induction)
+            if k == len(runs) - 1:
+                out_view = view_of(b, out, self.op.output_indices, self.sizes, dims, output=True)
+                target = _initialised(b, out_view.apply(b, out), operator, [])
+                destination = _out_operand(target, out_view)
+            else:
+                kept = [*out_vars, *later]
+                shape = [self.extents[v] for v in kept]
+                target = b.filled(identity_of(operator, element), element, shape)
+                destination = Operand(target, tuple(dims.dim(v) for v in kept), frozenset(kept))
+            iterators = [v in out_vars or v in later for v in tile]
+            if previous is None:
+                inputs = self._inputs(b, out, dims)
+                body = _map_body(self.op, inputs, target, operator, self.sizes)
+            else:
+                inputs = [Operand(previous, tuple(dims.dim(v) for v in tile), frozenset(tile))]
+                body = combine_body(element, operator)
+            previous = _generic(b, inputs, destination, iterators, body, self.extents, tile)
+        assert previous is not None and out_view is not None
+        return out_view.restore(b, out, previous)
 
 
 def _dims(
