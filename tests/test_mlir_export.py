@@ -248,3 +248,19 @@ def test_einsum_run_backend_writes_the_same_archive(tmp_path: Path) -> None:
     assert main([source, *ranks, "--seed", "7", "--backend", "mlir", "-o", str(mlir_out)]) == 0
     with np.load(numpy_out) as want, np.load(mlir_out) as got:
         assert_same({k: want[k] for k in want.files}, {k: got[k] for k in got.files}, rtol=1e-5)
+
+
+@MLIR
+@pytest.mark.parametrize(
+    "name", ["attention/3pass.einsum", "attention/mha.einsum", "linalg/attention.mlir"]
+)
+def test_fusemax_mapped_nests_run(name: str) -> None:
+    """The pipeline as users write it (map-fusemax with its default 256-query tiles): the
+    1-pass cascade's loop nests, mapped the FuseMax way, run through MLIR."""
+    module = example(name)
+    api.set_rank_sizes(module, {"P": 256})
+    reference = run_cascade(module, seed=6)
+    api.apply(module, "pass-fusion{rank=M tile=256},map-fusemax,lower-to-loopnest")
+    nests = [op for op in module.walk() if op.name == "loopnest.nest"]
+    assert any(nest.iterative_rank() == "m1" for nest in nests)  # the running values
+    assert_same(reference, run_cascade_with_mlir(module, seed=6), rtol=1e-5)
