@@ -94,10 +94,9 @@ class View:
 
     @property
     def sliced(self) -> bool:
-        """Whether the view takes a slice of the tensor."""
-        return any(not isinstance(o, int) or o for o in self.offsets) or list(self.sizes) != list(
-            self.shape
-        )
+        """Whether the view takes a slice of the tensor (or drops a dimension)."""
+        moved = any(not isinstance(o, int) or o for o in self.offsets)
+        return moved or not all(self.keep) or list(self.sizes) != list(self.shape)
 
     @property
     def reshaped(self) -> bool:

@@ -203,8 +203,21 @@ einsum.cascade @ints(%A: !einsum.tensor<[M, K], i32>, %B: !einsum.tensor<[K], i6
 """
 
 
+NESTS = """
+einsum.cascade @nests(%X: !einsum.tensor<[B, P], f32>) -> (!einsum.tensor<[B, P], f32>,
+    !einsum.tensor<[B], f32>, !einsum.tensor<[P, B], f32>) ranks(B = 1, P = 6) {
+  %Y = loopnest.nest on pe1d loops [p = 6 space 0, b = 1] levels [DRAM, DRAM] Y[b, p] = %X[b, p] * 2.0 : !einsum.tensor<[B, P], f32>
+  %Z = loopnest.nest on pe1d loops [b = 1 space 0, p = 6] levels [DRAM, DRAM] Z[b] = %X[0, p] : !einsum.tensor<[B], f32>
+  %R = loopnest.nest on pe1d loops [p1 = 2, b = 1, p0 = 3 space 0] levels [DRAM, DRAM, DRAM] R[5-3*p1-p0, b] = %Y[b, 3*p1+p0] - %Z[b] : !einsum.tensor<[P, B], f32>
+  einsum.return %Y, %Z, %R : !einsum.tensor<[B, P], f32>, !einsum.tensor<[B], f32>, !einsum.tensor<[P, B], f32>
+}
+"""
+"""Hand-written loop nests: a rank of size 1 indexed by a constant, and a reversed output
+index (its loops run as scf.for)."""
+
+
 @MLIR
-@pytest.mark.parametrize("text", [HELD_OUT, INTEGERS], ids=["indices", "integers"])
+@pytest.mark.parametrize("text", [HELD_OUT, INTEGERS, NESTS], ids=["indices", "integers", "nests"])
 @pytest.mark.parametrize("stage", ["as written", "loop nests"])
 def test_held_out_cascades_run_like_numpy(text: str, stage: str) -> None:
     module = api.parse(text)
