@@ -22,7 +22,8 @@ from xdsl.dialects.builtin import ModuleOp
 from einsum_opt.dialects.einsum import CascadeOp
 from einsum_opt.interpreters.einsum import find_cascade, prepared_inputs, rank_sizes
 from einsum_opt.interpreters.einsum_values import ExecutionError
-from einsum_opt.interpreters.mlir_runner import MlirTools, find_tools, run_function
+from einsum_opt.interpreters.mlir_runner import run_function
+from einsum_opt.interpreters.mlir_tools import MlirTools, find_tools
 from einsum_opt.lowering.einsum_to_linalg import ExportError, cascade_to_func
 
 

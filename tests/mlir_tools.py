@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from einsum_opt.interpreters.mlir_runner import tools_available
+from einsum_opt.interpreters.mlir_tools import tools_available
 
 REASON = "needs mlir-opt-22 and mlir-runner-22 on PATH (Debian: apt-get install mlir-22-tools)"
 

@@ -26,7 +26,8 @@ from einsum_opt import api
 from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.interpreters.einsum import find_cascade, random_inputs, run_cascade
 from einsum_opt.interpreters.equivalence import compare_outputs
-from einsum_opt.interpreters.mlir_runner import MlirToolError, parse_printed_memrefs
+from einsum_opt.interpreters.mlir_entry import parse_printed_memrefs
+from einsum_opt.interpreters.mlir_tools import MlirToolError
 from einsum_opt.lowering.mlir_execution import run_cascade_with_mlir
 
 ROOT = Path(__file__).resolve().parent.parent
