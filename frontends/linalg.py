@@ -12,8 +12,9 @@ a body is one cascade with the same name; its arguments are the inputs, named by
 names (`%q` -> `q`); the values it returns are the outputs. Ranks are named by
 `linalg_ranks` (A, B, ...), with the sizes of the tensor dimensions.
 
-A `linalg.generic` (and a named structured op: `linalg.matmul`, `linalg.batch_matmul`, the
-elementwise ones) becomes one Einsum per result: its indexing maps become index expressions
+A `linalg.generic` (and a named structured op: `linalg.matmul`, `linalg.batch_matmul`,
+`linalg.transpose`, the elementwise ones, and `linalg.reduce` and `linalg.broadcast` as the
+generics they stand for) becomes one Einsum per result: its indexing maps become index expressions
 (`d0 * 256 + d1` -> `256*a+b`; floordiv, mod and symbols have no Einsum form), its body the
 map computation (`linalg_body`), named after the result (`%qk` -> `qk`). With reduction
 loops, the yielded value must be `op(out, value)` with op one of add, mul, max, min (addf /
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from xdsl.dialects import arith, func, tensor
 from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr
 from xdsl.dialects.linalg.abstract_ops import LinalgStructuredOperation
-from xdsl.dialects.linalg.ops import FillOp
+from xdsl.dialects.linalg.ops import BroadcastOp, FillOp, ReduceOp
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.ir.affine import (
     AffineBinaryOpExpr,
@@ -114,6 +115,8 @@ def _structured(op: Operation, where: str) -> Structured | None:
         rank = len(shape(op.input, where))
         identity = AffineMap.identity(rank)
         return Structured(op, [op.input], [op.output], [identity, identity], [True] * rank, None)
+    if isinstance(op, ReduceOp | BroadcastOp):
+        return _reduce_or_broadcast(op, where)
     if isinstance(op, LinalgStructuredOperation) and not isinstance(op, FillOp):
         try:
             maps = [m.data for m in op.get_indexing_maps()]
@@ -129,6 +132,34 @@ def _structured(op: Operation, where: str) -> Structured | None:
             op.body.block,
         )
     return None
+
+
+def _reduce_or_broadcast(op: ReduceOp | BroadcastOp, where: str) -> Structured:
+    """`linalg.reduce` (its `dimensions` reduced) or `linalg.broadcast` (its `dimensions`
+    added) as the generic it stands for."""
+    listed = set(op.dimensions.get_values())
+    if isinstance(op, ReduceOp):
+        loops = len(shape(op.input, where))
+        kept = [d for d in range(loops) if d not in listed]
+        maps = [
+            AffineMap.identity(loops),
+            AffineMap(loops, 0, tuple(AffineExpr.dimension(d) for d in kept)),
+        ]
+        return Structured(
+            op,
+            [op.input],
+            [op.init],
+            maps,
+            [d not in listed for d in range(loops)],
+            op.region.block,
+        )
+    loops = len(shape(op.init, where))
+    kept = [d for d in range(loops) if d not in listed]
+    maps = [
+        AffineMap(loops, 0, tuple(AffineExpr.dimension(d) for d in kept)),
+        AffineMap.identity(loops),
+    ]
+    return Structured(op, [op.input], [op.init], maps, [True] * loops, op.hidden_region.block)
 
 
 class _FunctionImporter:
@@ -238,7 +269,8 @@ class _FunctionImporter:
         else:
             raise LinalgImportError(
                 f"{self.where}: {op.name} has no Extended Einsum form (the import reads "
-                "linalg.generic, linalg.fill, the named structured ops, linalg.softmax, "
+                "linalg.generic, linalg.fill, the named structured ops, linalg.reduce, "
+                "linalg.broadcast, linalg.softmax, "
                 "tensor.empty, scalar arith.constant and func.return)"
             )
 

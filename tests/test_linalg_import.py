@@ -203,6 +203,28 @@ the identity of max), a matmul accumulating into an argument, a parallel generic
 initial value and a captured constant, an integer body, a blocked index."""
 
 
+NAMED_OPS = """
+func.func @f(%x: tensor<4x8xf32>, %y: tensor<8xf32>) -> (tensor<8x4xf32>, tensor<4xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>) {
+  %e = tensor.empty() : tensor<8x4xf32>
+  %t = linalg.transpose ins(%x : tensor<4x8xf32>) outs(%e : tensor<8x4xf32>) permutation = [1, 0]
+  %zero = arith.constant 0.0 : f32
+  %e4 = tensor.empty() : tensor<4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e4 : tensor<4xf32>) -> tensor<4xf32>
+  %r = linalg.reduce ins(%x : tensor<4x8xf32>) outs(%z : tensor<4xf32>) dimensions = [1]
+    (%in: f32, %init: f32) {
+      %s = arith.addf %in, %init : f32
+      linalg.yield %s : f32
+    }
+  %e48 = tensor.empty() : tensor<4x8xf32>
+  %b = linalg.broadcast ins(%y : tensor<8xf32>) outs(%e48 : tensor<4x8xf32>) dimensions = [0]
+  %a = linalg.add ins(%x, %b : tensor<4x8xf32>, tensor<4x8xf32>) outs(%e48 : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %ex = linalg.exp ins(%a : tensor<4x8xf32>) outs(%e48 : tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %t, %r, %b, %a, %ex : tensor<8x4xf32>, tensor<4xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
+}
+"""
+"""linalg.transpose, linalg.reduce, linalg.broadcast and elementwise named ops."""
+
+
 def test_mixed_linalg_imports() -> None:
     module = imported(MIXED)
     text = str(module)
@@ -214,7 +236,7 @@ def test_mixed_linalg_imports() -> None:
 
 
 @MLIR
-@pytest.mark.parametrize("text", [MHA, MIXED], ids=["mha", "mixed"])
+@pytest.mark.parametrize("text", [MHA, MIXED, NAMED_OPS], ids=["mha", "mixed", "named-ops"])
 def test_imports_mean_what_mlir_computes(text: str) -> None:
     check_against_mlir(text, seed=5)
 
