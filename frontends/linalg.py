@@ -50,7 +50,7 @@ from xdsl.ir.affine import (
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, ReturnOp
 from einsum_opt.dialects.einsum_attrs import RANK_NAME, TensorType
-from einsum_opt.dialects.einsum_map import MapBuildError, build_map_region, is_float
+from einsum_opt.dialects.einsum_map import MapBuildError, build_map_region, constant_attr, is_float
 from einsum_opt.dialects.einsum_syntax import (
     FUNCTIONS,
     Access,
@@ -101,6 +101,18 @@ class _Fill:
     """A tensor holding one constant everywhere (made only where it is read)."""
 
     value: float | int
+    name: str
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One result of a linalg op: its `outs` operand, the result, its ranks, element type and
+    Einsum name."""
+
+    out: SSAValue
+    result: SSAValue
+    ranks: tuple[str, ...]
+    element: Attribute
     name: str
 
 
@@ -315,25 +327,34 @@ class _FunctionImporter:
         element: Attribute,
         reduce: Sequence[tuple[str, str]],
     ) -> SSAValue:
-        arg_types = []
-        for value, _ in accesses:
-            t = value.type
-            assert isinstance(t, TensorType)
-            arg_types.append(t.element_type)
-        try:
-            region = build_map_region(expr, arg_types, element)
-        except MapBuildError as e:
-            raise LinalgImportError(f"{self.where}: {name}: {e}") from e
         op = EinsumOp(
             name,
             [IndexExpr.var(r.lower()) for r in ranks],
             list(accesses),
-            region,
+            self._region(name, expr, accesses, element),
             TensorType(ranks, element),
             reduce=reduce,
         )
         self.block.add_op(op)
         return op.result
+
+    def _region(
+        self,
+        name: str,
+        expr: Expr,
+        accesses: Sequence[tuple[SSAValue | None, Sequence[IndexExpr]]],
+        result: Attribute | _Output,
+    ) -> Region:
+        """The map region computing `expr` over the accesses (None: the output itself)."""
+        element = result.element if isinstance(result, _Output) else result
+        arg_types = []
+        for value, _ in accesses:
+            t = value.type if value is not None else None
+            arg_types.append(t.element_type if isinstance(t, TensorType) else element)
+        try:
+            return build_map_region(expr, arg_types, element)
+        except MapBuildError as e:
+            raise LinalgImportError(f"{self.where}: {name}: {e}") from e
 
     def _convert(self, s: Structured) -> None:
         if isinstance(s.op, SoftmaxOp):
@@ -346,32 +367,26 @@ class _FunctionImporter:
         n = len(s.inputs)
         reduced = {variables[d] for d in range(s.loops) if not s.parallel[d]}
         parallel = [variables[d] for d in range(s.loops) if s.parallel[d]]
-        for j, (out, result, expr) in enumerate(zip(s.outputs, s.op.results, exprs, strict=True)):
+        outputs: list[_Output] = []
+        for j, (out, result) in enumerate(zip(s.outputs, s.op.results, strict=True)):
             ranks = self.ranks.tensor_ranks(result, f"result %{result.name_hint or j}")
-            out_map = s.maps[n + j]
-            self._check_output(out_map, variables, ranks, parallel, where)
+            self._check_output(s.maps[n + j], variables, ranks, parallel, where)
             element = self._type(result, "a result").element_type
             name = self._name(result.name_hint, "t")
-            operator = None
-            value = expr
-            if reduced:
-                reduction = as_reduction(expr, n + j)
-                if reduction is None or any(leaf.index >= n for leaf in leaves(reduction.value)):
-                    raise LinalgImportError(
-                        f"{where}: with reduction loops its body must yield op(out, value) with "
-                        "op one of add, mul, max, min and value reading inputs only"
-                    )
-                operator, value = reduction.operator, reduction.value
-            used = leaves(value)
-            accesses = []
-            for leaf in used:
-                operand = s.operands[leaf.index]
-                indices = [_index(r, variables, where) for r in s.maps[leaf.index].results]
-                accesses.append(
-                    (self._read(operand, f"operand {leaf.index} of {s.op.name}"), indices)
-                )
+            outputs.append(_Output(out, result, ranks, element, name))
+        reductions = [as_reduction(e, n + j) for j, e in enumerate(exprs)]
+        plain = all(
+            r is not None and all(leaf.index < n for leaf in leaves(r.value)) for r in reductions
+        )
+        if reduced and not plain:
+            self._recurrence(s, variables, exprs, outputs, where)
+            return
+        for j, (output, expr) in enumerate(zip(outputs, exprs, strict=True)):
+            reduction = reductions[j] if reduced else None
+            value = expr if reduction is None else reduction.value
+            accesses = self._accesses(s, value, variables, where)
             reduce: list[tuple[str, str]] = []
-            if operator is not None:
+            if reduction is not None:
                 order = [v for _, ix in accesses for i in ix for v in i.variables if v in reduced]
                 missing = sorted(reduced - set(order))
                 if missing:
@@ -379,21 +394,107 @@ class _FunctionImporter:
                         f"{where}: reduction dimension of rank {missing[0].upper()} is read by "
                         "no operand the body uses"
                     )
-                reduce = [(v, operator) for v in dict.fromkeys(order)]
-            combined = operator is not None and not self._is_identity(out, operator, element)
-            einsum_name = self._name(f"{name}_part", "t") if combined else name
+                reduce = [(v, reduction.operator) for v in dict.fromkeys(order)]
+            operator = None if reduction is None else reduction.operator
+            combined = operator is not None and not self._is_identity(
+                output.out, operator, output.element
+            )
+            name = self._name(f"{output.name}_part", "t") if combined else output.name
             computed = self._einsum(
-                einsum_name, ranks, renumbered(value, used), accesses, element, reduce
+                name,
+                output.ranks,
+                renumbered(value, leaves(value)),
+                accesses,
+                output.element,
+                reduce,
             )
             if combined:
                 assert operator is not None
-                init = self._read(out, f"the initial value of {name}")
-                indices = [IndexExpr.var(r.lower()) for r in ranks]
+                init = self._read(output.out, f"the initial value of {output.name}")
+                indices = [IndexExpr.var(r.lower()) for r in output.ranks]
                 both = Call(operator, (Access(0), Access(1)))
+                accesses = [(init, indices), (computed, indices)]
                 computed = self._einsum(
-                    name, ranks, both, [(init, indices), (computed, indices)], element, []
+                    output.name, output.ranks, both, accesses, output.element, []
                 )
-            self.values[result] = computed
+            self.values[output.result] = computed
+
+    def _accesses(
+        self, s: Structured, value: Expr, variables: Sequence[str], where: str
+    ) -> list[tuple[SSAValue, list[IndexExpr]]]:
+        """The operand each leaf of `value` reads, with its indices."""
+        accesses = []
+        for leaf in leaves(value):
+            operand = s.operands[leaf.index]
+            indices = [_index(r, variables, where) for r in s.maps[leaf.index].results]
+            accesses.append((self._read(operand, f"operand {leaf.index} of {s.op.name}"), indices))
+        return accesses
+
+    def _recurrence(
+        self,
+        s: Structured,
+        variables: Sequence[str],
+        exprs: Sequence[Expr],
+        outputs: Sequence[_Output],
+        where: str,
+    ) -> None:
+        """A body combining its outputs other than by one reduce operator (an online softmax
+        keeping a running max and a rescaled sum): iterative Einsums over the reduced rank,
+        each output's previous value read at r and its new value written at r+1 (where a later
+        output uses an earlier one's new value, it reads it at r+1), from the constant its
+        `outs` is filled with; the results are the final values (index R)."""
+        reduced = [variables[d] for d in range(s.loops) if not s.parallel[d]]
+        if len(reduced) != 1:
+            raise LinalgImportError(
+                f"{where}: a body that does not yield op(out, value) with op one of add, mul, "
+                "max, min and value reading inputs only must reduce exactly one dimension (it "
+                "is then a recurrence over it)"
+            )
+        r = reduced[0]
+        n = len(s.inputs)
+        placeholders = Block(
+            arg_types=[TensorType([r.upper(), *o.ranks], o.element) for o in outputs]
+        )
+        runs: list[SSAValue] = []
+        for j, (output, expr) in enumerate(zip(outputs, exprs, strict=True)):
+            start = self.fills.get(output.out)
+            if start is None:
+                raise LinalgImportError(
+                    f"{where}: the initial value of {output.name} must be a linalg.fill of a "
+                    "constant (it starts a recurrence over the reduced rank)"
+                )
+            # the new value of an earlier output, where this one uses it, is read at r+1
+            for i in range(j):
+                if isinstance(exprs[i], Call):
+                    expr = _substituted(expr, exprs[i], Access(-1 - i))
+            accesses: list[tuple[SSAValue | None, list[IndexExpr]]] = []
+            for leaf in leaves(expr):
+                if 0 <= leaf.index < n:
+                    accesses.extend(self._accesses(s, leaf, variables, where))
+                    continue
+                i = leaf.index - n if leaf.index >= 0 else -1 - leaf.index
+                step = IndexExpr.var(r, 1 if leaf.index < 0 else 0)
+                indices = [step, *(IndexExpr.var(v.lower()) for v in outputs[i].ranks)]
+                source = None if i == j else (runs[i] if i < j else placeholders.args[i])
+                accesses.append((source, indices))
+            run_ranks = [r.upper(), *output.ranks]
+            op = EinsumOp(
+                self._name(f"{output.name}_run", "t"),
+                [IndexExpr.var(r, 1), *(IndexExpr.var(v.lower()) for v in output.ranks)],
+                accesses,
+                self._region(output.name, renumbered(expr, leaves(expr)), accesses, output),
+                TensorType(run_ranks, output.element),
+                init=constant_attr(start, output.element),
+            )
+            self.block.add_op(op)
+            runs.append(op.result)
+        for placeholder, run in zip(placeholders.args, runs, strict=True):
+            placeholder.replace_all_uses_with(run)
+        for output, run in zip(outputs, runs, strict=True):
+            final = [IndexExpr.extent(r.upper()), *(IndexExpr.var(v.lower()) for v in output.ranks)]
+            self.values[output.result] = self._einsum(
+                output.name, output.ranks, Access(0), [(run, final)], output.element, []
+            )
 
     def _check_output(
         self,
@@ -460,6 +561,15 @@ class _FunctionImporter:
         self.values[result] = self._einsum(
             base, ranks, quotient, [(exp, full), (total, part)], element, []
         )
+
+
+def _substituted(expr: Expr, part: Expr, by: Expr) -> Expr:
+    """`expr` with every occurrence of the subexpression `part` replaced by `by`."""
+    if expr == part:
+        return by
+    if isinstance(expr, Call):
+        return Call(expr.fn, tuple(_substituted(a, part, by) for a in expr.args))
+    return expr
 
 
 def _index(expr: AffineExpr, variables: Sequence[str], where: str) -> IndexExpr:

@@ -225,6 +225,70 @@ func.func @f(%x: tensor<4x8xf32>, %y: tensor<8xf32>) -> (tensor<8x4xf32>, tensor
 """linalg.transpose, linalg.reduce, linalg.broadcast and elementwise named ops."""
 
 
+ONLINE = """
+// 2-pass attention: the running max and the rescaled running sum in one generic.
+func.func @attention(%q: tensor<8x16xf32>, %k: tensor<8x32xf32>, %v: tensor<4x32xf32>) -> tensor<4x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %minf = arith.constant 0xFF800000 : f32
+  %e2 = tensor.empty() : tensor<32x16xf32>
+  %z2 = linalg.fill ins(%zero : f32) outs(%e2 : tensor<32x16xf32>) -> tensor<32x16xf32>
+  %qk = linalg.generic {indexing_maps = [affine_map<(m, p, e) -> (e, p)>, affine_map<(m, p, e) -> (e, m)>, affine_map<(m, p, e) -> (m, p)>], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%q, %k : tensor<8x16xf32>, tensor<8x32xf32>) outs(%z2 : tensor<32x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<32x16xf32>
+  %e1 = tensor.empty() : tensor<16xf32>
+  %max0 = linalg.fill ins(%minf : f32) outs(%e1 : tensor<16xf32>) -> tensor<16xf32>
+  %sum0 = linalg.fill ins(%zero : f32) outs(%e1 : tensor<16xf32>) -> tensor<16xf32>
+  %stats:2 = linalg.generic {indexing_maps = [affine_map<(p, m) -> (m, p)>, affine_map<(p, m) -> (p)>, affine_map<(p, m) -> (p)>], iterator_types = ["parallel", "reduction"]}
+      ins(%qk : tensor<32x16xf32>) outs(%max0, %sum0 : tensor<16xf32>, tensor<16xf32>) {
+  ^bb0(%x: f32, %old_max: f32, %old_sum: f32):
+    %new_max = arith.maximumf %old_max, %x : f32
+    %d = arith.subf %old_max, %new_max : f32
+    %scale = math.exp %d : f32
+    %rescaled = arith.mulf %old_sum, %scale : f32
+    %dx = arith.subf %x, %new_max : f32
+    %ex = math.exp %dx : f32
+    %new_sum = arith.addf %rescaled, %ex : f32
+    linalg.yield %new_max, %new_sum : f32, f32
+  } -> (tensor<16xf32>, tensor<16xf32>)
+  %eo = tensor.empty() : tensor<4x16xf32>
+  %zo = linalg.fill ins(%zero : f32) outs(%eo : tensor<4x16xf32>) -> tensor<4x16xf32>
+  %av = linalg.generic {indexing_maps = [affine_map<(f, p, m) -> (m, p)>, affine_map<(f, p, m) -> (p)>, affine_map<(f, p, m) -> (p)>, affine_map<(f, p, m) -> (f, m)>, affine_map<(f, p, m) -> (f, p)>], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%qk, %stats#0, %stats#1, %v : tensor<32x16xf32>, tensor<16xf32>, tensor<16xf32>, tensor<4x32xf32>) outs(%zo : tensor<4x16xf32>) {
+  ^bb0(%x: f32, %mx: f32, %sm: f32, %w: f32, %acc: f32):
+    %dx = arith.subf %x, %mx : f32
+    %ex = math.exp %dx : f32
+    %p = arith.divf %ex, %sm : f32
+    %pw = arith.mulf %p, %w : f32
+    %s = arith.addf %acc, %pw : f32
+    linalg.yield %s : f32
+  } -> tensor<4x16xf32>
+  return %av : tensor<4x16xf32>
+}
+"""
+"""2-pass attention: the running max and the rescaled running sum in one two-result generic,
+a recurrence over the keys rather than a reduction with one operator."""
+
+
+def test_online_softmax_is_a_recurrence() -> None:
+    module = imported(ONLINE)
+    text = str(module)
+    assert "stats_run[c+1, b] = max(stats_run[c, b], %qk[c, b]) init(-inf)" in text
+    assert (
+        "stats_1_run[c+1, b] = stats_1_run[c, b] * exp(%stats_run[c, b] - %stats_run[c+1, b]) "
+        "+ exp(%qk[c, b] - %stats_run[c+1, b]) init(0.0)"
+    ) in text
+    assert "stats[b] = %stats_run[C, b]" in text
+    assert api.passes(module)["C"] == 2
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((8, 16), (8, 32), (4, 32)))
+    got = run_cascade(module, {"q": q, "k": k, "v": v})["av"]
+    np.testing.assert_allclose(got, attention(q, k, v), rtol=1e-5, atol=1e-5)
+
+
 def test_mixed_linalg_imports() -> None:
     module = imported(MIXED)
     text = str(module)
@@ -236,7 +300,9 @@ def test_mixed_linalg_imports() -> None:
 
 
 @MLIR
-@pytest.mark.parametrize("text", [MHA, MIXED, NAMED_OPS], ids=["mha", "mixed", "named-ops"])
+@pytest.mark.parametrize(
+    "text", [MHA, MIXED, NAMED_OPS, ONLINE], ids=["mha", "mixed", "named-ops", "online"]
+)
 def test_imports_mean_what_mlir_computes(text: str) -> None:
     check_against_mlir(text, seed=5)
 
