@@ -14,15 +14,16 @@ names (`%q` -> `q`); the values it returns are the outputs. Ranks are named by
 
 A `linalg.generic` (and a named structured op: `linalg.matmul`, `linalg.batch_matmul`,
 `linalg.transpose`, the elementwise ones, and `linalg.reduce` and `linalg.broadcast` as the
-generics they stand for) becomes one Einsum per result: its indexing maps become index expressions
-(`d0 * 256 + d1` -> `256*a+b`; floordiv, mod and symbols have no Einsum form), its body the
-map computation (`linalg_body`), named after the result (`%qk` -> `qk`). With reduction
-loops, the yielded value must be `op(out, value)` with op one of add, mul, max, min (addf /
-addi, mulf / muli, maximumf / maxnumf / maxsi, minimumf / minnumf / minsi): the reduced ranks
-get that operator. The output's initial value is a `linalg.fill` of the operator's identity
+generics they stand for) becomes one Einsum per result: its indexing maps become index
+expressions (`d0 * 256 + d1` -> `256*a+b`; floordiv, mod and symbols have no Einsum form), its
+body the map computation (`linalg_body`), named after the result (`%qk` -> `qk`). With
+reduction loops, a yielded value `op(out, value)` with op one of add, mul, max, min (addf /
+addi, mulf / muli, maximumf / maxnumf / maxsi, minimumf / minnumf / minsi) gives the reduced
+ranks that operator. The output's initial value is a `linalg.fill` of the operator's identity
 (0, 1, -inf, +inf) in the usual case; any other initial value is combined by a second Einsum
-(`out = op(init, reduced)`). Without reduction loops, a body that reads `out` reads the
-initial value. `linalg.fill` of a constant becomes an Einsum with a constant map where it is
+(`out = op(init, reduced)`). A body combining its outputs in any other way (an online
+softmax) is a recurrence over its one reduced rank: iterative Einsums. Without reduction
+loops, a body that reads `out` reads the initial value. `linalg.fill` of a constant becomes an Einsum with a constant map where it is
 read, `linalg.softmax dimension(d)` the four Einsums of its definition (max, exp of the
 difference, sum, quotient over rank d), `tensor.empty` and scalar `arith.constant` what the
 other ops take. Anything else is an error naming the op.
