@@ -23,10 +23,10 @@ ranks that operator. The output's initial value is a `linalg.fill` of the operat
 (0, 1, -inf, +inf) in the usual case; any other initial value is combined by a second Einsum
 (`out = op(init, reduced)`). A body combining its outputs in any other way (an online
 softmax) is a recurrence over its one reduced rank: iterative Einsums. Without reduction
-loops, a body that reads `out` reads the initial value. `linalg.fill` of a constant becomes an Einsum with a constant map where it is
-read, `linalg.softmax dimension(d)` the four Einsums of its definition (max, exp of the
-difference, sum, quotient over rank d), `tensor.empty` and scalar `arith.constant` what the
-other ops take. Anything else is an error naming the op.
+loops, a body that reads `out` reads the initial value. `linalg.fill` of a constant becomes
+an Einsum with a constant map where it is read, `linalg.softmax dimension(d)` the four Einsums
+of its definition (max, exp of the difference, sum, quotient over rank d), `tensor.empty` and
+scalar `arith.constant` what the other ops take. Anything else is an error naming the op.
 """
 
 from __future__ import annotations
