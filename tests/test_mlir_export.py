@@ -53,11 +53,13 @@ STAGES = {
         "pass-fusion{rank=M tile=256},map-fusemax{tile=8},lower-to-loopnest",
         "map-fusemax{tile=8},lower-to-loopnest",
         "map-unfused{tile=8},lower-to-loopnest",
+        "lower-to-loopnest",
     ],
 }
 """Pipelines applied before the export; a stage takes the first of its pipelines that applies.
 `mapped` is the FuseMax mapping of the cascade fused to 1 pass (or already 1-pass), the
-unfused baseline's mapping where there is no 1-pass form."""
+unfused baseline's mapping where there is no 1-pass form, the default mapping where neither
+applies."""
 
 
 def example(name: str) -> ModuleOp:
