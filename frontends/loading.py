@@ -56,6 +56,36 @@ def _func() -> Dialect:
     return Func
 
 
+def _linalg() -> Dialect:
+    from einsum_opt.dialects.upstream import Linalg
+
+    return Linalg
+
+
+def _tensor() -> Dialect:
+    from xdsl.dialects.tensor import Tensor
+
+    return Tensor
+
+
+def _scf() -> Dialect:
+    from xdsl.dialects.scf import Scf
+
+    return Scf
+
+
+def _bufferization() -> Dialect:
+    from xdsl.dialects.bufferization import Bufferization
+
+    return Bufferization
+
+
+def _memref() -> Dialect:
+    from xdsl.dialects.memref import MemRef
+
+    return MemRef
+
+
 DIALECTS: Mapping[str, Callable[[], Dialect]] = {
     "builtin": _builtin,
     "func": _func,
@@ -64,12 +94,18 @@ DIALECTS: Mapping[str, Callable[[], Dialect]] = {
     "einsum": _einsum,
     "loopnest": _loopnest,
     "dataflow": _dataflow,
+    "linalg": _linalg,
+    "tensor": _tensor,
+    "scf": _scf,
+    "bufferization": _bufferization,
+    "memref": _memref,
 }
-"""Every dialect einsum-opt understands, loaded lazily on first use."""
+"""Every dialect einsum-opt understands, loaded lazily on first use: ours, and the upstream
+ones that `lower-to-linalg` writes and `linalg-to-einsum` reads."""
 
 
 def make_context() -> Context:
-    """A context knowing our dialects (and builtin, func, arith, math)."""
+    """A context knowing our dialects and the upstream ones in `DIALECTS`."""
     ctx = Context()
     for name, factory in DIALECTS.items():
         ctx.register_dialect(name, factory)

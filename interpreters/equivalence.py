@@ -13,7 +13,8 @@ from einsum_opt.support.errors import UserError
 
 
 def compare_outputs(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
-    """(max |after - before|, max |before| over finite values); NaN only matches NaN."""
+    """(max |after - before|, max |before| over finite values); NaN only matches NaN, an
+    infinity only the same infinity."""
     b = np.asarray(before, dtype=np.float64)
     a = np.asarray(after, dtype=np.float64)
     same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities match too

@@ -8,6 +8,7 @@ before = module.clone()
 api.apply(module, "pass-fusion{rank=M tile=256},count-passes")
 api.passes(module)                        # {"E": 1, "F": 1, "P": 1, "M0": 2, "M1": 1}
 out = api.run(module, seed=0)             # {"AV": array}
+api.run(module, seed=0, backend="mlir")   # the same through mlir-opt-22 / mlir-runner-22
 api.check_equivalent(before, module)      # raises if the outputs differ
 ```
 """
@@ -85,8 +86,16 @@ def run(
     seed: int = 0,
     ranks: Mapping[str, int] | None = None,
     cascade: str | None = None,
+    backend: str = "numpy",
 ) -> dict[str, np.ndarray]:
-    """Execute a cascade with the numpy reference interpreter (missing inputs are random)."""
+    """Execute a cascade (missing inputs are random) with the numpy reference interpreter, or
+    with `backend="mlir"` exported to upstream MLIR and run by mlir-opt-22 / mlir-runner-22."""
+    if backend == "mlir":
+        from einsum_opt.lowering.mlir_execution import run_cascade_with_mlir
+
+        return run_cascade_with_mlir(target, inputs, ranks=ranks, seed=seed, cascade=cascade)
+    if backend != "numpy":
+        raise ValueError(f"unknown backend '{backend}' (known: numpy, mlir)")
     return run_cascade(target, inputs, ranks=ranks, seed=seed, cascade=cascade)
 
 

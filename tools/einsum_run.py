@@ -2,7 +2,7 @@
 
 ```
 einsum-run FILE [--inputs in.npz] [--seed N] [--ranks M=512,P=256] [-o out.npz]
-                [--cascade NAME] [--print] [-f mlir|einsum|yaml]
+                [--cascade NAME] [--print] [-f mlir|einsum|yaml] [--backend numpy|mlir]
 ```
 
 FILE is `.mlir`, `.einsum` or a TeAAL `.yaml` (`-f` says which when the extension does not,
@@ -13,6 +13,8 @@ With `-o`, the outputs are written to an `.npz` archive keyed by output name (on
 run succeeded, never half-written); otherwise, and with `--print`, one summary line per output
 is printed (with `--print`, followed by the array as numpy prints it). An output that is an
 iterative tensor holds one extra entry along its iterative rank (index 0 = initial value).
+`--backend mlir` runs the cascade through upstream MLIR instead (`lower-to-linalg`,
+`mlir-opt-22`, `mlir-runner-22`; `lowering.mlir_execution`) and writes the same archive.
 Every failure prints one `error:` line on stderr and exits with status 1.
 """
 
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cascade", metavar="NAME", help="cascade to run when FILE holds several")
     parser.add_argument(
         "--print", dest="print_arrays", action="store_true", help="print the output arrays"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "mlir"),
+        default="numpy",
+        help="numpy: the reference interpreter (default); mlir: compile and run with "
+        "mlir-opt-22 and mlir-runner-22",
     )
     return parser
 
@@ -160,7 +169,12 @@ def run(args: argparse.Namespace) -> int:
                     f"'{args.inputs}' holds '{key}', which is not an input of "
                     f"@{cascade.cascade_name} (inputs: {', '.join(names) or 'none'})"
                 )
-        outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
+        if args.backend == "mlir":
+            from einsum_opt.lowering.mlir_execution import run_cascade_with_mlir
+
+            outputs = run_cascade_with_mlir(cascade, inputs, ranks=ranks, seed=args.seed)
+        else:
+            outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
     except ExecutionError as e:
         raise UserError(str(e)) from e
     if output is not None:
