@@ -153,7 +153,8 @@ def access_energy(
     used: int,
     instances: int,
     cluster_size: int = 1,
-    where: str = "",
+    level: str = "",
+    tensor: str = "",
 ) -> tuple[tuple[int, int, int], float]:
     """Timeloop's energy of one tensor at one level: the per-instance (reads, fills, updates)
     in whole vectors of `block` words at the (read, write, update) energies, spread over the
@@ -168,7 +169,7 @@ def access_energy(
         if n == 0:
             continue
         if pj is None:
-            raise LevelCostError(f"{where}: no {action} energy")
+            raise LevelCostError(f"level {level}: no {action} energy for tensor {tensor}")
         per_cluster += n * pj
     if used <= 0:
         return vectors, 0.0
@@ -187,7 +188,8 @@ def _energy(level: LevelCounts, hardware: LevelHardware, instances: int) -> dict
             used,
             instances,
             hardware.cluster_size,
-            f"level {level.name}: tensor {name}",
+            level.name,
+            name,
         )
         tensors[name] = TensorCost(*vectors, per_instance, per_instance * used)
     return tensors

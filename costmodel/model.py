@@ -138,7 +138,8 @@ def storage_energy(
     instances: int,
     word_bytes: int,
     accounting: str = "physical",
-    where: str = "",
+    label: str = "",
+    tensor: str = "",
 ) -> float:
     """pJ of (reads, fills, updates) summed over `instances` utilized instances of `level`:
     Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
@@ -151,7 +152,8 @@ def storage_energy(
         instances,
         max(instances, level.instances),
         level.cluster_size,
-        where,
+        label,
+        tensor,
     )
     return per_instance * (1 if accounting == "artifact" else instances)
 
@@ -297,8 +299,9 @@ class _Evaluator:
         level = level_of(arch, label)
         counts = op.counts()
         instances = op.instances_value
-        where = f'access @{op.einsum_name} "{op.tensor_name}" at {label}'
-        pj = storage_energy(level, counts, instances, arch.word_bytes, self.accounting, where)
+        pj = storage_energy(
+            level, counts, instances, arch.word_bytes, self.accounting, label, op.tensor_name
+        )
         entry = self.acc.levels.setdefault(label, _LevelAcc())
         entry.reads += counts[0]
         entry.fills += counts[1]

@@ -185,7 +185,7 @@ def _result(
     )
 
 
-def attention_report(
+def attention_reports(
     model: Model, seq_len: int, config: str
 ) -> tuple[CostReport, CostReport]:
     """The cost reports (artifact and physical accounting) of attention for one point."""
@@ -193,18 +193,29 @@ def attention_report(
     return compile_and_cost("attention.einsum", attention_sizes(model, seq_len), c.pipeline, c.arch)
 
 
-def linear_report(
+def attention_report(model: Model, seq_len: int, config: str) -> CostReport:
+    """The cost report of attention for one point, in the artifact's accounting."""
+    return attention_reports(model, seq_len, config)[0]
+
+
+def linear_reports(
     model: Model, seq_len: int, config: str
 ) -> tuple[CostReport, CostReport]:
-    """The cost reports of the linear layers on the architecture of `config`."""
+    """The cost reports (artifact and physical) of the linear layers on `config`'s
+    architecture."""
     arch = CONFIGURATIONS[config].arch
     pipeline = LINEAR_PIPELINE.format(arch=arch)
     return compile_and_cost("linear.einsum", linear_sizes(model, seq_len), pipeline, arch)
 
 
+def linear_report(model: Model, seq_len: int, config: str) -> CostReport:
+    """The cost report of the linear layers, in the artifact's accounting."""
+    return linear_reports(model, seq_len, config)[0]
+
+
 def attention(model: Model, seq_len: int, config: str) -> Result:
     """Multi-head attention of `model` at `seq_len` tokens under `config`."""
-    return _result(model, seq_len, config, attention_report(model, seq_len, config))
+    return _result(model, seq_len, config, attention_reports(model, seq_len, config))
 
 
 def combine(first: Result, second: Result) -> Result:
@@ -243,7 +254,7 @@ def point(model: Model, seq_len: int, config: str) -> tuple[Result, Result]:
     """(attention, end to end) of `model` at `seq_len` tokens under `config`: attention is
     compiled once and the linear layers added to it."""
     att = attention(model, seq_len, config)
-    linear = _result(model, seq_len, config, linear_report(model, seq_len, config))
+    linear = _result(model, seq_len, config, linear_reports(model, seq_len, config))
     return att, combine(att, linear)
 
 

@@ -82,7 +82,8 @@ def _projection(
             for term in index.terms
             if term.var is not None
         )
-        dims.append(terms)
+        if terms:  # a constant index (a final value, `RM[M, p]`) spans one point
+            dims.append(terms)
     return tuple(dims)
 
 

@@ -192,8 +192,8 @@ def lower_module_to_linalg(module: ModuleOp, ranks: Mapping[str, int] | None = N
 
 @dataclass(frozen=True)
 class LowerToLinalgPass(ModulePass):
-    """`lower-to-linalg`: every cascade (Einsums, loop nests or both) becomes a `func.func` on
-    tensors in upstream MLIR (linalg, scf, tensor, arith, math), which `mlir-opt-22` reads."""
+    """Turn every cascade (Einsums, loop nests or both) into a `func.func` on tensors in
+    upstream MLIR (linalg, scf, tensor, arith, math), which `mlir-opt-22` reads."""
 
     name = "lower-to-linalg"
 

@@ -61,6 +61,7 @@ def fake_result(model: Model, seq_len: int, config: str, layer: float) -> Result
         config=config,
         latency_s=latency * size * 1e-7 / 3 + layer * 1e-3,
         energy_pj=energy_pj,
+        energy_pj_physical=1.1 * energy_pj,
         util_2d=util_2d * seq_len / (seq_len + 100),
         util_1d=util_1d,
         dram_bytes=int(size * 2**20) + int(layer * 2**30),
@@ -276,7 +277,7 @@ def test_case_insensitive_names(tmp_path: Path, fake_sweep: FakeSweep) -> None:
 
 
 def point(model: str, config: str, latency: float, energy: float, u2: float = 0.5) -> Result:
-    return Result(model, 1024, config, latency, energy, u2, 1.0 - u2 / 2, 100)
+    return Result(model, 1024, config, latency, energy, 1.1 * energy, u2, 1.0 - u2 / 2, 100)
 
 
 def test_summarize_means_of_ratios_by_hand() -> None:

@@ -123,7 +123,8 @@ def test_results_carry_the_cost_reports_energy_breakdown() -> None:
 
 
 def result(model: str, n: int, config: str, latency: float, parts: dict[str, float]) -> Result:
-    return Result(model, n, config, latency, sum(parts.values()), 0.5, 0.5, 1, tuple(parts.items()))
+    energy = sum(parts.values())
+    return Result(model, n, config, latency, energy, 1.1 * energy, 0.5, 0.5, 1, tuple(parts.items()))
 
 
 RESULTS = [

@@ -142,7 +142,8 @@ def test_list_passes_names_every_pass_and_option(capsys: pytest.CaptureFixture[s
         expected = pass_options(registry[name]())
         assert options == [str(o) for o in expected]
         assert all(o.type and o.allowed for o in expected)
-    assert "    tile: int = 256\n" in out  # map-unfused's default
+    assert "    overlap: bool = true\n" in out  # lower-to-dataflow's default
+    assert "    tile: int = none\n" in out  # map-unfused: the largest divisor the array takes
     assert "    sizes: str (required)\n" in out
     assert '    binding: fusemax|matmul = "fusemax"\n' in out
 

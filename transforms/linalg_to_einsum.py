@@ -14,8 +14,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 @dataclass(frozen=True)
 class LinalgToEinsumPass(ModulePass):
-    """`linalg-to-einsum`: upstream linalg functions as einsum cascades (same names; inputs
-    named by the function's argument names)."""
+    """Import upstream linalg functions as einsum cascades (same names; inputs named by the
+    function's argument names)."""
 
     name = "linalg-to-einsum"
 
