@@ -3,12 +3,13 @@ the same reads (written out through elementwise Einsums of the same element type
 M)` with `S = QK + B` is `exp(QK + B - M)`), with the same reductions, over the same ranks in
 any order, are one: every read of the later one reads the earlier one (with its indices in the
 earlier one's rank order). A returned duplicate becomes a copy of the earlier one. Iterative
-Einsums and copies are left alone.
+Einsums, copies and mapped Einsums are left alone.
 """
 
 from __future__ import annotations
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
+from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR
 from einsum_opt.transforms.rewriting import (
     Read,
     Tree,
@@ -29,8 +30,8 @@ Key = tuple[object, ...]
 def computation_key(op: EinsumOp) -> Key | None:
     """What an Einsum computes, independent of the order of its output ranks; None for the
     ones CSE leaves alone (iterative, non-expression or non-plain outputs)."""
-    if op.iterative_rank() is not None:
-        return None
+    if op.iterative_rank() is not None or MAPPING_ATTR in op.attributes:
+        return None  # a mapped Einsum is placed on hardware as it is
     if any(ix.as_variable() is None for ix in op.output_indices):
         return None
     tree = resolved(op)

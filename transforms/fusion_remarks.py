@@ -11,9 +11,9 @@ from xdsl.ir import SSAValue
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_syntax import rank_of
-from einsum_opt.transforms.count_passes import pass_starts
+from einsum_opt.transforms.count_passes import count_passes, pass_starts
 from einsum_opt.transforms.factors import shift_of
-from einsum_opt.transforms.fuse_max_sum import max_reductions, shift_by
+from einsum_opt.transforms.fuse_max_sum import exposed_shift, max_reductions, shift_by
 from einsum_opt.transforms.fuse_mean_variance import is_mean_of, sum_levels
 from einsum_opt.transforms.fuse_numerator import final_read, reduction_factors
 from einsum_opt.transforms.rewriting import (
@@ -243,10 +243,29 @@ def _needs_whole(cascade: CascadeOp, value: SSAValue, rank: str) -> bool:
 
 def remaining_reason(cascade: CascadeOp, rank: str, level: str) -> str:
     """Why more than one pass over `level` (the rank or its outer level) remains: the read that
-    starts the extra pass and what keeps it from being merged."""
+    starts an extra pass and what keeps it from being merged. Above the minimum, that is an
+    unmerged reduction read while iterating the rank; at the minimum, the output that needs a
+    value of the whole rank per element."""
     starts = pass_starts(cascade, level)
     if not starts:
         return "no read starts a second pass"
+    above = count_passes(cascade).get(level, 1) > minimum_passes(cascade, rank)
+    for op, value in reversed(starts) if above else []:  # the first extra pass first
+        producer = value.owner
+        if not isinstance(producer, EinsumOp) or producer.iterative_rank() is not None:
+            continue
+        operators = {o for _, o in producer.reduce.data}
+        if not operators:
+            continue
+        kind = "sum" if operators == {"add"} else "/".join(sorted(operators))
+        reads = (
+            f"{op.tensor_name} reads {producer.tensor_name}, a {kind} over {rank}, while "
+            f"iterating {rank}; "
+        )
+        body = resolved(producer)
+        if operators == {"add"} and (body is None or exposed_shift(body) is None):
+            return reads + mean_variance_blocker(cascade, rank)
+        return reads + max_sum_blocker(cascade, rank)
     op, value = starts[0]
     producer = value.owner
     name = producer.tensor_name if isinstance(producer, EinsumOp) else "an input"
@@ -255,11 +274,4 @@ def remaining_reason(cascade: CascadeOp, rank: str, level: str) -> str:
             f"{op.tensor_name} needs {name} (all of {rank}) before any of its elements, and a "
             f"cascade output over {rank} needs it per element"
         )
-    if isinstance(producer, EinsumOp) and producer.iterative_rank() is None:
-        operators = {o for _, o in producer.reduce.data}
-        reads = f"{op.tensor_name} reads {name}, a {{}} over {rank}, while iterating {rank}; "
-        if "max" in operators:
-            return reads.format("max") + max_sum_blocker(cascade, rank)
-        if operators == {"add"}:
-            return reads.format("sum") + mean_variance_blocker(cascade, rank)
     return numerator_blocker(cascade, rank)

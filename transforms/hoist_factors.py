@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_map import is_float
+from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR
 from einsum_opt.transforms.factors import Factors, factors_of, is_scalar
 from einsum_opt.transforms.rewriting import (
     Names,
@@ -28,8 +29,8 @@ from einsum_opt.transforms.rewriting import (
 def scalar_split(op: EinsumOp) -> tuple[Factors, Factors] | None:
     """(the tensor factors, the scalar factors) of a sum-reduction with scalar factors to hoist;
     None when there is nothing to hoist."""
-    if not op.reduced_variables() or op.iterative_rank():
-        return None
+    if not op.reduced_variables() or op.iterative_rank() or MAPPING_ATTR in op.attributes:
+        return None  # a mapped Einsum keeps its form: a new Einsum would have no mapping
     if any(o != "add" for _, o in op.reduce.data):
         return None
     tree = resolved(op)
