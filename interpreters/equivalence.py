@@ -183,12 +183,13 @@ def _check_cascade(
                 )
             checks[out].add(inputs.label, expected, got[out], moved[out])
     for out, check in checks.items():
-        given = "given" if rtol is not None or atol is not None else "default"
+        told = "given" if rtol is not None else "default"
+        atold = "given" if atol is not None else "default"
         verdict = "ok" if not check.failures else f"{check.failures[0]}: DIFFERENT"
         report(
             f"check-equivalence: @{name} {out}: max abs error {check.max_abs:.3g}, "
             f"max rel error {check.max_rel:.3g} over {len(sets)} input sets "
-            f"({kinds[out]}, {given} rtol {check.rtol:g}, atol {check.atol:g}, plus the input "
-            f"cascade's own rounding sensitivity): {verdict}"
+            f"({kinds[out]}, {told} rtol {check.rtol:g}, {atold} atol {check.atol:g}, "
+            f"plus the input cascade's own rounding sensitivity): {verdict}"
         )
     return list(checks.values())
