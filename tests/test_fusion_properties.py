@@ -63,7 +63,9 @@ class Writer:
 
     def input_decl(self, tensor: str, dtype: str) -> str:
         """`T[R, S]` (an input declaration)."""
-        return f"{self.names[tensor]}[{','.join(self.ranks[r] for r in self.orders[tensor])}]{dtype}"
+        return (
+            f"{self.names[tensor]}[{','.join(self.ranks[r] for r in self.orders[tensor])}]{dtype}"
+        )
 
 
 def names_for(draw: st.DrawFn, roles: list[str], rank_names: list[str]) -> dict[str, str]:
@@ -81,9 +83,7 @@ def names_for(draw: st.DrawFn, roles: list[str], rank_names: list[str]) -> dict[
 
 def rank_names_for(draw: st.DrawFn, roles: list[str]) -> dict[str, str]:
     """Distinct rank names (also distinct as index variables) for `roles`."""
-    names = draw(
-        st.lists(RANK_NAME, min_size=len(roles), max_size=len(roles), unique_by=str.lower)
-    )
+    names = draw(st.lists(RANK_NAME, min_size=len(roles), max_size=len(roles), unique_by=str.lower))
     return dict(zip(roles, names, strict=True))
 
 
@@ -136,7 +136,9 @@ def attentions(draw: st.DrawFn) -> Generated:
     lines.append(f"{w.declare('SD', ordered(draw, row))} = {w.read('SN')}")
     out = w.declare("AV", ordered(draw, ["F", *row]))
     if normaliser == "divide":
-        lines.append(f"{w.declare('A', ordered(draw, ['M', *row]))} = {w.read('SN')} / {w.read('SD')}")
+        lines.append(
+            f"{w.declare('A', ordered(draw, ['M', *row]))} = {w.read('SN')} / {w.read('SD')}"
+        )
         lines.append(f"{out} = {w.read('A')} * {w.read('V')}")
     elif normaliser == "inline":
         lines.append(f"{out} = {w.read('SN')} / {w.read('SD')} * {w.read('V')}")
@@ -144,7 +146,9 @@ def attentions(draw: st.DrawFn) -> Generated:
         lines.append(f"{w.declare('R', ordered(draw, row))} = 1 / {w.read('SD')}")
         lines.append(f"{out} = {w.read('SN')} * {w.read('R')} * {w.read('V')}")
     else:
-        lines.append(f"{w.declare('SNV', ordered(draw, ['F', *row]))} = {w.read('SN')} * {w.read('V')}")
+        lines.append(
+            f"{w.declare('SNV', ordered(draw, ['F', *row]))} = {w.read('SN')} * {w.read('V')}"
+        )
         lines.append(f"{out} = {w.read('SNV')} / {w.read('SD')}")
     text = "\n".join(
         [
@@ -210,7 +214,11 @@ def statistics(draw: st.DrawFn) -> Generated:
     row = ["T", *batch]
     w = Writer(ranks, names)
     w.declare("X", ordered(draw, ["N", *row]))
-    mean = draw(st.sampled_from(MEANS)).format(N=ranks["N"]).replace("S", w.declare("S", ordered(draw, row)), 1)
+    mean = (
+        draw(st.sampled_from(MEANS))
+        .format(N=ranks["N"])
+        .replace("S", w.declare("S", ordered(draw, row)), 1)
+    )
     lines = [
         f"{w.read('S')} = {w.read('X')}",
         f"{w.declare('MU', ordered(draw, row))} = {mean}",

@@ -1,6 +1,8 @@
 """`pass-fusion{rank=M tile=256}`: the whole recipe that turns 3-pass attention into 1 pass.
 
-1. pick the rank (the one needing the most passes unless `rank` is given);
+1. pick the rank (the one needing the most passes unless `rank` is given; without `rank`, the
+   recipe then goes on with the next busiest rank not tried yet, until every rank left needs
+   one pass or was tried: two softmaxes over different ranks are both fused);
 2. split it into tiles of `tile`; without `tile`, the tile is the largest divisor of the rank
    that is at most 256 (FuseMax's M0; M = 384 gets tiles of 192), and a rank without a divisor
    between 2 and 256 stays whole, with a remark. An explicit tile that cannot be used is an
@@ -16,6 +18,7 @@ also says why passes remain when more than one does.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -43,14 +46,14 @@ def default_tile(size: int) -> int | None:
     return best if best > 1 else None
 
 
-def busiest_rank(cascade: CascadeOp) -> tuple[str, int] | None:
-    """The rank with the most passes (first declared on ties), with its count. The levels of
-    a split rank count as the rank itself: the passes over its tiles (R1) are the rank's, and
-    those within a tile (R0) are not passes over the input."""
+def busiest_rank(cascade: CascadeOp, skip: Collection[str] = ()) -> tuple[str, int] | None:
+    """The rank with the most passes (first declared on ties; ranks in `skip` left out), with
+    its count. The levels of a split rank count as the rank itself: the passes over its tiles
+    (R1) are the rank's, and those within a tile (R0) are not passes over the input."""
     counts: dict[str, int] = {}
     inner = {size[1] for _, size in cascade.ranks.data if isinstance(size, tuple)}
     for rank, n in count_passes(cascade).items():
-        if rank not in inner:
+        if rank not in inner and parent_rank(cascade, rank) not in skip:
             whole = parent_rank(cascade, rank)
             counts[whole] = max(counts.get(whole, 0), n)
     if not counts:
@@ -107,15 +110,24 @@ def pass_fusion(
 ) -> dict[str, int]:
     """Run the recipe on one cascade; returns its pass counts afterwards."""
     where = f"pass-fusion: @{cascade.cascade_name}"
-    if rank is None:
-        busiest = busiest_rank(cascade)
-        if busiest is None or busiest[1] <= 1:
-            if report:
-                remark(f"{where}: every rank already needs 1 pass; nothing to fuse")
-            return count_passes(cascade)
-        rank = busiest[0]
-    elif rank not in cascade.ranks.names:
-        raise PassFailedException(f"{where}: rank {rank} is not declared")
+    if rank is not None:
+        if rank not in cascade.ranks.names:
+            raise PassFailedException(f"{where}: rank {rank} is not declared")
+        return fuse_rank(cascade, rank, tile, report)
+    tried: set[str] = set()
+    while (busiest := busiest_rank(cascade, tried)) is not None and busiest[1] > 1:
+        tried.add(busiest[0])
+        fuse_rank(cascade, busiest[0], tile, report)
+    if not tried and report:
+        remark(f"{where}: every rank already needs 1 pass; nothing to fuse")
+    return count_passes(cascade)
+
+
+def fuse_rank(
+    cascade: CascadeOp, rank: str, tile: int | None = None, report: bool = True
+) -> dict[str, int]:
+    """The recipe over one rank; returns the pass counts afterwards."""
+    where = f"pass-fusion: @{cascade.cascade_name}"
     level: str | None = None
     for t in _tiles(cascade, rank, tile, where, report):
         trial = cascade.clone()
