@@ -248,3 +248,17 @@ def test_no_fused_cascade_computes_an_exponential_twice(example: Example) -> Non
     keys = [computation_key(op) for op in the_cascade(after).einsums() if has_exp(resolved(op))]
     assert None not in keys
     assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    "example", [e for e in EXAMPLES_UNDER_TEST if not e.unchanged], ids=lambda e: e.path
+)
+def test_fused_example_maps_and_lowers(example: Example) -> None:
+    """Nothing pass-fusion produces is unmappable: the fused cascade (assembled outputs, hoisted
+    scales, Chan's statistics included) takes FuseMax's mapping, lowers to loop nests that
+    compute the same values on adversarial inputs, and lowers to a dataflow program."""
+    before = load(example)
+    fused = api.apply(before.clone(), f"pass-fusion{{rank={example.rank} tile={example.tile}}}")
+    lowered = api.apply(fused, "map-fusemax{tile=1},lower-to-loopnest")
+    api.check_equivalent(before, lowered)
+    api.apply(lowered, "lower-to-dataflow")
