@@ -39,8 +39,7 @@ def max_sum_blocker(cascade: CascadeOp, rank: str | None = None) -> str:
     found = max_reductions(cascade, rank)
     if not found:
         return f"no max-reduction{_over(rank)} (over one rank, or both levels of a split rank)"
-    reasons = [_max_sum_miss(cascade, g) for g, _, _ in found]
-    return reasons[0]
+    return _max_sum_miss(cascade, found[0][0])
 
 
 def _max_sum_miss(cascade: CascadeOp, g: EinsumOp) -> str:
