@@ -107,6 +107,27 @@ class IndexExpr:
                 return t.sizes[0]
         return None
 
+    def as_blocked(self) -> tuple[str, str] | None:
+        """`(outer, inner)` if this index is `outer*INNER+inner`, the coordinate of a rank split
+        into tiles (`m1*M0+m0`), where INNER is the rank of `inner`; else None."""
+        if self.const != 0 or len(self.terms) != 2:
+            return None
+        scaled = [t for t in self.terms if t.sizes]
+        plain = [t for t in self.terms if not t.sizes]
+        if len(scaled) != 1 or len(plain) != 1:
+            return None
+        outer, inner = scaled[0], plain[0]
+        if outer.coef != 1 or inner.coef != 1 or outer.var is None or inner.var is None:
+            return None
+        if outer.sizes != (rank_of(inner.var),) or outer.var == inner.var:
+            return None
+        return outer.var, inner.var
+
+    @staticmethod
+    def blocked(outer: str, inner: str) -> IndexExpr:
+        """`outer*INNER+inner`: the coordinate of tile `outer`, element `inner`."""
+        return IndexExpr((IndexTerm(1, outer, (rank_of(inner),)), IndexTerm(1, inner)), 0)
+
     def bounds(self, size_of: Callable[[str], int]) -> tuple[int, int]:
         """Smallest and largest value over all variables in `[0, size-1]` of their ranks."""
         lo = hi = self.const

@@ -23,7 +23,13 @@ from einsum_opt.dialects.einsum_attrs import (
     TensorType,
     format_indices,
 )
-from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, map_expression_printer
+from einsum_opt.dialects.einsum_map import (
+    build_map_region,
+    constant_attr,
+    is_float,
+    map_expression_printer,
+    shortest_float,
+)
 from einsum_opt.dialects.einsum_syntax import (
     Expr,
     IndexExpr,
@@ -96,7 +102,9 @@ def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
     if groups:
         printer.print_string(" :: " + ", ".join(f"{o}({', '.join(vs)})" for o, vs in groups))
     if op.init is not None:
-        printer.print_string(f" init({format_number(op.init.value.data)})")
+        elt = op.result_type.element_type
+        shortest = (lambda v: shortest_float(v, elt)) if is_float(elt) else None
+        printer.print_string(f" init({format_number(op.init.value.data, shortest)})")
     if op.merge.data != default_merge(op.body):
         printer.print_string(f" merge({op.merge.data.value})")
     printer.print_op_attributes(op.attributes)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from einsum_opt.support.diagnostics import shorten
 
+
 class ArchitectureError(ValueError):
     """An invalid architecture description or query: `source: field.path: reason`.
 

@@ -100,9 +100,16 @@ def run(
 
 
 def check_equivalent(
-    before: ModuleOp, after: ModuleOp, *, seed: int = 0, rtol: float = 1e-5, atol: float = 0.0
+    before: ModuleOp,
+    after: ModuleOp,
+    *,
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> None:
-    """Execute both on the same seeded inputs; raise `UserError` if any output differs."""
+    """Execute both on the same seeded adversarial inputs (normal, large, constant rows,
+    -inf masks); raise `UserError` if any output differs. The default tolerance follows each
+    output's element type (`interpreters.equivalence.DEFAULT_TOLERANCE`)."""
     from einsum_opt.interpreters.equivalence import check_equivalence
 
     check_equivalence(before, after, seed, rtol, atol, report=lambda line: None)

@@ -121,8 +121,8 @@ def summary(name: str, array: np.ndarray) -> str:
     parts = [name, f"shape={array.shape}", f"dtype={array.dtype}"]
     finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array.reshape(-1)
     if finite.size:
-        if finite.dtype.kind == "f":
-            finite = finite.astype(np.float64)  # f32 values near the largest finite one square to inf
+        if finite.dtype.kind == "f":  # f32 values near the largest finite square to inf
+            finite = finite.astype(np.float64)
         stats = {
             "min": finite.min(),
             "max": finite.max(),

@@ -19,8 +19,26 @@ einsum.cascade @c(%X: !einsum.tensor<[M], f32>) -> !einsum.tensor<[M], f32> rank
 // -----
 
 einsum.cascade @c(%X: !einsum.tensor<[M, P], f32>) -> !einsum.tensor<[M], f32> ranks(M = 4, P = 4) {
-  // expected-error @+1 {{einsum S: output rank M is not iterated: its index is 'p', expected 'm' (or 'm+1' for an iterative rank)}}
+  // expected-error @+1 {{einsum S: output rank M is not iterated: its index is 'p', expected 'm' (or 'm+1' for an iterative rank, or 'm1*M0+m0' over the tiles of a split rank)}}
   %S = einsum.einsum S[p] = %X[m, p] :: max(m) : !einsum.tensor<[M], f32>
+  einsum.return %S : !einsum.tensor<[M], f32>
+}
+
+// -----
+
+// An output assembled from tiles needs the split declared in the rank table...
+einsum.cascade @c(%X: !einsum.tensor<[M1, M0], f32>) -> !einsum.tensor<[M], f32> ranks(M = 8, M0 = 4, M1 = 2) {
+  // expected-error @+1 {{einsum S: output index m1*M0+m0 assembles rank M from tiles, but the cascade does not declare M1 = M / M0}}
+  %S = einsum.einsum S[m1*M0+m0] = %X[m1, m0] : !einsum.tensor<[M], f32>
+  einsum.return %S : !einsum.tensor<[M], f32>
+}
+
+// -----
+
+// ... and tiles that cover the rank exactly.
+einsum.cascade @c(%X: !einsum.tensor<[M1, M0], f32>) -> !einsum.tensor<[M], f32> ranks(M = 10, M0 = 4, M1 = M / M0) {
+  // expected-error @+1 {{einsum S: output index m1*M0+m0 assembles rank M of size 10 from tiles of 4, which do not divide it}}
+  %S = einsum.einsum S[m1*M0+m0] = %X[m1, m0] : !einsum.tensor<[M], f32>
   einsum.return %S : !einsum.tensor<[M], f32>
 }
 
