@@ -205,8 +205,7 @@ class CostReport:
         row("bound", self.bound)
         row("DRAM traffic (bytes)", f"{self.dram_bytes:,}")
         row("energy (pJ)", f"{self.energy_pj:.6g}")
-        if self.accounting != "physical":
-            row("accounting", self.accounting)
+        row("energy accounting", self.accounting)
         if self.area_um2 is not None:
             row("area (um^2)", f"{self.area_um2:,.2f}")
         lines.append("")

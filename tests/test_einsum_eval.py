@@ -83,8 +83,10 @@ class FakeSweep:
         lengths: Sequence[int],
         configs: Sequence[str],
         on_point: Callable[[], None] | None = None,
+        arch: str | None = None,
     ) -> tuple[list[Result], list[Result]]:
         self.calls.append(([m.name for m in models], list(lengths), list(configs)))
+        self.arch = arch
         attention, end2end = [], []
         for model in models:
             for n in lengths:
@@ -385,6 +387,16 @@ def bad_command_lines(tmp: Path) -> dict[str, tuple[list[str], str]]:
             f"--out: cannot create directory '{tmp / 'file' / 'out'}'",
         ),
         "unknown option": ([*out, "--bogus"], "unrecognized arguments: --bogus"),
+        "unknown arch": ([*out, "--arch", "tpu"], "--arch: unknown architecture 'tpu': the "),
+        "missing arch file": (
+            [*out, "--arch", str(tmp / "none.yaml")],
+            f"--arch: {tmp / 'none.yaml'}: cannot read: No such file or directory",
+        ),
+        "arch that is not YAML": (
+            [*out, "--arch", str(tmp / "file")],
+            f"--arch: {tmp / 'file'}: ",
+        ),
+        "empty arch": ([*out, "--arch", ""], "--arch: empty value"),
     }
 
 
@@ -503,3 +515,109 @@ def test_real_sweep_one_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         sweep.attention_report(MODELS["T5"], 1024, "fusemax").energy_breakdown_pj
     )
     assert sum(float(r["energy_pj"]) for r in parts) == pytest.approx(attention.energy_pj)
+
+
+# -- --arch -------------------------------------------------------------------------------------
+
+
+def _costed_by_hand(pipeline: str, arch: str) -> tuple[float, float]:
+    """(latency, energy in the artifact's accounting) of BERT's attention at 1K tokens after
+    `pipeline`, written out here rather than taken from the sweep's templates."""
+    from einsum_opt import api
+
+    module = api.load(Path(sweep.__file__).parent / "cascades" / "attention.einsum")
+    api.set_rank_sizes(module, sweep.attention_sizes(MODELS["BERT"], 1024))
+    api.apply(module, pipeline)
+    report = api.cost(module, arch, "artifact")
+    return report.latency_s, report.energy_pj
+
+
+def test_arch_runs_every_configuration_on_that_architecture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--arch edge`: FLAT's and FuseMax's pipelines both map and cost on edge's 32x32 array
+    (key tiles of 32), and the CSV holds exactly what those pipelines cost there."""
+    args = ["--out", str(tmp_path), "--models", "BERT", "--lengths", "1K", "--configs"]
+    assert main([*args, "flat,fusemax", "--arch", "edge", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "every configuration on architecture edge"
+    rows = {r.config: r for r in read_results(tmp_path / "attention.csv")}
+    flat = _costed_by_hand(
+        "map-flat{arch=edge},lower-to-loopnest,lower-to-dataflow{arch=edge}", "edge"
+    )
+    fusemax = _costed_by_hand(
+        "pass-fusion{rank=M tile=32},map-fusemax{arch=edge},lower-to-loopnest,"
+        "lower-to-dataflow{arch=edge}",
+        "edge",
+    )
+    for config, (latency, energy) in (("flat", flat), ("fusemax", fusemax)):
+        assert rows[config].latency_s == pytest.approx(latency, rel=1e-9)
+        assert rows[config].energy_pj == pytest.approx(energy, rel=1e-9)
+    # not what the same configurations cost on their own architectures
+    own = sweep.attention(MODELS["BERT"], 1024, "fusemax")
+    assert own.latency_s < rows["fusemax"].latency_s / 4  # 256x256 against 32x32
+
+
+def test_arch_file_is_read_and_its_numbers_used(tmp_path: Path) -> None:
+    """A YAML architecture of the user's: FuseMax's with a MAC that costs twice as much moves
+    the energy of every configuration, and only through compute."""
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    for unit in data["units"].values():
+        unit["op_energy_pj"] = {op: 2 * pj for op, pj in unit["op_energy_pj"].items()}
+    path = tmp_path / "costly.yaml"
+    path.write_text(yaml.safe_dump(data))
+    default, costly = (
+        sweep.run_sweep(["BERT"], ["1K"], ["fusemax"], arch=arch)[0][0]
+        for arch in ("fusemax", str(path))
+    )
+    assert costly.latency_s == default.latency_s
+    before, after = dict(default.energy_breakdown_pj), dict(costly.energy_breakdown_pj)
+    assert after["compute"] == pytest.approx(2 * before["compute"], rel=1e-9)
+    assert {k: v for k, v in after.items() if k != "compute"} == pytest.approx(
+        {k: v for k, v in before.items() if k != "compute"}, rel=1e-9
+    )
+
+
+def test_arch_without_a_vector_unit_is_refused_before_the_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    data["units"] = {k: v for k, v in data["units"].items() if len(v["shape"]) == 2}
+    path = tmp_path / "matrix-only.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["--out", str(tmp_path / "out"), "--arch", str(path)]) == 1
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --arch: {path}: ") and "has no unit with a 1D array" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_point_that_cannot_be_mapped_names_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A buffer of 4 KB cannot hold FuseMax's state for one tile of queries: the error names
+    the point, the architecture, the pass and the bytes, and nothing is written."""
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    data["storage"]["GLB"]["capacity_bytes"] = 4096
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    args = ["--out", str(tmp_path / "out"), "--models", "BERT", "--lengths", "1K"]
+    assert main([*args, "--configs", "flat,fusemax", "--arch", str(path)]) == 1
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"error: BERT at 1K tokens, fusemax on {path}: map-fusemax: the state of 256 queries "
+        "does not fit the buffer (GLB: "
+    )
+    assert line.endswith(" bytes needed, 4,096 available)")
+    assert not (tmp_path / "out").exists()

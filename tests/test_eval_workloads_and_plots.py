@@ -83,7 +83,7 @@ def test_models_from_files_and_names_on_the_command_line(
 ) -> None:
     calls: list[list[Model]] = []
 
-    def fake(models, lengths, configs, on_point=None):  # type: ignore[no-untyped-def]
+    def fake(models, lengths, configs, on_point=None, arch=None):  # type: ignore[no-untyped-def]
         calls.append(list(models))
         return [], []
 

@@ -3,7 +3,7 @@
 ```
 einsum-eval --out DIR [--models BERT,TrXL,T5,XLM|FILE.yaml] [--lengths 1K,4K,16K,64K,256K,1M]
             [--configs unfused,flat,cascade,architecture,fusemax] [--no-plots]
-            [--plot-format png,svg,pdf]
+            [--plot-format png,svg,pdf] [--arch NAME|FILE]
 ```
 
 Every selected model x sequence length x configuration is compiled and costed (a progress bar
@@ -16,6 +16,9 @@ figure is skipped, with a note on stderr, when its baseline (or every other conf
 not selected. Everything is written into a folder beside DIR first and moved into DIR as one
 unit; a failure or SIGTERM leaves DIR as it was. stdout gets the means the paper reports:
 FuseMax's speedup and energy against FLAT and unfused, and the utilisation of both arrays.
+`--arch` runs every configuration on one architecture (a built-in name, `fusemax`, `flat`,
+`edge`, or a YAML file of ours) instead of its own (FLAT's for unfused, flat and cascade,
+FuseMax's for architecture and fusemax), with key tiles as wide as its 2D array.
 Lengths are integers, optionally with the suffix K (1024) or M (1024*1024); model and
 configuration names are matched case-insensitively. Every failure prints one `error:` line on
 stderr and exits with status 1, writing nothing.
@@ -121,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(CONFIGS),
         help="configurations, case-insensitive (default: %(default)s)",
     )
+    parser.add_argument(
+        "--arch",
+        metavar="NAME|FILE",
+        default=None,
+        help="run every configuration on this architecture (built-in: fusemax, flat, edge; or "
+        "a YAML file) instead of its own (default: flat for unfused, flat and cascade, "
+        "fusemax for architecture and fusemax)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     parser.add_argument(
         "--plot-format",
@@ -185,6 +196,15 @@ def parse_formats(text: str) -> list[str]:
     return _parse_list(text, one, "format")
 
 
+def _checked_architecture(text: str) -> str:
+    """`text` if it names a built-in architecture or a usable YAML file; ValueError (an
+    `ArchitectureError` naming the file and field) otherwise."""
+    if not text.strip():
+        raise ValueError("empty value")
+    sweep.check_architecture(text)
+    return text
+
+
 def _option(option: str, parse: Callable[[str], T], text: str) -> T:
     try:
         return parse(text)
@@ -224,7 +244,10 @@ def remove_empty(directories: Sequence[Path]) -> None:
 
 
 def sweep_with_progress(
-    models: Sequence[Model], lengths: Sequence[int], configs: Sequence[str]
+    models: Sequence[Model],
+    lengths: Sequence[int],
+    configs: Sequence[str],
+    arch: str | None = None,
 ) -> tuple[list[Result], list[Result]]:
     """`run_sweep` (looked up at call time) under a progress bar on stderr, which disappears
     when done; no bar when stderr is not an interactive terminal."""
@@ -240,7 +263,7 @@ def sweep_with_progress(
 
     console = Console(stderr=True)
     if not console.is_interactive:  # rich would still print a blank line when done
-        return sweep.run_sweep(models, lengths, configs)
+        return sweep.run_sweep(models, lengths, configs, arch=arch)
     progress = Progress(
         TextColumn("sweep"),
         BarColumn(),
@@ -252,7 +275,9 @@ def sweep_with_progress(
     )
     with progress:
         task = progress.add_task("sweep", total=len(models) * len(lengths) * len(configs))
-        return sweep.run_sweep(models, lengths, configs, on_point=lambda: progress.advance(task))
+        return sweep.run_sweep(
+            models, lengths, configs, on_point=lambda: progress.advance(task), arch=arch
+        )
 
 
 def is_output_name(name: str) -> bool:
@@ -290,12 +315,13 @@ def run(args: argparse.Namespace) -> int:
     lengths = _option("--lengths", parse_lengths, args.lengths)
     configs = _option("--configs", parse_configs, args.configs)
     formats = None if args.no_plots else _option("--plot-format", parse_formats, args.plot_format)
+    arch = _option("--arch", _checked_architecture, args.arch) if args.arch is not None else None
     if not args.out:
         raise UserError("--out: empty directory name")
     out = Path(args.out)
     created = prepare_out_dir(out)
     try:
-        attention, end2end = sweep_with_progress(models, lengths, configs)
+        attention, end2end = sweep_with_progress(models, lengths, configs, arch)
         summary = summarize(attention, end2end)
         publish_directory(
             out, lambda staging: write_outputs(staging, attention, end2end, formats), is_output_name
@@ -303,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         remove_empty(created)
         raise
+    if arch is not None:
+        print(f"every configuration on architecture {arch}")
     print(render_summary(summary))
     return 0
 

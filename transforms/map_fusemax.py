@@ -97,9 +97,11 @@ def _blocked_inputs(cascade: CascadeOp) -> set[SSAValue]:
 def query_tile(
     cascade: CascadeOp, layout: FuseMaxLayout, tile: int, buildmap: Callable[[int], None],
     fits: Callable[[], bool],
+    shortfall: Callable[[], str] = lambda: "",
 ) -> int:
     """P1: the largest divisor of P / P0 for which the mapped cascade fits the buffer (as the
-    lowering counts it); `buildmap(p1)` attaches the mapping for a candidate."""
+    lowering counts it); `buildmap(p1)` attaches the mapping for a candidate, `shortfall()`
+    says by how much the smallest one misses."""
     sizes = cascade.rank_sizes()
     blocks = sizes[layout.query] // tile
     candidates = divisors(blocks)
@@ -107,7 +109,7 @@ def query_tile(
     buildmap(candidates[0])
     if not fits():
         raise PassFailedException(
-            f"map-fusemax: the state of {tile} queries does not fit the buffer"
+            f"map-fusemax: the state of {tile} queries does not fit the buffer{shortfall()}"
         )
     while low < high:  # the footprint grows with P1: the last candidate that fits
         middle = (low + high + 1) // 2
@@ -220,6 +222,13 @@ def map_fusemax(
             f"map-fusemax: tile {tile} does not divide the query rank {layout.query} "
             f"of size {size}"
         )
+    key_tile = cascade.rank_sizes()[layout.key_inner]
+    if key_tile > where.key_side():
+        raise PassFailedException(
+            f"map-fusemax: key tile {layout.key_inner} = {key_tile} is wider than {where.matrix}, "
+            f"which has {where.key_side()} PEs along axis 1 (fuse with tile={where.key_side()}, "
+            "or a divisor of it)"
+        )
     inner = variable_of(layout.key_inner)
     units = {
         op: where.matrix
@@ -240,7 +249,11 @@ def map_fusemax(
     def fits() -> bool:
         return limit is None or peak_bytes(cascade, where.arch).get(where.buffer, 0) <= limit
 
-    attach(query_tile(cascade, layout, tile, attach, fits))
+    def shortfall() -> str:
+        needed = peak_bytes(cascade, where.arch).get(where.buffer, 0)
+        return f" ({where.buffer}: {needed:,} bytes needed, {limit:,} available)"
+
+    attach(query_tile(cascade, layout, tile, attach, fits, shortfall))
     return layout
 
 
