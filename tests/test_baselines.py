@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from dataflow_queries import accesses, buffers, stages
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
@@ -19,9 +20,6 @@ from einsum_opt import api
 from einsum_opt.costmodel.model import evaluate, evaluate_module
 from einsum_opt.costmodel.report import CostReport
 from einsum_opt.dialects.dataflow import (
-    AccessOp,
-    BufferOp,
-    ComputeOp,
     PipelineOp,
     ProgramOp,
     RepeatOp,
@@ -98,23 +96,6 @@ def nests(module: ModuleOp) -> list[NestOp]:
 
 def programs(module: ModuleOp) -> dict[str, ProgramOp]:
     return {p.program_name: p for p in programs_in(module)}
-
-
-def accesses(program: ProgramOp, level: str) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """(Einsum, tensor) -> (reads, fills, updates) at `level`, summed over instances."""
-    return {
-        (op.einsum_name, op.tensor_name): op.counts()
-        for op in program.walk()
-        if isinstance(op, AccessOp) and op.level_name == level
-    }
-
-
-def buffers(program: ProgramOp) -> dict[str, dict[str, int]]:
-    return {op.level_name: op.holds_map() for op in program.walk() if isinstance(op, BufferOp)}
-
-
-def stages(program: ProgramOp) -> dict[str, ComputeOp]:
-    return {op.einsum_name: op for op in program.walk() if isinstance(op, ComputeOp)}
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dataflow_queries import accesses, buffers, stages
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
@@ -15,8 +16,6 @@ from einsum_opt import api
 from einsum_opt.costmodel.model import evaluate
 from einsum_opt.dialects.dataflow import (
     AccessOp,
-    BufferOp,
-    ComputeOp,
     PipelineOp,
     ProgramOp,
     RepeatOp,
@@ -95,19 +94,6 @@ def program_of(module: ModuleOp) -> ProgramOp:
     return program
 
 
-def stages(program: ProgramOp) -> dict[str, ComputeOp]:
-    return {op.einsum_name: op for op in program.walk() if isinstance(op, ComputeOp)}
-
-
-def accesses(program: ProgramOp, level: str) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """(Einsum, tensor) -> (reads, fills, updates) at `level`, summed over instances."""
-    return {
-        (op.einsum_name, op.tensor_name): op.counts()
-        for op in program.walk()
-        if isinstance(op, AccessOp) and op.level_name == level
-    }
-
-
 def by_tensor(program: ProgramOp, level: str) -> dict[str, tuple[int, int, int]]:
     """Tensor -> (reads, fills, updates) at `level`, over every Einsum."""
     out: dict[str, tuple[int, int, int]] = {}
@@ -115,10 +101,6 @@ def by_tensor(program: ProgramOp, level: str) -> dict[str, tuple[int, int, int]]
         old = out.get(tensor, (0, 0, 0))
         out[tensor] = (old[0] + counts[0], old[1] + counts[1], old[2] + counts[2])
     return out
-
-
-def buffers(program: ProgramOp) -> dict[str, dict[str, int]]:
-    return {op.level_name: op.holds_map() for op in program.walk() if isinstance(op, BufferOp)}
 
 
 @pytest.fixture(scope="module")
