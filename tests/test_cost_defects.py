@@ -110,8 +110,8 @@ def test_k_outermost_moves_the_partial_sums_of_z_for_every_k(
 ) -> None:
     """An 8192^3 GEMM with K outermost: Z's 128 MiB of partial sums go out to DRAM and come
     back for every step of K (updated K times, read back K - 1 times: the first update needs
-    no read), so the worst loop order is 500x slower than the output-stationary one, which
-    writes Z once."""
+    no read), so the worst loop order is over 400x slower than the output-stationary one,
+    which writes Z once."""
     side = 8192
     z = side * side
     source = str(gemm_einsum(tmp_path, side, side, side))
@@ -120,15 +120,9 @@ def test_k_outermost_moves_the_partial_sums_of_z_for_every_k(
     bad = cost_json(
         capsys, source, "-p", f"{mapping},reorder-loops{{einsum=Z order=K,M1,N1,M0,N0}},{LOWER}"
     )
-    assert good["levels"]["DRAM"]["Z"] | {"utilized_capacity": 0} == {
-        "reads": 0,
-        "fills": 0,
-        "updates": z,
-        "utilized_capacity": 0,
-        "utilized_instances": 1,
-    }
-    bad_z = bad["levels"]["DRAM"]["Z"]
-    assert (bad_z["reads"], bad_z["updates"]) == (z * (side - 1), z * side)
+    good_z, bad_z = good["levels"]["DRAM"]["Z"], bad["levels"]["DRAM"]["Z"]
+    assert (good_z["reads"], good_z["fills"], good_z["updates"]) == (0, 0, z)
+    assert (bad_z["reads"], bad_z["fills"], bad_z["updates"]) == (z * (side - 1), 0, z * side)
     assert bad["dram_bytes"] > 2 * (2 * side - 1) * z  # Z alone: 2 bytes per word
     assert bad["cycles"] == pytest.approx(bad["dram_bytes"] / BYTES_PER_CYCLE, abs=1)
     assert bad["cycles"] > 400 * good["cycles"]
