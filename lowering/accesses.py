@@ -18,7 +18,7 @@ from einsum_opt.dialects.einsum import CascadeOp
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
-from einsum_opt.lowering.data_spaces import data_spaces, running_positions
+from einsum_opt.lowering.data_spaces import data_spaces, running_positions, view_source
 from einsum_opt.lowering.fusion import fused_loops
 from einsum_opt.lowering.placement import PlacedNest, place_nest
 
@@ -125,6 +125,7 @@ def kernel_accesses(
     names = {n.tensor_name for n in nests} | {
         n.access_name(v) for n in nests for v, _ in n.accesses() if v is not None
     }
+    names |= {view_source(views, name, "")[0] for name in names}  # views' readers: the source
     exempt = lifetime_loops(nests, sorted(names))
     accesses: list[AccessOp] = []
     placed: dict[str, PlacedNest] = {}
