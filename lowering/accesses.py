@@ -190,8 +190,9 @@ def _access_ops(
             entry[2] += updates
             entry[3] = max(entry[3], capacity)
             entry[4] = max(entry[4], instances)
+            writes = tensor.read_write and key[0] == nest.tensor_name
             touches.setdefault(label, []).append(
-                Touch(position, key[0], tensor.read_write and key[0] == nest.tensor_name, capacity)
+                Touch(position, key[0], writes, capacity, tensor.name not in overwritten)
             )
     return [
         AccessOp(nest.tensor_name, tensor, label, *values)

@@ -170,12 +170,6 @@ def test_an_input_homed_in_the_buffer_with_its_loops_there_overflows(
     assert data["levels"]["DRAM"]["B"]["reads"] == A_WORDS  # B's K x N0 tile: read once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lowering/placement.py: _deepest_fitting takes a tensor's home from its keep set, "
-    "whose first level is the root for every cascade input (kept in DRAM too), so an input "
-    "homed in the GLB never holds its loops there and streams instead of overflowing",
-)
 def test_an_input_homed_in_the_buffer_overflows_with_the_default_placement(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -281,11 +281,6 @@ def test_at_places_loops_and_decides_tiles(at: str, b_fetches: int, b_tile: int)
     assert glb["A"] == SIDE * TILE and glb["B"] == b_tile
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lowering/buffers.py lets a contraction's output share its operand's space when "
-    "their tiles have the same size (Z over A), though Z accumulates while A is still read",
-)
 def test_a_contraction_holds_its_operands_and_its_output_apart() -> None:
     """Z = A x B keeps its tile of Z while it reads its tiles of A and B: the buffer holds all
     three (A: K x M0, B: all of B, Z: M0 x N)."""
