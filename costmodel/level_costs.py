@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts
 from einsum_opt.support.errors import UserError
@@ -142,12 +143,16 @@ class NestCost:
         )
 
 
-def _vectors(count: int, block: int) -> int:
+def _vectors(count: int | Fraction, block: int) -> int | Fraction:
+    """Whole vectors of `block` words; a mean count over uneven instances (a Fraction) is
+    kept exact when vectors are single words."""
+    if block == 1:
+        return count
     return -(-count // block)
 
 
 def access_energy(
-    counts: tuple[int, int, int],
+    counts: tuple[int | Fraction, int | Fraction, int | Fraction],
     energies: tuple[float | None, float | None, float | None],
     block: int,
     used: int,
@@ -155,7 +160,7 @@ def access_energy(
     cluster_size: int = 1,
     level: str = "",
     tensor: str = "",
-) -> tuple[tuple[int, int, int], float]:
+) -> tuple[tuple[int | Fraction, int | Fraction, int | Fraction], float]:
     """Timeloop's energy of one tensor at one level: the per-instance (reads, fills, updates)
     in whole vectors of `block` words at the (read, write, update) energies, spread over the
     utilized instances of a cluster. Returns the vector counts and the per-instance pJ."""

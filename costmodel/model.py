@@ -143,8 +143,9 @@ def storage_energy(
 ) -> float:
     """pJ of (reads, fills, updates) summed over `instances` utilized instances of `level`:
     Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
-    instances (`artifact` accounting: times one)."""
-    reads, fills, updates = (c // instances for c in counts)
+    instances (`artifact` accounting: times one). Uneven counts are spread evenly: the mean
+    per instance, exact in words, in whole vectors rounded up."""
+    reads, fills, updates = (Fraction(c, instances) for c in counts)
     _, per_instance = access_energy(
         (reads, fills, updates),
         (level.read_pj, level.write_pj, level.update_energy_pj),
@@ -163,28 +164,24 @@ def level_cycles(
     counts: tuple[int, int, int],
     instances: int,
     arch: Architecture,
-    compute: float,
 ) -> float:
-    """Cycles a level needs for its per-instance traffic at its bandwidths, Timeloop's way:
-    the demand in words per compute cycle against each bandwidth gives a slowdown, and the
-    level takes `compute / slowdown` (0 when no bandwidth limits it; the report rounds the
-    program's latency up, as Timeloop rounds each level's)."""
+    """Cycles one instance of a level needs for its traffic at its bandwidths: the most,
+    over its read, write, shared and byte bandwidths, of words moved / words per cycle (0 when
+    it has none). A level whose need exceeds `compute` slows the program down to it, which is
+    Timeloop's throttling: its slowdown is min(1, bandwidth / demand per compute cycle)."""
     reads, fills, updates = (c / instances for c in counts)
-    base = max(compute, 1.0)
-    read, write = reads / base, (fills + updates) / base
-    slowdown = 1.0
-    if level.read_bandwidth is not None and level.read_bandwidth < read:
-        slowdown = min(slowdown, level.read_bandwidth / read)
-    if level.write_bandwidth is not None and level.write_bandwidth < write:
-        slowdown = min(slowdown, level.write_bandwidth / write)
-    if level.shared_bandwidth is not None and level.shared_bandwidth < read + write:
-        slowdown = min(slowdown, level.shared_bandwidth / (read + write))
+    need = 0.0
+    if level.read_bandwidth is not None:
+        need = max(need, reads / level.read_bandwidth)
+    if level.write_bandwidth is not None:
+        need = max(need, (fills + updates) / level.write_bandwidth)
+    if level.shared_bandwidth is not None:
+        need = max(need, (reads + fills + updates) / level.shared_bandwidth)
     if level.bandwidth_bytes_per_s is not None:
         words = level.bandwidth_bytes_per_s / arch.clock_hz / (level.word_bits_of(
             arch.word_bytes) / 8)
-        if words < read + write:
-            slowdown = min(slowdown, words / (read + write))
-    return 0.0 if slowdown >= 1.0 else base / slowdown
+        need = max(need, (reads + fills + updates) / words)
+    return need
 
 
 class _Evaluator:
@@ -327,9 +324,7 @@ class _Evaluator:
         for label, entry in self.acc.levels.items():
             level = level_of(self.arch, label)
             counts = (entry.reads, entry.fills, entry.updates)
-            cycles[label] = level_cycles(
-                level, counts, entry.instances, self.arch, float(compute)
-            )
+            cycles[label] = level_cycles(level, counts, entry.instances, self.arch)
         latency = max(float(compute), *cycles.values(), 0.0)
         # Every level on the way to the units the program uses leaks for the whole run (one
         # instance at least, as Timeloop charges a level that holds nothing).

@@ -116,12 +116,16 @@ def check_equivalent(
 
 
 def cost(
-    module: ModuleOp, arch: str | Architecture = "fusemax", accounting: str = "physical"
+    module: ModuleOp, arch: str | Architecture | None = None, accounting: str = "physical"
 ) -> CostReport:
     """The cost report of the module's dataflow programs (run `lower-to-dataflow` first) on
-    `arch`: a built-in architecture name, the path of a YAML file or an `Architecture`;
+    `arch`: a built-in architecture name, the path of a YAML file or an `Architecture`; None
+    (the default) costs them on the architecture they were lowered for, and another one warns
+    (`UserWarning`) or, lacking their levels or units, raises `UserError`.
     `accounting="artifact"` charges storage for one instance per level, as the FuseMax
     artifact does (its PE registers), `physical` every instance."""
-    from einsum_opt.costmodel.model import evaluate_module
+    import warnings
 
-    return evaluate_module(module, arch, accounting)
+    from einsum_opt.costmodel.costing import cost_programs
+
+    return cost_programs(module, arch, accounting, lambda m: warnings.warn(m, stacklevel=2))

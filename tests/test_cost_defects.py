@@ -304,3 +304,24 @@ def test_an_incompatible_architecture_is_an_error_naming_both(
         "error: program @gemm was lowered for architecture 'fusemax' and cannot be costed "
         "against 'other_units' (it has no unit pe2d)"
     ]
+
+
+def test_an_architecture_of_the_same_name_with_other_numbers_is_a_warning(
+    lowered_for_fusemax: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Architectures are compared by content, not by name: a YAML file named fusemax with a
+    dearer GLB is costed with a warning saying so, and its GLB energy is the one used."""
+    data = yaml.safe_load(FUSEMAX_YAML.read_text())
+    data["storage"]["GLB"]["read_pj"] *= 2
+    path = tmp_path / "fusemax-dear-glb.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    status, out, err = run(capsys, str(lowered_for_fusemax), "-t", f'cost-json{{arch="{path}"}}')
+    assert status == 0
+    assert err.splitlines() == [
+        "warning: the programs were lowered for architecture 'fusemax' and are costed "
+        f"against another architecture named 'fusemax' ({path})"
+    ]
+    _, same, quiet = run(capsys, str(lowered_for_fusemax), "-t", "cost-json{arch=fusemax}")
+    assert quiet == ""  # the architecture it was lowered for: no warning
+    dear, cheap = json.loads(out)["energy_by_level_pj"], json.loads(same)["energy_by_level_pj"]
+    assert sum(dear["GLB"].values()) > sum(cheap["GLB"].values())

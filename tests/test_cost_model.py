@@ -312,6 +312,20 @@ def test_bandwidth_is_per_instance() -> None:
 
 # -- storage: energy --------------------------------------------------------------------------
 
+
+def test_uneven_counts_over_instances_lose_no_access() -> None:
+    """10 register reads over 4 PEs (2.5 each on average): every one is charged, in both
+    accountings' terms (physical: all 10; artifact: one instance's mean, 2.5)."""
+    body = (
+        "dataflow.compute @A on pe2d runs 1 times 1 ops {mac = 1} extent [2, 2]\n"
+        'dataflow.access @A "X" at pe2d.PE reads 10 fills 0 updates 0 capacity 1 instances 4'
+    )
+    physical = cost(wrap(body)).energy_breakdown_pj["registers"]
+    artifact = cost(wrap(body), accounting="artifact").energy_breakdown_pj["registers"]
+    assert physical == pytest.approx(10 * REG_READ)
+    assert artifact == pytest.approx(2.5 * REG_READ)
+
+
 MIX = wrap(
     """dataflow.compute @S on pe2d runs 2 times 3 ops {mac = 1, exp = 1, add = 1} extent [4, 8]
 dataflow.compute @T on pe1d runs 1 times 1 ops {max = 2, div = 1} extent [16]
@@ -661,7 +675,10 @@ def test_fusemax_bert_via_the_api_and_the_targets(tmp_path: Path) -> None:
     module = parse_mlir(FUSEMAX_BERT, "<test>")
     via_api = api.cost(module)
     assert via_api == evaluate_module(module, "fusemax")
-    assert api.cost(module, "flat").arch == "flat"
+    with pytest.warns(UserWarning, match="lowered for architecture 'fusemax' and are costed"):
+        assert api.cost(module, "flat").arch == "flat"
+    lowered_for_flat = parse_mlir(FUSEMAX_BERT.replace('arch "fusemax"', 'arch "flat"'), "<test>")
+    assert api.cost(lowered_for_flat).arch == "flat"  # the architecture the programs name
     path = tmp_path / "bert.mlir"
     path.write_text(FUSEMAX_BERT)
     tool = [sys.executable, "-m", "einsum_opt.tools.einsum_opt", str(path)]
