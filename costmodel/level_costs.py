@@ -196,7 +196,8 @@ def _energy(level: LevelCounts, hardware: LevelHardware, instances: int) -> dict
             level.name,
             name,
         )
-        tensors[name] = TensorCost(*vectors, per_instance, per_instance * used)
+        reads, fills, updates = (int(v) for v in vectors)  # Timeloop's counts: whole words
+        tensors[name] = TensorCost(reads, fills, updates, per_instance, per_instance * used)
     return tensors
 
 

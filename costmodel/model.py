@@ -334,8 +334,8 @@ class _Evaluator:
                 level = chained.level
                 if not level.leak_pj_per_cycle or chained.label in leakage:
                     continue
-                entry = self.acc.levels.get(chained.label)
-                used = entry.instances if entry is not None else 1
+                accessed = self.acc.levels.get(chained.label)
+                used = accessed.instances if accessed is not None else 1
                 charged = 1 if self.accounting == "artifact" else used
                 leakage[chained.label] = level.leak_pj_per_cycle * latency * charged
         return _ProgramCost(compute, cycles, self.acc, leakage)
@@ -507,8 +507,8 @@ def _report(
             by_tensor = energy_by_level.setdefault(label, {})
             for tensor, pj in level_acc.energy.items():
                 by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
-        for label, cycles in cost.level_cycles.items():
-            level_cycles_total[label] = level_cycles_total.get(label, 0.0) + cycles
+        for label, needed in cost.level_cycles.items():
+            level_cycles_total[label] = level_cycles_total.get(label, 0.0) + needed
         for label, pj in cost.leakage.items():
             leakage += pj
             by_tensor = energy_by_level.setdefault(label, {})

@@ -208,8 +208,8 @@ def mapping(spec: TimeloopSpec, cascade: CascadeOp) -> MappingAttr:
         names = partition_names(rank, len(found) - 1)
         extents = [f for _, f, _ in found]
         partition[rank] = [math.prod(extents[i:]) for i in range(1, len(extents))]
-        for (depth, _, _), loop in zip(found, names, strict=True):
-            loop_name[(dim, depth)] = loop
+        for (depth, _, _), loop_var in zip(found, names, strict=True):
+            loop_name[(dim, depth)] = loop_var
     order: list[str] = []
     space: dict[str, int] = {}
     for depth, mapped in enumerate(spec.mapping.levels):

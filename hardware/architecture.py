@@ -389,7 +389,7 @@ class Architecture(_Model):
         last = previous
         for unit_name, unit in self.units.items():
             parent = unit.parent if unit.parent is not None else last
-            if parent not in self.storage:
+            if parent is None or parent not in self.storage:
                 raise ArchitectureError(
                     f"no storage level {parent!r}; the levels are {', '.join(self.storage)}",
                     f"units.{unit_name}.parent",
@@ -566,7 +566,7 @@ class Architecture(_Model):
         if not isinstance(data, Mapping):
             raise ArchitectureError(f"expected a mapping, got {show(data)}", source=source)
         try:
-            return cls.validated(data)  # type: ignore[no-any-return]
+            return cls.validated(data)
         except ArchitectureError as error:
             raise error.from_source(source) from None
 

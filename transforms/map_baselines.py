@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -379,11 +380,20 @@ def _choose_block(
         _stream_if_no_reuse(cascade, plan, matrix, kernel)
     if vector:
         for candidates, spread in ((tiles, True), (rows, False)):
-            best = _largest(candidates, lambda block, flag=spread: attach(vector, block, flag))
+            best = _largest(candidates, partial(_attach_spread, attach, vector, spread))
             if best is not None:
                 attach(vector, best, spread)
                 return
         attach(vector, 1, False)  # nothing fits: the smallest block, reported as an overflow
+
+
+def _attach_spread(
+    attach: Callable[[Sequence[EinsumOp], int, bool], bool],
+    group: Sequence[EinsumOp],
+    spread: bool,
+    block: int,
+) -> bool:
+    return attach(group, block, spread)
 
 
 def _staged_inputs(plan: Plan, members: Sequence[EinsumOp]) -> list[str]:
