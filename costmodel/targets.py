@@ -23,9 +23,14 @@ from einsum_opt.costmodel.report import CostReport
 
 def _report(module: ModuleOp, arch: str | None, accounting: str) -> CostReport:
     """The report on `arch`, or on the architecture the programs were lowered for."""
+    import sys
+
     from einsum_opt.costmodel.costing import cost_programs
 
-    return cost_programs(module, arch, accounting)
+    report = cost_programs(module, arch, accounting)
+    for overflow in report.overflows:
+        print(f"warning: {overflow.describe()}", file=sys.stderr)
+    return report
 
 
 @dataclass(frozen=True)
