@@ -279,7 +279,10 @@ def test_case_insensitive_names(tmp_path: Path, fake_sweep: FakeSweep) -> None:
 
 
 def point(model: str, config: str, latency: float, energy: float, u2: float = 0.5) -> Result:
-    return Result(model, 1024, config, latency, energy, 1.1 * energy, u2, 1.0 - u2 / 2, 100)
+    """A result whose physical energy adds 10 pJ per second of latency (so that its ratios
+    differ from the artifact accounting's)."""
+    physical = energy + 10 * latency
+    return Result(model, 1024, config, latency, energy, physical, u2, 1.0 - u2 / 2, 100)
 
 
 def test_summarize_means_of_ratios_by_hand() -> None:
@@ -302,6 +305,9 @@ def test_summarize_means_of_ratios_by_hand() -> None:
     assert summary.attention_speedup_vs_flat == pytest.approx((8 / 2 + 9 / 1.5) / 2)  # 5
     assert summary.attention_speedup_vs_unfused == pytest.approx((20 / 2 + 30 / 1.5) / 2)  # 15
     assert summary.attention_energy_vs_flat == pytest.approx((40 / 50 + 60 / 80) / 2)  # 0.775
+    physical = (60 / 130 + 75 / 170) / 2  # (40 + 20) / (50 + 80), (60 + 15) / (80 + 90)
+    assert summary.attention_energy_physical_vs_flat == pytest.approx(physical)
+    assert summary.end2end_energy_physical_vs_flat == pytest.approx((59 / 110 + 45 / 140) / 2)
     assert summary.end2end_speedup_vs_flat == pytest.approx((10 / 5 + 12 / 3) / 2)  # 3
     assert summary.end2end_energy_vs_flat == pytest.approx((9 / 10 + 15 / 20) / 2)  # 0.825
     assert list(summary.utilization) == ["unfused", "flat", "fusemax"]
@@ -312,7 +318,8 @@ def test_summarize_means_of_ratios_by_hand() -> None:
     text = render_summary(summary)
     assert "attention speedup  fusemax/flat         5.00x" in text
     assert "attention speedup  fusemax/unfused     15.00x" in text
-    assert "attention energy   fusemax/flat         0.78" in text
+    assert "attention energy   fusemax/flat         0.775\n  physical accounting" in text
+    assert f"  physical accounting                   {physical:.3f}\n" in text
     assert "fusemax " in text and "95.0%" in text
 
 
