@@ -145,7 +145,9 @@ def storage_energy(
     Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
     instances (`artifact` accounting: times one). Uneven counts are spread evenly: the mean
     per instance, exact in words, in whole vectors rounded up."""
-    reads, fills, updates = (Fraction(c, instances) for c in counts)
+    reads, fills, updates = (
+        c // instances if c % instances == 0 else Fraction(c, instances) for c in counts
+    )
     _, per_instance = access_energy(
         (reads, fills, updates),
         (level.read_pj, level.write_pj, level.update_energy_pj),
@@ -195,12 +197,27 @@ class _Evaluator:
         self.arch = arch
         self.accounting = accounting
         self.acc = _Acc()
+        self._invocations: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[int, float]] = {}
 
     # -- compute ------------------------------------------------------------------------------
 
+    def _invocation(self, op: ComputeOp) -> tuple[int, float]:
+        """(cycles, pJ per PE) of one invocation of a stage, computed once per kind of stage
+        (unit and operation counts)."""
+        counts = op.op_counts()
+        key = (op.unit_name, tuple(sorted(counts.items())))
+        found = self._invocations.get(key)
+        if found is None:
+            found = (
+                self.arch.cycles(op.unit_name, counts),
+                self.arch.op_energy_pj(op.unit_name, counts),
+            )
+            self._invocations[key] = found
+        return found
+
     def stage_latency(self, op: ComputeOp) -> int:
         """Cycles of one run of a stage (`times` invocations)."""
-        return op.times_value * self.arch.cycles(op.unit_name, op.op_counts())
+        return op.times_value * self._invocation(op)[0]
 
     def account(self, op: ComputeOp, mult: int) -> None:
         """Busy cycles and energy of a stage executed `mult` times over (enclosing repeats)."""
@@ -222,7 +239,7 @@ class _Evaluator:
             )
         busy = mult * op.runs_value * self.stage_latency(op)
         points = mult * op.runs_value * op.times_value * math.prod(extent)
-        compute_pj = points * arch.op_energy_pj(unit_name, op.op_counts())
+        compute_pj = points * self._invocation(op)[1]
         acc = self.acc
         acc.busy[unit_name] = acc.busy.get(unit_name, 0) + busy
         used = Fraction(math.prod(extent), unit.pes)
@@ -236,14 +253,14 @@ class _Evaluator:
 
     # -- structure ----------------------------------------------------------------------------
 
-    def block(self, block: Block, mult: int) -> Fraction:
+    def block(self, block: Block, mult: int) -> Fraction | int:
         """Latency of one execution of a block run sequentially; totals are scaled by `mult`."""
-        latency = Fraction(0)
+        latency: Fraction | int = 0
         for op in block.ops:
             latency += self.op(op, mult)
         return latency
 
-    def op(self, op: Operation, mult: int) -> Fraction:
+    def op(self, op: Operation, mult: int) -> Fraction | int:
         if isinstance(op, RepeatOp):
             count = op.count_value
             return count * self.block(op.body.block, mult * count)
@@ -251,16 +268,16 @@ class _Evaluator:
             return self.pipeline(op, mult)
         if isinstance(op, ComputeOp):
             self.account(op, mult)
-            return Fraction(op.runs_value * self.stage_latency(op))
+            return op.runs_value * self.stage_latency(op)
         if isinstance(op, AccessOp):
             self.access(op)
-            return Fraction(0)
+            return 0
         if isinstance(op, BufferOp):
             self.acc.buffers.append(op)
-            return Fraction(0)
+            return 0
         raise CostModelError(f"the cost model does not know {op.name}")
 
-    def pipeline(self, op: PipelineOp, mult: int) -> Fraction:
+    def pipeline(self, op: PipelineOp, mult: int) -> Fraction | int:
         """`(N - 1) * II + CP` of a pipeline of N iterations."""
         count = op.count_value
         stages: dict[str, ComputeOp] = {}
@@ -416,11 +433,11 @@ def recurrence_bound(stages: Iterable[ComputeOp], latency: dict[str, int]) -> Fr
 def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Fraction:
     """Karp's maximum mean cycle (0 when the graph has no cycle)."""
     n = len(nodes)
-    neg: Fraction | None = None
-    table: list[dict[str, Fraction | None]] = [dict.fromkeys(nodes, Fraction(0))]
+    neg: int | None = None
+    table: list[dict[str, int | None]] = [dict.fromkeys(nodes, 0)]
     for _ in range(n):
         previous = table[-1]
-        current: dict[str, Fraction | None] = dict.fromkeys(nodes, neg)
+        current: dict[str, int | None] = dict.fromkeys(nodes, neg)
         for u, v, w in edges:
             pu = previous[u]
             if pu is None:
@@ -439,7 +456,7 @@ def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Frac
             dk = table[k][v]
             if dk is None:
                 continue
-            mean = (final - dk) / (n - k)
+            mean = Fraction(final - dk, n - k)
             if worst is None or mean < worst:
                 worst = mean
         if worst is not None and (best is None or worst > best):
