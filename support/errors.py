@@ -7,6 +7,18 @@ class UserError(Exception):
     """A bad input or option, with a message ready for the user (place included)."""
 
 
+class PlacedError(UserError):
+    """A `UserError` at a line and column of a file: printed `file:line:col: error: message`,
+    as the other frontends' errors are."""
+
+    def __init__(self, filename: str, line: int, column: int, message: str):
+        super().__init__(f"{filename}:{line}:{column}: error: {message}")
+        self.filename = filename
+        self.line = line
+        self.column = column
+        self.message = message
+
+
 def integer_of(text: str) -> int:
     """`int(text)` for a decimal literal; a ValueError saying how long it is when it has more
     digits than Python converts (instead of Python's own message)."""
