@@ -205,12 +205,12 @@ class CostReport:
         row("bound", self.bound)
         row("DRAM traffic (bytes)", f"{self.dram_bytes:,}")
         row("energy (pJ)", f"{self.energy_pj:.6g}")
-        if self.computes:
-            row("energy/compute (fJ)", f"{self.energy_pj * 1000 / self.computes:,.2f}")
         if self.accounting != "physical":
             row("accounting", self.accounting)
         if self.area_um2 is not None:
             row("area (um^2)", f"{self.area_um2:,.2f}")
+        if self.computes:
+            row("energy/compute (fJ)", f"{self.energy_pj * 1000 / self.computes:,.2f}")
         lines.append("")
         per_compute = f"{'fJ/compute':>12}" if self.computes else ""
         lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}{per_compute}")
