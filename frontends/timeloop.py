@@ -135,7 +135,7 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
             missing = [name for name, energy in actions_named if energy is None]
             message = missing_energy(spec, level.name, "/".join(missing))
             raise TimeloopSpecError(
-                f"{message}: level {level.name} keeps {', '.join(sorted(mapped.keep))}"
+                f"{message}, which keeps {', '.join(sorted(mapped.keep))}"
             )
         read, fill, update = (0.0 if e is None else e for e in energies)
         entry: dict[str, object] = {
