@@ -34,11 +34,11 @@ from einsum_opt.frontends.timeloop_energy import (
     missing_energy,
     storage_actions,
 )
+from einsum_opt.frontends.timeloop_fields import PlacedSpecError
 from einsum_opt.frontends.timeloop_spec import (
     DataSpace,
     Problem,
     TimeloopSpec,
-    TimeloopSpecError,
     load_timeloop_spec,
 )
 from einsum_opt.hardware import Architecture
@@ -85,8 +85,11 @@ def cascade_text(spec: TimeloopSpec, name: str) -> str:
     problem = spec.problem
     outputs = [s for s in problem.data_spaces if s.read_write]
     if len(outputs) != 1:
-        raise TimeloopSpecError(
-            f"problem: expected one read-write data space (the output), found {len(outputs)}"
+        raise PlacedSpecError(
+            spec.input_file or "<input>",
+            None,
+            None,
+            f"problem: expected one read-write data space (the output), found {len(outputs)}",
         )
     output = outputs[0]
     inputs = [s for s in problem.data_spaces if not s.read_write]
@@ -103,9 +106,12 @@ def cascade_text(spec: TimeloopSpec, name: str) -> str:
         declared[space.name] = ranks
     for terms in output.projection:
         if len(terms) != 1 or problem.coefficient_value(terms[0]) != 1:
-            raise TimeloopSpecError(
+            raise PlacedSpecError(
+                spec.input_file or "<input>",
+                None,
+                None,
                 f"problem: output {output.name} is indexed by a sum of dimensions; only its "
-                "inputs may be"
+                "inputs may be",
             )
     ranks_line = ", ".join(f"{r}={n}" for r, n in sizes.items())
     inputs_line = ", ".join(f"{s.name}[{','.join(declared[s.name])}]" for s in inputs)
@@ -133,10 +139,9 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
         if None in energies and mapped.keep:
             actions_named = zip(("read", "write", "update"), energies, strict=True)
             missing = [name for name, energy in actions_named if energy is None]
-            message = missing_energy(spec, level.name, "/".join(missing))
-            raise TimeloopSpecError(
-                f"{message}, which keeps {', '.join(sorted(mapped.keep))}"
-            )
+            file, message = missing_energy(spec, level.name, "/".join(missing))
+            kept = ", ".join(sorted(mapped.keep))
+            raise PlacedSpecError(file, None, None, f"{message}, which keeps {kept}")
         read, fill, update = (0.0 if e is None else e for e in energies)
         entry: dict[str, object] = {
             "mesh": [level.mesh_x, level.mesh_y],
@@ -167,7 +172,8 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
     arithmetic = arch.arithmetic
     compute, area = compute_action(spec)
     if compute is None:
-        raise TimeloopSpecError(missing_energy(spec, arithmetic.name, "compute"))
+        file, message = missing_energy(spec, arithmetic.name, "compute")
+        raise PlacedSpecError(file, None, None, message)
     unit: dict[str, object] = {
         "parent": arch.storage[-1].name,
         "shape": [arithmetic.mesh_x, arithmetic.mesh_y],

@@ -73,17 +73,15 @@ def compute_action(spec: TimeloopSpec) -> tuple[float | None, float | None]:
     return energy, area
 
 
-def missing_energy(spec: TimeloopSpec, component: str, actions: str) -> str:
-    """The message for a component the ERT does not price: it names the ERT's file (or says
-    there is none) and what the ERT has for the component."""
+def missing_energy(spec: TimeloopSpec, component: str, actions: str) -> tuple[str, str]:
+    """(file, message) for a component the ERT does not price: the ERT's file, or the input's
+    when there is no ERT, and what the ERT has for the component."""
     if spec.ert is None or spec.ert_file is None:
-        where = f"{spec.input_file}: no ERT" if spec.input_file else "no ERT"
-        return f"{where} (give it with --ert FILE), so no {actions} energy for {component}"
+        message = f"no ERT (give it with --ert FILE), so no {actions} energy for {component}"
+        return spec.input_file or "<input>", message
     listed = spec.ert.get(component)
     if listed is None:
         known = ", ".join(spec.ert) or "none"
-        return f"{spec.ert_file}: no entry for {component} (entries: {known})"
-    return (
-        f"{spec.ert_file}: no {actions} energy for {component} (its entry lists "
-        f"{', '.join(listed) or 'no action'})"
-    )
+        return spec.ert_file, f"no entry for {component} (entries: {known})"
+    entry = ", ".join(listed) or "no action"
+    return spec.ert_file, f"no {actions} energy for {component} (its entry lists {entry})"

@@ -25,7 +25,8 @@ class TimeloopSpecError(UserError):
 
 
 class PlacedSpecError(TimeloopSpecError, PlacedError):
-    """A bad Timeloop input at a known line and column: `file:line:col: error: path: ...`."""
+    """A bad Timeloop input in a known file, at a line and column when known:
+    `file:line:col: error: path: ...` (`file: path: ...` without a line)."""
 
 
 class Tagged(dict[object, object]):
@@ -98,9 +99,9 @@ def load_yaml(path: Path | str) -> Field:
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise TimeloopSpecError(f"{name}: cannot read: {e.strerror or e}") from None
+        raise PlacedSpecError(name, None, None, f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise TimeloopSpecError(f"{name}: not UTF-8 text (byte {e.start})") from None
+        raise PlacedSpecError(name, None, None, f"not UTF-8 text (byte {e.start})") from None
     try:
         check_nesting(text, name)
     except NotationError as e:
@@ -113,9 +114,8 @@ def load_yaml(path: Path | str) -> Field:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or getattr(e, "context", None) or e
         message = f"invalid YAML: {' '.join(str(problem).split())}"
-        if mark is None:
-            raise TimeloopSpecError(f"{name}: {message}") from None
-        raise PlacedSpecError(name, mark.line + 1, mark.column + 1, message) from None
+        line, column = (None, None) if mark is None else (mark.line + 1, mark.column + 1)
+        raise PlacedSpecError(name, line, column, message) from None
     finally:
         loader.dispose()
     return Field(name, "", value, (1, 1) if node is None else _start(node), _places(node, value))
@@ -139,9 +139,8 @@ class Field:
     def fail(self, message: str) -> NoReturn:
         """Raise `file:line:col: error: path: message` (`file: path: message` without a place)."""
         where = f"{self.path}: " if self.path else ""
-        if self.place is not None:
-            raise PlacedSpecError(self.file, *self.place, where + message)
-        raise TimeloopSpecError(f"{self.file}: {where}{message}")
+        line, column = self.place if self.place is not None else (None, None)
+        raise PlacedSpecError(self.file, line, column, where + message)
 
     def child(self, key: str | int, value: object) -> Field:
         """The field of `value`, found under `key` (a name or a list index) of this one."""

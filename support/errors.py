@@ -8,11 +8,17 @@ class UserError(Exception):
 
 
 class PlacedError(UserError):
-    """A `UserError` at a line and column of a file: printed `file:line:col: error: message`,
-    as the other frontends' errors are."""
+    """A `UserError` about a file, at a line and column when known: printed
+    `file:line:col: error: message` as the other frontends' errors are, or
+    `error: file: message` without a line. The file name is kept apart from the message, which
+    alone is cut when too long."""
 
-    def __init__(self, filename: str, line: int, column: int, message: str):
-        super().__init__(f"{filename}:{line}:{column}: error: {message}")
+    def __init__(self, filename: str, line: int | None, column: int | None, message: str):
+        if line is None:
+            text = f"{filename}: {message}"
+        else:
+            text = f"{filename}:{line}:{column}: error: {message}"
+        super().__init__(text)
         self.filename = filename
         self.line = line
         self.column = column

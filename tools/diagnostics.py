@@ -33,9 +33,11 @@ def diagnostic_of(
             )
         return Diagnostic("error", _one_line(error.message), error.filename)
     if isinstance(error, PlacedError):
-        return Diagnostic(
-            "error", _one_line(error.message), error.filename, error.line, error.column
-        )
+        message = _one_line(error.message)
+        if error.line is None:
+            text = f"error: {error.filename}: {message}"
+            return Diagnostic("error", message, error.filename, text=text)
+        return Diagnostic("error", message, error.filename, error.line, error.column)
     if isinstance(error, ParseError):
         loc = error.span.get_location()
         return Diagnostic("error", _one_line(error.msg), loc.file, loc.line, loc.col)
