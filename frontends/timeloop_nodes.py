@@ -13,7 +13,8 @@ flattens it before calling the model:
   an error, as in the front end); those of `!Hierarchical` and `!Pipelined` are read in place;
   `!Nothing` and components with `enabled: false` are left out;
 - a component's `constraints` (`temporal`, `spatial`, `dataspace`) are mapping directives for
-  it, as are a fanning-out container's `spatial` ones; they combine with the mapping's.
+  it, as are a fanning-out container's `spatial` ones, and those the spec lists apart
+  (`constraints: {targets: [...]}`); they combine with the mapping's.
 """
 
 from __future__ import annotations
@@ -181,4 +182,16 @@ def _constraints(node: Field, name: str, kind: str, fans_out: bool) -> list[Dire
         if kind == "container" and not (key == "spatial" and fans_out):
             field.fail(f"container '{name}' has no {key} loops (it holds no data)")
         directives.append(Directive(name, key, field))
+    return directives
+
+
+def read_constraint_targets(root: Field) -> list[Directive]:
+    """The mapping directives of a node-form spec's `constraints: {targets: [...]}`, which the
+    front end attaches to the nodes they name, as a node's own `constraints`."""
+    directives: list[Directive] = []
+    for item in root.get("targets").items():
+        kind = item.need("type").text()
+        if kind in _DIRECTIVE_CONSTRAINTS:
+            target = item.need("target")
+            directives.append(Directive(target.text(), kind, item, target))
     return directives

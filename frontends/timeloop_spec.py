@@ -11,7 +11,11 @@ from pathlib import Path
 from einsum_opt.frontends.timeloop_arch import read_architecture
 from einsum_opt.frontends.timeloop_fields import TimeloopSpecError, load_yaml
 from einsum_opt.frontends.timeloop_mapping import Directive, read_mapping
-from einsum_opt.frontends.timeloop_nodes import is_node_form, read_node_architecture
+from einsum_opt.frontends.timeloop_nodes import (
+    is_node_form,
+    read_constraint_targets,
+    read_node_architecture,
+)
 from einsum_opt.frontends.timeloop_problem import read_problem
 from einsum_opt.frontends.timeloop_tables import read_art, read_ert
 from einsum_opt.frontends.timeloop_types import (
@@ -62,6 +66,7 @@ def load_timeloop_spec(
     constraints: list[Directive] = []
     if is_node_form(architecture_field):
         architecture, constraints = read_node_architecture(architecture_field)
+        constraints += read_constraint_targets(document.get("constraints"))
     else:
         architecture = read_architecture(architecture_field)
     problem = read_problem(document.need("problem"))

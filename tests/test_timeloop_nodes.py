@@ -222,6 +222,30 @@ mapping:
         load_timeloop_spec(write(tmp_path, text + PROBLEM + contradiction))
 
 
+def test_constraints_listed_apart_are_directives_too(tmp_path: Path) -> None:
+    text = arch(LEVELS_WITH_DRAM) + PROBLEM + ONE_LEVEL_MAPPING
+    targets = """
+constraints:
+  targets:
+  - {target: Buf, type: dataspace, keep: [A, Z], bypass: [B]}
+  - {target: Buf, type: max_overbooked_proportion, proportion: 0.5}
+"""
+    spec = load_timeloop_spec(write(tmp_path, text + targets))
+    assert spec.mapping.levels[1].keep == {"A", "Z"}
+    wrong = targets.replace("target: Buf, type: dataspace", "target: Buff, type: dataspace")
+    with pytest.raises(
+        TimeloopSpecError, match=r"constraints\.targets\[0\]\.target: unknown storage level 'Buff'"
+    ):
+        load_timeloop_spec(write(tmp_path, text + wrong))
+
+
+LEVELS_WITH_DRAM = """
+  - !Component {name: DRAM, class: DRAM, attributes: {width: 8, datawidth: 8}}
+  - !Component {name: Buf, class: SRAM, attributes: {depth: 64, width: 8, datawidth: 8}}
+  - !Component {name: MAC, class: intmac, attributes: {width: 8}}
+"""
+
+
 def test_hyphenated_attribute_names_are_read(tmp_path: Path) -> None:
     text = arch(
         """
