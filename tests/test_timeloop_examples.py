@@ -10,13 +10,11 @@ array). Each number below is the note's, with its derivation; none is read from 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from timeloop_cli import cost_json as run_cost_json
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMM = ROOT / "examples" / "timeloop" / "gemm"
@@ -28,32 +26,8 @@ DRAM_PJ, GLB_READ, GLB_WRITE, RF_PJ, MAC_PJ = 512.0, 25.8695, 19.6486, 0.06794, 
 GLB_LEAK, RF_LEAK = 0.00167, 0.0001202
 
 
-def einsum_opt() -> list[str]:
-    """The `einsum-opt` of this environment (the console script users run)."""
-    script = Path(sys.executable).parent / "einsum-opt"
-    return (
-        [str(script)] if script.exists() else [sys.executable, "-m", "einsum_opt.tools.einsum_opt"]
-    )
-
-
 def cost_json(case: Path, *extra: str) -> dict[str, Any]:
-    command = [
-        *einsum_opt(),
-        str(case / "input.yaml"),
-        "--ert",
-        str(GEMM / "ERT.yaml"),
-        "--art",
-        str(GEMM / "ART.yaml"),
-        *extra,
-        "-p",
-        "lower-to-loopnest,lower-to-dataflow",
-        "-t",
-        "cost-json",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return run_cost_json(case / "input.yaml", GEMM / "ERT.yaml", GEMM / "ART.yaml", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,28 @@ from einsum_opt.frontends.timeloop_spec import TimeloopSpecError, load_timeloop_
 
 GEMM = Path(__file__).resolve().parent.parent / "examples" / "timeloop" / "gemm" / "input.yaml"
 
-PROBLEM = """
+
+def problem(m: int, n: int, k: int) -> str:
+    """A GEMM problem Z[m, n] = A[m, k] * B[k, n] of these sizes."""
+    return f"""
 problem:
   shape:
     name: GEMM
     dimensions: [M, N, K]
     data_spaces:
-    - {name: A, projection: [[[M]], [[K]]]}
-    - {name: B, projection: [[[K]], [[N]]]}
-    - {name: Z, projection: [[[M]], [[N]]], read_write: true}
-  instance: {M: 8, N: 4, K: 6}
+    - {{name: A, projection: [[[M]], [[K]]]}}
+    - {{name: B, projection: [[[K]], [[N]]]}}
+    - {{name: Z, projection: [[[M]], [[N]]], read_write: true}}
+  instance: {{M: {m}, N: {n}, K: {k}}}
 """
+
+
+PROBLEM = problem(8, 4, 6)
 
 # The front end's flattening of examples/timeloop/gemm, written by hand: the PE container's
 # fan-out is a dummy level of one word before the RF, at the instances before the fan-out,
 # keeping nothing; the RF and the MAC are 256 instances on a 16 x 16 mesh.
-GEMM_FLATTENED = """
+GEMM_ARCHITECTURE = """
 architecture:
   version: 0.4
   subtree:
@@ -50,15 +56,11 @@ architecture:
     - name: "MAC[1..256]"
       class: intmac
       attributes: {width: 8, meshX: 16, meshY: 16}
-problem:
-  shape:
-    name: GEMM
-    dimensions: [M, N, K]
-    data_spaces:
-    - {name: A, projection: [[[M]], [[K]]]}
-    - {name: B, projection: [[[K]], [[N]]]}
-    - {name: Z, projection: [[[M]], [[N]]], read_write: true}
-  instance: {M: 64, N: 64, K: 64}
+"""
+GEMM_FLATTENED = (
+    GEMM_ARCHITECTURE
+    + problem(64, 64, 64)
+    + """
 mapping:
 - {target: DRAM, type: temporal, factors: M=1 N=1 K=1, permutation: MNK}
 - {target: GLB, type: temporal, factors: M=4 N=4 K=1, permutation: NMK}
@@ -68,6 +70,7 @@ mapping:
 - {target: RF, type: temporal, factors: M=1 N=1 K=64, permutation: KMN}
 - {target: RF, type: bypass, keep: [Z], bypass: [A, B]}
 """
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "input.yaml") -> Path:

@@ -220,6 +220,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_timeloop_spec(bad)
     ert = _write(tmp_path, {"ERT": {"version": "0.2", "tables": []}}, "ERT.yaml")
     with pytest.raises(
-        TimeloopSpecError, match=r"ERT\.yaml:\d+:\d+: error: ERT\.version: unsupported ERT version 0\.2"
+        TimeloopSpecError,
+        match=r"ERT\.yaml:\d+:\d+: error: ERT\.version: unsupported ERT version 0\.2",
     ):
         load_timeloop_spec(THREE_LEVELS / "input.yaml", ert_path=ert)
