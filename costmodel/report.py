@@ -208,11 +208,15 @@ class CostReport:
         row("energy accounting", self.accounting)
         if self.area_um2 is not None:
             row("area (um^2)", f"{self.area_um2:,.2f}")
+        if self.computes:
+            row("energy/compute (fJ)", f"{self.energy_pj * 1000 / self.computes:,.2f}")
         lines.append("")
-        lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}")
+        per_compute = f"{'fJ/compute':>12}" if self.computes else ""
+        lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}{per_compute}")
         for name, value in self.energy_breakdown_pj.items():
             share = value / self.energy_pj if self.energy_pj else 0.0
-            lines.append(f"{name:<22}{value:>16.6g}{share:>8.1%}")
+            fj = f"{value * 1000 / self.computes:>12,.2f}" if self.computes else ""
+            lines.append(f"{name:<22}{value:>16.6g}{share:>8.1%}{fj}")
         lines.append("")
         lines.append(f"{'unit':<22}{'utilization':>16}")
         for unit, fraction in self.utilization.items():
@@ -220,20 +224,24 @@ class CostReport:
         if self.levels:
             lines.append("")
             lines.append("per instance of each level:")
+            # Name columns as wide as the longest name (Timeloop's level names are long).
+            lw = 2 + max(len("level"), *(len(level) for level in self.levels))
+            tw = 2 + max(len("leakage"), *(len(t) for ts in self.levels.values() for t in ts))
             lines.append(
-                f"{'level':<10}{'tensor':<10}{'reads':>18}{'fills':>18}{'updates':>18}"
-                f"{'capacity':>15}{'instances':>10}{'energy (pJ)':>13}"
+                f"{'level':<{lw}}{'tensor':<{tw}}{'reads':>14}{'fills':>14}{'updates':>14}"
+                f"{'capacity':>12}{'instances':>11}{'energy (pJ)':>14}"
             )
             for level, tensors in self.levels.items():
                 energies = self.energy_by_level.get(level, {})
                 for tensor, a in tensors.items():
                     lines.append(
-                        f"{level:<10}{tensor:<10}{_count(a.reads):>18}{_count(a.fills):>18}"
-                        f"{_count(a.updates):>18}{a.utilized_capacity:>15,}{a.instances:>10,}"
-                        f"{energies.get(tensor, 0.0):>13.6g}"
+                        f"{level:<{lw}}{tensor:<{tw}}{_count(a.reads):>14}{_count(a.fills):>14}"
+                        f"{_count(a.updates):>14}{a.utilized_capacity:>12,}{a.instances:>11,}"
+                        f"{energies.get(tensor, 0.0):>14.6g}"
                     )
                 if energies.get("leakage"):
-                    lines.append(f"{level:<10}{'leakage':<10}{energies['leakage']:>102.6g}")
+                    leak = f"{energies['leakage']:.6g}"
+                    lines.append(f"{level:<{lw}}{'leakage':<{tw}}{leak:>79}")
         if self.per_einsum:
             lines.append("")
             lines.append(

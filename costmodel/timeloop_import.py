@@ -76,7 +76,9 @@ def to_level_hardware(spec: TimeloopSpec) -> tuple[tuple[LevelHardware, ...], Co
     ert = spec.ert or {}
     for wire in ("wire", "Wire"):
         if any(v for v in ert.get(wire, {}).values()):
-            raise NestSpecError("ERT: wire energy (network energy) is not supported")
+            raise NestSpecError(
+                f"{spec.ert_file or 'ERT'}: wire energy (network energy) is not supported"
+            )
     levels = tuple(_storage_hardware(spec, level) for level in spec.architecture.storage)
     arithmetic = spec.architecture.arithmetic
     compute_pj, area = compute_action(spec)

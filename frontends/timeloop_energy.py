@@ -71,3 +71,17 @@ def compute_action(spec: TimeloopSpec) -> tuple[float | None, float | None]:
     if area is None:
         area = arithmetic.area
     return energy, area
+
+
+def missing_energy(spec: TimeloopSpec, component: str, actions: str) -> tuple[str, str]:
+    """(file, message) for a component the ERT does not price: the ERT's file, or the input's
+    when there is no ERT, and what the ERT has for the component."""
+    if spec.ert is None or spec.ert_file is None:
+        message = f"no ERT (give it with --ert FILE), so no {actions} energy for {component}"
+        return spec.input_file or "<input>", message
+    listed = spec.ert.get(component)
+    if listed is None:
+        known = ", ".join(spec.ert) or "none"
+        return spec.ert_file, f"no entry for {component} (entries: {known})"
+    entry = ", ".join(listed) or "no action"
+    return spec.ert_file, f"no {actions} energy for {component} (its entry lists {entry})"

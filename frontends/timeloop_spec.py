@@ -1,6 +1,8 @@
-"""Timeloop v0.4 inputs → `TimeloopSpec`: the processed `input.yaml` (architecture, problem,
-mapping), an optional separate mapping file (such as the mapper's `.map.yaml`), and the ERT and
-ART Accelergy made for it. Every error is one line naming the file and the field path."""
+"""Timeloop v0.4 inputs → `TimeloopSpec`: an `input.yaml` with architecture, problem and mapping
+(as users write it for the front end, the architecture a list of `nodes`, or as the front end
+hands it to timeloop-model, a tree of `subtree`/`local` levels), an optional separate mapping
+file (such as the mapper's `.map.yaml`), and the ERT and ART Accelergy made for it. Every error
+is one line naming the file, the line and column where known, and the field path."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ from pathlib import Path
 
 from einsum_opt.frontends.timeloop_arch import read_architecture
 from einsum_opt.frontends.timeloop_fields import TimeloopSpecError, load_yaml
-from einsum_opt.frontends.timeloop_mapping import read_mapping
+from einsum_opt.frontends.timeloop_mapping import Directive, read_mapping
+from einsum_opt.frontends.timeloop_nodes import (
+    is_node_form,
+    read_constraint_targets,
+    read_node_architecture,
+)
 from einsum_opt.frontends.timeloop_problem import read_problem
 from einsum_opt.frontends.timeloop_tables import read_art, read_ert
 from einsum_opt.frontends.timeloop_types import (
@@ -55,20 +62,35 @@ def load_timeloop_spec(
     entries of the input, else they are None."""
     document = load_yaml(input_path)
     document.mapping()
-    architecture = read_architecture(document.need("architecture"))
+    architecture_field = document.need("architecture")
+    constraints: list[Directive] = []
+    if is_node_form(architecture_field):
+        architecture, constraints = read_node_architecture(architecture_field)
+        constraints += read_constraint_targets(document.get("constraints"))
+    else:
+        architecture = read_architecture(architecture_field)
     problem = read_problem(document.need("problem"))
-    mapping_root = load_yaml(mapping_path) if mapping_path is not None else document.get("mapping")
-    if mapping_path is None and mapping_root.is_null():
-        document.fail("no 'mapping' (give the mapping with --mapping FILE)")
-    mapping = read_mapping(mapping_root, architecture, problem)
+    if mapping_path is not None:
+        # A mapping file is read as timeloop-model reads one (a mapper's `.map.yaml`): it is
+        # the whole mapping, so the architecture's constraints, the mapper's, do not apply.
+        mapping = read_mapping(load_yaml(mapping_path), architecture, problem)
+    else:
+        mapping_root = document.get("mapping")
+        if mapping_root.is_null() and not constraints:
+            document.fail("no 'mapping' (give the mapping with --mapping FILE)")
+        combine = architecture.node_form
+        mapping = read_mapping(mapping_root, architecture, problem, constraints, combine)
     ert: Ert | None = None
+    ert_file: str | None = None
     if ert_path is not None:
-        ert = read_ert(load_yaml(ert_path))
+        ert, ert_file = read_ert(load_yaml(ert_path)), str(ert_path)
     elif document.has("ERT"):
-        ert = read_ert(document.get("ERT"))
+        ert, ert_file = read_ert(document.get("ERT")), str(input_path)
     art: Art | None = None
     if art_path is not None:
         art = read_art(load_yaml(art_path))
     elif document.has("ART"):
         art = read_art(document.get("ART"))
-    return TimeloopSpec(architecture, problem, mapping, ert, art)
+    return TimeloopSpec(
+        architecture, problem, mapping, ert, art, ert_file, input_file=str(input_path)
+    )

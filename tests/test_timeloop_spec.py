@@ -4,6 +4,7 @@ of its own, and one-line errors naming the file and the field path."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,8 @@ def _set(path: list[str | int], value: object) -> Any:
         ),
         (
             _set(["mapping", 3, "factors"], "R=3,P=1,K=4"),
-            "input.yaml: mapping: the factors of 'K' multiply to 64, not its size 32",
+            "input.yaml: mapping: the factors of 'K' multiply to 64 (16 at GlobalBuffer × 4 at "
+            "RegisterFile), not its size 32",
         ),
         (
             _set(["mapping", 2, "keep"], ["Weights", "Outputz"]),
@@ -200,7 +202,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, change: Any, message: st
     with pytest.raises(TimeloopSpecError) as error:
         load_timeloop_spec(path)
     text = str(error.value).replace(str(tmp_path) + "/", "")
-    assert text.startswith(message)
+    # `input.yaml:LINE:COL: error: field.path: ...`: the file, the place and the field
+    file, _, field_message = message.partition(": ")
+    placed = re.fullmatch(r"(\S+):(\d+):(\d+): error: (.*)", text)
+    assert placed is not None, text
+    assert placed[1] == file and placed[4].startswith(field_message), text
+    assert 1 <= int(placed[2]) <= len(path.read_text().splitlines())
     assert "\n" not in text
 
 
@@ -209,10 +216,11 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_timeloop_spec(tmp_path / "nothing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("architecture: [unclosed\n")
-    with pytest.raises(TimeloopSpecError, match=r"bad\.yaml: line \d+: invalid YAML"):
+    with pytest.raises(TimeloopSpecError, match=r"bad\.yaml:2:1: error: invalid YAML"):
         load_timeloop_spec(bad)
     ert = _write(tmp_path, {"ERT": {"version": "0.2", "tables": []}}, "ERT.yaml")
     with pytest.raises(
-        TimeloopSpecError, match=r"ERT\.yaml: ERT\.version: unsupported ERT version 0\.2"
+        TimeloopSpecError,
+        match=r"ERT\.yaml:\d+:\d+: error: ERT\.version: unsupported ERT version 0\.2",
     ):
         load_timeloop_spec(THREE_LEVELS / "input.yaml", ert_path=ert)

@@ -12,7 +12,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseE
 
 from einsum_opt.dialects.locations import OpVerifyException, SourceLocation, location_of
 from einsum_opt.support.diagnostics import Diagnostic, cut_long_values
-from einsum_opt.support.errors import UserError
+from einsum_opt.support.errors import PlacedError, UserError
 
 
 def _one_line(text: str) -> str:
@@ -32,6 +32,12 @@ def diagnostic_of(
                 "error", _one_line(error.message), error.filename, error.line, error.column
             )
         return Diagnostic("error", _one_line(error.message), error.filename)
+    if isinstance(error, PlacedError):
+        message = _one_line(error.message)
+        if error.line is None:
+            text = f"error: {error.filename}: {message}"
+            return Diagnostic("error", message, error.filename, text=text)
+        return Diagnostic("error", message, error.filename, error.line, error.column)
     if isinstance(error, ParseError):
         loc = error.span.get_location()
         return Diagnostic("error", _one_line(error.msg), loc.file, loc.line, loc.col)
