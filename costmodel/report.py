@@ -224,42 +224,67 @@ class CostReport:
         if self.levels:
             lines.append("")
             lines.append("per instance of each level:")
-            # Name columns as wide as the longest name (Timeloop's level names are long).
-            lw = 2 + max(len("level"), *(len(level) for level in self.levels))
-            tw = 2 + max(len("leakage"), *(len(t) for ts in self.levels.values() for t in ts))
-            lines.append(
-                f"{'level':<{lw}}{'tensor':<{tw}}{'reads':>14}{'fills':>14}{'updates':>14}"
-                f"{'capacity':>12}{'instances':>11}{'energy (pJ)':>14}"
-            )
+            rows: list[list[str]] = []
             for level, tensors in self.levels.items():
                 energies = self.energy_by_level.get(level, {})
                 for tensor, a in tensors.items():
-                    lines.append(
-                        f"{level:<{lw}}{tensor:<{tw}}{_count(a.reads):>14}{_count(a.fills):>14}"
-                        f"{_count(a.updates):>14}{a.utilized_capacity:>12,}{a.instances:>11,}"
-                        f"{energies.get(tensor, 0.0):>14.6g}"
+                    rows.append(
+                        [
+                            level,
+                            tensor,
+                            _count(a.reads),
+                            _count(a.fills),
+                            _count(a.updates),
+                            f"{a.utilized_capacity:,}",
+                            f"{a.instances:,}",
+                            f"{energies.get(tensor, 0.0):.6g}",
+                        ]
                     )
                 if energies.get("leakage"):
-                    leak = f"{energies['leakage']:.6g}"
-                    lines.append(f"{level:<{lw}}{'leakage':<{tw}}{leak:>79}")
+                    rows.append([level, "leakage", *[""] * 5, f"{energies['leakage']:.6g}"])
+            header = ["level", "tensor", "reads", "fills", "updates", "capacity", "instances"]
+            lines += _columns([*header, "energy (pJ)"], rows, left=2)
         if self.per_einsum:
             lines.append("")
-            lines.append(
-                f"{'einsum':<12}{'unit':<8}{'busy cycles':>18}{'energy (pJ)':>16}{'DRAM bytes':>18}"
-            )
-            for name, cost in self.per_einsum.items():
-                lines.append(
-                    f"{name:<12}{cost.unit or '-':<8}{cost.cycles:>18,.0f}"
-                    f"{cost.energy_pj:>16.6g}{cost.dram_bytes:>18,}"
-                )
+            rows = [
+                [
+                    name,
+                    cost.unit or "-",
+                    f"{cost.cycles:,.0f}",
+                    f"{cost.energy_pj:.6g}",
+                    f"{cost.dram_bytes:,}",
+                ]
+                for name, cost in self.per_einsum.items()
+            ]
+            header = ["einsum", "unit", "busy cycles", "energy (pJ)", "DRAM bytes"]
+            lines += _columns(header, rows, left=2)
         if self.buffer_peak_bytes:
             lines.append("")
-            lines.append(f"{'buffer':<12}{'peak bytes':>16}{'capacity':>16}")
+            rows = []
             for level, peak in self.buffer_peak_bytes.items():
                 capacity = self.buffer_capacity_bytes.get(level)
+                flag = "OVERFLOW" if capacity is not None and peak > capacity else ""
                 cap = "-" if capacity is None else f"{capacity:,}"
-                flag = "  OVERFLOW" if capacity is not None and peak > capacity else ""
-                lines.append(f"{level:<12}{peak:>16,}{cap:>16}{flag}")
+                rows.append([level, f"{peak:,}", cap, flag])
+            lines += [
+                line.rstrip()
+                for line in _columns(["buffer", "peak bytes", "capacity", ""], rows, 1)
+            ]
         for overflow in self.overflows:
             lines.append(f"overflow: {overflow.describe()}")
         return "\n".join(lines) + "\n"
+
+
+def _columns(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Lines of a table whose columns are as wide as their widest cell, two spaces apart; the
+    first `left` columns are left-aligned (names), the others right-aligned (numbers)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.ljust(width) if i < left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
