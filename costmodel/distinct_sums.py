@@ -69,18 +69,49 @@ def _component_count(loops: list[tuple[int, Step]]) -> int:
 
 
 def _count_by_bits(loops: list[tuple[int, Step]], dims: list[int]) -> int:
-    """Encode the offsets injectively as integers (mixed radix over each tensor dimension's
-    span), make every coefficient non-negative by reflecting its index, and count the reached
-    values with a bit set built by doubling."""
-    spans = [sum((e - 1) * abs(s[d]) for e, s in loops) + 1 for d in dims]
-    radix, weights = 1, []
-    for span in spans:
-        weights.append(radix)
-        radix *= 2 * span
-    reached = 1
-    for extent, step in loops:
-        coefficient = abs(sum(w * step[d] for w, d in zip(weights, dims, strict=True)))
-        reached = _sum_with_progression(reached, coefficient, extent)
+    del dims
+    return count_reached([s for _, s in loops], [[(0, e - 1) for e, _ in loops]])
+
+
+def count_reached(steps: Sequence[Step], boxes: Sequence[Sequence[tuple[int, int]]]) -> int:
+    """How many distinct `Σ i_k · steps[k]` the union of `boxes` reaches, each box giving
+    every index k a range [first, last].
+
+    The offsets are encoded injectively as integers (mixed radix over each tensor dimension's
+    span), each loop's coefficient made non-negative by reflecting its index, and the values
+    reached are collected in a bit set built by doubling, so the cost follows the span of the
+    offsets and the number of boxes, not the number of points."""
+    if not boxes:
+        return 0
+    rank = len(steps[0]) if steps else 0
+    low = [0] * rank
+    high = [0] * rank
+    for d in range(rank):
+        ends = [
+            (
+                sum(min(s[d] * a, s[d] * b) for s, (a, b) in zip(steps, box, strict=True)),
+                sum(max(s[d] * a, s[d] * b) for s, (a, b) in zip(steps, box, strict=True)),
+            )
+            for box in boxes
+        ]
+        low[d] = min(e[0] for e in ends)
+        high[d] = max(e[1] for e in ends)
+    weight, coefficients = 1, [0] * len(steps)
+    for d in range(rank):
+        for k, step in enumerate(steps):
+            coefficients[k] += weight * step[d]
+        weight *= 2 * (high[d] - low[d]) + 1
+    starts = [
+        sum(min(c * first, c * last) for c, (first, last) in zip(coefficients, box, strict=True))
+        for box in boxes
+    ]
+    base = min(starts)
+    reached = 0
+    for start, box in zip(starts, boxes, strict=True):
+        bits = 1
+        for c, (first, last) in zip(coefficients, box, strict=True):
+            bits = _sum_with_progression(bits, abs(c), last - first + 1)
+        reached |= bits << (start - base)
     return reached.bit_count()
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts
 from einsum_opt.support.errors import UserError
@@ -54,8 +55,8 @@ class LevelHardware:
 
 @dataclass(frozen=True)
 class ComputeHardware:
-    """The arithmetic units: pJ per compute, leakage per cycle per instance, µm² per
-    instance and how many instances the hardware has."""
+    """The arithmetic units: pJ per compute, leakage per cycle per utilised instance (0 in
+    timeloop-model, which adds none), µm² per instance and how many instances there are."""
 
     compute_pj: float | None
     leak_pj_per_cycle: float = 0.0
@@ -142,36 +143,61 @@ class NestCost:
         )
 
 
-def _vectors(count: int, block: int) -> int:
+def _vectors(count: int | Fraction, block: int) -> int | Fraction:
+    """Whole vectors of `block` words; a mean count over uneven instances (a Fraction) is
+    kept exact when vectors are single words."""
+    if block == 1:
+        return count
     return -(-count // block)
+
+
+def access_energy(
+    counts: tuple[int | Fraction, int | Fraction, int | Fraction],
+    energies: tuple[float | None, float | None, float | None],
+    block: int,
+    used: int,
+    instances: int,
+    cluster_size: int = 1,
+    level: str = "",
+    tensor: str = "",
+) -> tuple[tuple[int | Fraction, int | Fraction, int | Fraction], float]:
+    """Timeloop's energy of one tensor at one level: the per-instance (reads, fills, updates)
+    in whole vectors of `block` words at the (read, write, update) energies, spread over the
+    utilized instances of a cluster. Returns the vector counts and the per-instance pJ."""
+    vectors = (
+        _vectors(counts[0], block),
+        _vectors(counts[1], block),
+        _vectors(counts[2], block),
+    )
+    per_cluster = 0.0
+    for action, n, pj in zip(("read", "write", "update"), vectors, energies, strict=True):
+        if n == 0:
+            continue
+        if pj is None:
+            raise LevelCostError(f"level {level}: no {action} energy for tensor {tensor}")
+        per_cluster += n * pj
+    if used <= 0:
+        return vectors, 0.0
+    clusters = min(used, instances // cluster_size)
+    return vectors, per_cluster / (used / clusters)
 
 
 def _energy(level: LevelCounts, hardware: LevelHardware, instances: int) -> dict[str, TensorCost]:
     tensors: dict[str, TensorCost] = {}
     for name, counts in level.tensors.items():
-        vectors = (
-            _vectors(counts.reads, hardware.block_size),
-            _vectors(counts.fills, hardware.block_size),
-            _vectors(counts.updates, hardware.block_size),
-        )
-        per_cluster = 0.0
-        for action, n, pj in zip(
-            ("read", "write", "update"),
-            vectors,
-            (hardware.read_pj, hardware.write_pj, hardware.update_pj),
-            strict=True,
-        ):
-            if n == 0:
-                continue
-            if pj is None:
-                raise LevelCostError(f"level {level.name}: no {action} energy for tensor {name}")
-            per_cluster += n * pj
         used = counts.utilized_instances
-        per_instance = 0.0
-        if used > 0:
-            clusters = min(used, instances // hardware.cluster_size)
-            per_instance = per_cluster / (used / clusters)
-        tensors[name] = TensorCost(*vectors, per_instance, per_instance * used)
+        vectors, per_instance = access_energy(
+            (counts.reads, counts.fills, counts.updates),
+            (hardware.read_pj, hardware.write_pj, hardware.update_pj),
+            hardware.block_size,
+            used,
+            instances,
+            hardware.cluster_size,
+            level.name,
+            name,
+        )
+        reads, fills, updates = (int(v) for v in vectors)  # Timeloop's counts: whole words
+        tensors[name] = TensorCost(reads, fills, updates, per_instance, per_instance * used)
     return tensors
 
 

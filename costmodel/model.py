@@ -47,6 +47,7 @@ from fractions import Fraction
 
 from xdsl.ir import Block, Operation
 
+from einsum_opt.costmodel.level_costs import access_energy
 from einsum_opt.costmodel.report import CostReport, EinsumCost, LevelAccess, Overflow
 from einsum_opt.dialects.dataflow import (
     AccessOp,
@@ -132,38 +133,57 @@ def level_of(arch: Architecture, label: str) -> StorageLevel:
 
 
 def storage_energy(
-    level: StorageLevel, counts: tuple[int, int, int], instances: int, word_bytes: int,
+    level: StorageLevel,
+    counts: tuple[int, int, int],
+    instances: int,
+    word_bytes: int,
     accounting: str = "physical",
+    label: str = "",
+    tensor: str = "",
 ) -> float:
-    """pJ of (reads, fills, updates) summed over `instances` instances of `level`: per
-    instance, whole blocks of each action at the level's per-access energy."""
-    block = level.block_words(word_bytes)
-    energies = (level.read_pj, level.write_pj, level.update_energy_pj)
-    per_instance = sum(
-        math.ceil(Fraction(count, instances) / block) * pj
-        for count, pj in zip(counts, energies, strict=True)
+    """pJ of (reads, fills, updates) summed over `instances` utilized instances of `level`:
+    Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
+    instances (`artifact` accounting: times one). Uneven counts are spread evenly: the mean
+    per instance, exact in words, in whole vectors rounded up."""
+    reads, fills, updates = (
+        c // instances if c % instances == 0 else Fraction(c, instances) for c in counts
+    )
+    _, per_instance = access_energy(
+        (reads, fills, updates),
+        (level.read_pj, level.write_pj, level.update_energy_pj),
+        level.block_words(word_bytes),
+        instances,
+        max(instances, level.instances),
+        level.cluster_size,
+        label,
+        tensor,
     )
     return per_instance * (1 if accounting == "artifact" else instances)
 
 
 def level_cycles(
-    level: StorageLevel, counts: tuple[int, int, int], instances: int, arch: Architecture
+    level: StorageLevel,
+    counts: tuple[int, int, int],
+    instances: int,
+    arch: Architecture,
 ) -> float:
-    """Cycles a level needs to serve its per-instance traffic at its bandwidths (0 when none
-    is given)."""
-    reads, fills, updates = (Fraction(c, instances) for c in counts)
-    word_bytes = level.word_bits_of(arch.word_bytes) / 8
-    cycles = Fraction(0)
+    """Cycles one instance of a level needs for its traffic at its bandwidths: the most,
+    over its read, write, shared and byte bandwidths, of words moved / words per cycle (0 when
+    it has none). A level whose need exceeds `compute` slows the program down to it, which is
+    Timeloop's throttling: its slowdown is min(1, bandwidth / demand per compute cycle)."""
+    reads, fills, updates = (c / instances for c in counts)
+    need = 0.0
     if level.read_bandwidth is not None:
-        cycles = max(cycles, reads / Fraction(level.read_bandwidth))
+        need = max(need, reads / level.read_bandwidth)
     if level.write_bandwidth is not None:
-        cycles = max(cycles, (fills + updates) / Fraction(level.write_bandwidth))
+        need = max(need, (fills + updates) / level.write_bandwidth)
     if level.shared_bandwidth is not None:
-        cycles = max(cycles, (reads + fills + updates) / Fraction(level.shared_bandwidth))
+        need = max(need, (reads + fills + updates) / level.shared_bandwidth)
     if level.bandwidth_bytes_per_s is not None:
-        per_cycle = Fraction(level.bandwidth_bytes_per_s) / Fraction(arch.clock_hz)
-        cycles = max(cycles, (reads + fills + updates) * Fraction(word_bytes) / per_cycle)
-    return float(cycles)
+        words = level.bandwidth_bytes_per_s / arch.clock_hz / (level.word_bits_of(
+            arch.word_bytes) / 8)
+        need = max(need, (reads + fills + updates) / words)
+    return need
 
 
 class _Evaluator:
@@ -177,12 +197,27 @@ class _Evaluator:
         self.arch = arch
         self.accounting = accounting
         self.acc = _Acc()
+        self._invocations: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[int, float]] = {}
 
     # -- compute ------------------------------------------------------------------------------
 
+    def _invocation(self, op: ComputeOp) -> tuple[int, float]:
+        """(cycles, pJ per PE) of one invocation of a stage, computed once per kind of stage
+        (unit and operation counts)."""
+        counts = op.op_counts()
+        key = (op.unit_name, tuple(sorted(counts.items())))
+        found = self._invocations.get(key)
+        if found is None:
+            found = (
+                self.arch.cycles(op.unit_name, counts),
+                self.arch.op_energy_pj(op.unit_name, counts),
+            )
+            self._invocations[key] = found
+        return found
+
     def stage_latency(self, op: ComputeOp) -> int:
         """Cycles of one run of a stage (`times` invocations)."""
-        return op.times_value * self.arch.cycles(op.unit_name, op.op_counts())
+        return op.times_value * self._invocation(op)[0]
 
     def account(self, op: ComputeOp, mult: int) -> None:
         """Busy cycles and energy of a stage executed `mult` times over (enclosing repeats)."""
@@ -204,7 +239,7 @@ class _Evaluator:
             )
         busy = mult * op.runs_value * self.stage_latency(op)
         points = mult * op.runs_value * op.times_value * math.prod(extent)
-        compute_pj = points * arch.op_energy_pj(unit_name, op.op_counts())
+        compute_pj = points * self._invocation(op)[1]
         acc = self.acc
         acc.busy[unit_name] = acc.busy.get(unit_name, 0) + busy
         used = Fraction(math.prod(extent), unit.pes)
@@ -218,14 +253,14 @@ class _Evaluator:
 
     # -- structure ----------------------------------------------------------------------------
 
-    def block(self, block: Block, mult: int) -> Fraction:
+    def block(self, block: Block, mult: int) -> Fraction | int:
         """Latency of one execution of a block run sequentially; totals are scaled by `mult`."""
-        latency = Fraction(0)
+        latency: Fraction | int = 0
         for op in block.ops:
             latency += self.op(op, mult)
         return latency
 
-    def op(self, op: Operation, mult: int) -> Fraction:
+    def op(self, op: Operation, mult: int) -> Fraction | int:
         if isinstance(op, RepeatOp):
             count = op.count_value
             return count * self.block(op.body.block, mult * count)
@@ -233,16 +268,16 @@ class _Evaluator:
             return self.pipeline(op, mult)
         if isinstance(op, ComputeOp):
             self.account(op, mult)
-            return Fraction(op.runs_value * self.stage_latency(op))
+            return op.runs_value * self.stage_latency(op)
         if isinstance(op, AccessOp):
             self.access(op)
-            return Fraction(0)
+            return 0
         if isinstance(op, BufferOp):
             self.acc.buffers.append(op)
-            return Fraction(0)
+            return 0
         raise CostModelError(f"the cost model does not know {op.name}")
 
-    def pipeline(self, op: PipelineOp, mult: int) -> Fraction:
+    def pipeline(self, op: PipelineOp, mult: int) -> Fraction | int:
         """`(N - 1) * II + CP` of a pipeline of N iterations."""
         count = op.count_value
         stages: dict[str, ComputeOp] = {}
@@ -278,7 +313,9 @@ class _Evaluator:
         level = level_of(arch, label)
         counts = op.counts()
         instances = op.instances_value
-        pj = storage_energy(level, counts, instances, arch.word_bytes, self.accounting)
+        pj = storage_energy(
+            level, counts, instances, arch.word_bytes, self.accounting, label, op.tensor_name
+        )
         entry = self.acc.levels.setdefault(label, _LevelAcc())
         entry.reads += counts[0]
         entry.fills += counts[1]
@@ -306,12 +343,18 @@ class _Evaluator:
             counts = (entry.reads, entry.fills, entry.updates)
             cycles[label] = level_cycles(level, counts, entry.instances, self.arch)
         latency = max(float(compute), *cycles.values(), 0.0)
+        # Every level on the way to the units the program uses leaks for the whole run (one
+        # instance at least, as Timeloop charges a level that holds nothing).
         leakage: dict[str, float] = {}
-        for label, entry in self.acc.levels.items():
-            level = level_of(self.arch, label)
-            if level.leak_pj_per_cycle:
-                charged = 1 if self.accounting == "artifact" else entry.instances
-                leakage[label] = level.leak_pj_per_cycle * latency * charged
+        for unit in self.acc.busy:
+            for chained in self.arch.chain(unit):
+                level = chained.level
+                if not level.leak_pj_per_cycle or chained.label in leakage:
+                    continue
+                accessed = self.acc.levels.get(chained.label)
+                used = accessed.instances if accessed is not None else 1
+                charged = 1 if self.accounting == "artifact" else used
+                leakage[chained.label] = level.leak_pj_per_cycle * latency * charged
         return _ProgramCost(compute, cycles, self.acc, leakage)
 
 
@@ -390,11 +433,11 @@ def recurrence_bound(stages: Iterable[ComputeOp], latency: dict[str, int]) -> Fr
 def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Fraction:
     """Karp's maximum mean cycle (0 when the graph has no cycle)."""
     n = len(nodes)
-    neg: Fraction | None = None
-    table: list[dict[str, Fraction | None]] = [dict.fromkeys(nodes, Fraction(0))]
+    neg: int | None = None
+    table: list[dict[str, int | None]] = [dict.fromkeys(nodes, 0)]
     for _ in range(n):
         previous = table[-1]
-        current: dict[str, Fraction | None] = dict.fromkeys(nodes, neg)
+        current: dict[str, int | None] = dict.fromkeys(nodes, neg)
         for u, v, w in edges:
             pu = previous[u]
             if pu is None:
@@ -413,7 +456,7 @@ def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Frac
             dk = table[k][v]
             if dk is None:
                 continue
-            mean = (final - dk) / (n - k)
+            mean = Fraction(final - dk, n - k)
             if worst is None or mean < worst:
                 worst = mean
         if worst is not None and (best is None or worst > best):
@@ -481,8 +524,8 @@ def _report(
             by_tensor = energy_by_level.setdefault(label, {})
             for tensor, pj in level_acc.energy.items():
                 by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
-        for label, cycles in cost.level_cycles.items():
-            level_cycles_total[label] = level_cycles_total.get(label, 0.0) + cycles
+        for label, needed in cost.level_cycles.items():
+            level_cycles_total[label] = level_cycles_total.get(label, 0.0) + needed
         for label, pj in cost.leakage.items():
             leakage += pj
             by_tensor = energy_by_level.setdefault(label, {})

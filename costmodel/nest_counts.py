@@ -36,10 +36,23 @@ class TensorCounts:
     distinct_destinations: int = 1
     link_transfers: int = 0
 
+    read_write: bool = False
+
     @property
     def accesses(self) -> int:
         """reads + fills + updates."""
         return self.reads + self.fills + self.updates
+
+    @property
+    def temporal_reductions(self) -> int:
+        """Partial sums added into the level (read-write tensors: one per read)."""
+        return self.reads if self.read_write else 0
+
+    @property
+    def address_generations(self) -> int:
+        """Addresses the level generates: its writes and fills for a read-write tensor, its
+        reads and fills otherwise (Timeloop's count; its energy is 0 by default)."""
+        return (self.updates if self.read_write else self.reads) + self.fills
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ def validate(spec: NestSpec) -> None:
     """Raise `NestSpecError` for the first thing wrong with `spec`."""
     if not spec.levels:
         raise NestSpecError("the nest has no storage level")
+    if spec.compute_mesh_x < 1 or spec.compute_mesh_y < 1:
+        raise NestSpecError(f"compute: mesh {spec.compute_mesh_x}x{spec.compute_mesh_y} is empty")
     for dim, size in spec.dims.items():
         if not isinstance(size, int) or size < 1:
             raise NestSpecError(f"dimension {dim}: size {size} is not a positive integer")

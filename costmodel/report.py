@@ -80,7 +80,9 @@ class Overflow:
 
 def _count(value: Fraction) -> str:
     """A per-instance count for the table: whole numbers with separators."""
-    return f"{value.numerator // value.denominator:,}" if value.denominator == 1 else f"{float(value):,.2f}"
+    if value.denominator == 1:
+        return f"{value.numerator:,}"
+    return f"{float(value):,.2f}"
 
 
 def _number(value: Fraction) -> int | float:
@@ -203,15 +205,18 @@ class CostReport:
         row("bound", self.bound)
         row("DRAM traffic (bytes)", f"{self.dram_bytes:,}")
         row("energy (pJ)", f"{self.energy_pj:.6g}")
-        if self.accounting != "physical":
-            row("accounting", self.accounting)
+        row("energy accounting", self.accounting)
         if self.area_um2 is not None:
             row("area (um^2)", f"{self.area_um2:,.2f}")
+        if self.computes:
+            row("energy/compute (fJ)", f"{self.energy_pj * 1000 / self.computes:,.2f}")
         lines.append("")
-        lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}")
+        per_compute = f"{'fJ/compute':>12}" if self.computes else ""
+        lines.append(f"{'energy component':<22}{'pJ':>16}{'share':>8}{per_compute}")
         for name, value in self.energy_breakdown_pj.items():
             share = value / self.energy_pj if self.energy_pj else 0.0
-            lines.append(f"{name:<22}{value:>16.6g}{share:>8.1%}")
+            fj = f"{value * 1000 / self.computes:>12,.2f}" if self.computes else ""
+            lines.append(f"{name:<22}{value:>16.6g}{share:>8.1%}{fj}")
         lines.append("")
         lines.append(f"{'unit':<22}{'utilization':>16}")
         for unit, fraction in self.utilization.items():
@@ -219,38 +224,67 @@ class CostReport:
         if self.levels:
             lines.append("")
             lines.append("per instance of each level:")
-            lines.append(
-                f"{'level':<10}{'tensor':<10}{'reads':>18}{'fills':>18}{'updates':>18}"
-                f"{'capacity':>15}{'instances':>10}{'energy (pJ)':>13}"
-            )
+            rows: list[list[str]] = []
             for level, tensors in self.levels.items():
                 energies = self.energy_by_level.get(level, {})
                 for tensor, a in tensors.items():
-                    lines.append(
-                        f"{level:<10}{tensor:<10}{_count(a.reads):>18}{_count(a.fills):>18}"
-                        f"{_count(a.updates):>18}{a.utilized_capacity:>15,}{a.instances:>10,}"
-                        f"{energies.get(tensor, 0.0):>13.6g}"
+                    rows.append(
+                        [
+                            level,
+                            tensor,
+                            _count(a.reads),
+                            _count(a.fills),
+                            _count(a.updates),
+                            f"{a.utilized_capacity:,}",
+                            f"{a.instances:,}",
+                            f"{energies.get(tensor, 0.0):.6g}",
+                        ]
                     )
                 if energies.get("leakage"):
-                    lines.append(f"{level:<10}{'leakage':<10}{energies['leakage']:>102.6g}")
+                    rows.append([level, "leakage", *[""] * 5, f"{energies['leakage']:.6g}"])
+            header = ["level", "tensor", "reads", "fills", "updates", "capacity", "instances"]
+            lines += _columns([*header, "energy (pJ)"], rows, left=2)
         if self.per_einsum:
             lines.append("")
-            lines.append(
-                f"{'einsum':<12}{'unit':<8}{'busy cycles':>18}{'energy (pJ)':>16}{'DRAM bytes':>18}"
-            )
-            for name, cost in self.per_einsum.items():
-                lines.append(
-                    f"{name:<12}{cost.unit or '-':<8}{cost.cycles:>18,.0f}"
-                    f"{cost.energy_pj:>16.6g}{cost.dram_bytes:>18,}"
-                )
+            rows = [
+                [
+                    name,
+                    cost.unit or "-",
+                    f"{cost.cycles:,.0f}",
+                    f"{cost.energy_pj:.6g}",
+                    f"{cost.dram_bytes:,}",
+                ]
+                for name, cost in self.per_einsum.items()
+            ]
+            header = ["einsum", "unit", "busy cycles", "energy (pJ)", "DRAM bytes"]
+            lines += _columns(header, rows, left=2)
         if self.buffer_peak_bytes:
             lines.append("")
-            lines.append(f"{'buffer':<12}{'peak bytes':>16}{'capacity':>16}")
+            rows = []
             for level, peak in self.buffer_peak_bytes.items():
                 capacity = self.buffer_capacity_bytes.get(level)
+                flag = "OVERFLOW" if capacity is not None and peak > capacity else ""
                 cap = "-" if capacity is None else f"{capacity:,}"
-                flag = "  OVERFLOW" if capacity is not None and peak > capacity else ""
-                lines.append(f"{level:<12}{peak:>16,}{cap:>16}{flag}")
+                rows.append([level, f"{peak:,}", cap, flag])
+            lines += [
+                line.rstrip()
+                for line in _columns(["buffer", "peak bytes", "capacity", ""], rows, 1)
+            ]
         for overflow in self.overflows:
             lines.append(f"overflow: {overflow.describe()}")
         return "\n".join(lines) + "\n"
+
+
+def _columns(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Lines of a table whose columns are as wide as their widest cell, two spaces apart; the
+    first `left` columns are left-aligned (names), the others right-aligned (numbers)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.ljust(width) if i < left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]

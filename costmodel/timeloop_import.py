@@ -2,9 +2,10 @@
 analysis takes and the per-level hardware facts the level costs take.
 
 Energies come from the ERT as Timeloop looks them up: a read costs the component's `read`
-(or `random_read`), a fill its `write`/`fill`, an update its `update`/`write`; an action the
-ERT lacks costs the component's dearest action, divided by the cluster size (Timeloop's
-vector access energy); `leak` is per cycle per instance. Areas come from the ART."""
+(or `random_read`), a fill its `write`/`fill`, an update its `update`/`write`; `leak` is per
+cycle per instance. An action the ERT lacks is left unspecified (Timeloop would fall back to
+its built-in PAT estimate, which this model does not have): costing a level that needs it is
+an error. Areas come from the ART."""
 
 from __future__ import annotations
 
@@ -17,12 +18,8 @@ from einsum_opt.costmodel.nest_spec import (
     TensorSpec,
     Term,
 )
+from einsum_opt.frontends.timeloop_energy import compute_action, storage_actions
 from einsum_opt.frontends.timeloop_types import StorageLevel, TimeloopSpec
-
-_READ = ("random_read", "read")
-_FILL = ("random_fill", "random_write", "fill", "write")
-_UPDATE = ("random_update", "random_write", "update", "write")
-_COMPUTE = ("mac_random", "mult_random", "mac", "mult", "compute")
 
 
 def to_nest_spec(spec: TimeloopSpec) -> NestSpec:
@@ -55,47 +52,21 @@ def to_nest_spec(spec: TimeloopSpec) -> NestSpec:
     )
 
 
-def _first(actions: dict[str, float] | None, names: tuple[str, ...]) -> float | None:
-    if actions is None:
-        return None
-    for name in names:
-        if name in actions:
-            return actions[name]
-    return None
-
-
 def _storage_hardware(spec: TimeloopSpec, level: StorageLevel) -> LevelHardware:
-    ert = spec.ert or {}
-    actions = dict(ert[level.name]) if level.name in ert else None
-    read: float | None = None
-    write: float | None = None
-    update: float | None = None
-    leak = 0.0
-    if level.vector_access_energy is not None:
-        read = write = update = level.vector_access_energy
-    elif actions is not None:
-        fallback = max(actions.values(), default=0.0) / level.cluster_size
-        read = _first(actions, _READ)
-        write = _first(actions, _FILL)
-        update = _first(actions, _UPDATE)
-        read = fallback if read is None else read
-        write = fallback if write is None else write
-        update = fallback if update is None else update
-        leak = actions.get("leak", 0.0)
-    area = None if spec.art is None else spec.art.get(level.name)
+    actions = storage_actions(spec, level)
     return LevelHardware(
         name=level.name,
         instances=level.instances,
         block_size=level.block_size,
         cluster_size=level.cluster_size,
-        read_pj=read,
-        write_pj=write,
-        update_pj=update,
-        leak_pj_per_cycle=leak,
+        read_pj=actions.read,
+        write_pj=actions.fill,
+        update_pj=actions.update,
+        leak_pj_per_cycle=actions.leak,
         read_bandwidth=level.read_bandwidth,
         write_bandwidth=level.write_bandwidth,
         shared_bandwidth=level.shared_bandwidth,
-        area_um2=area,
+        area_um2=actions.area,
         multiple_buffering=level.multiple_buffering,
         size_words=level.size,
     )
@@ -107,15 +78,12 @@ def to_level_hardware(spec: TimeloopSpec) -> tuple[tuple[LevelHardware, ...], Co
     ert = spec.ert or {}
     for wire in ("wire", "Wire"):
         if any(v for v in ert.get(wire, {}).values()):
-            raise NestSpecError("ERT: wire energy (network energy) is not supported")
+            raise NestSpecError(
+                f"{spec.ert_file or 'ERT'}: wire energy (network energy) is not supported"
+            )
     levels = tuple(_storage_hardware(spec, level) for level in spec.architecture.storage)
     arithmetic = spec.architecture.arithmetic
-    compute_pj = _first(dict(ert[arithmetic.name]) if arithmetic.name in ert else None, _COMPUTE)
-    if compute_pj is None:
-        compute_pj = arithmetic.energy
-    area = None if spec.art is None else spec.art.get(arithmetic.name)
-    if area is None:
-        area = arithmetic.area
+    compute_pj, area = compute_action(spec)
     compute = ComputeHardware(
         name=arithmetic.name,
         compute_pj=compute_pj,

@@ -9,8 +9,9 @@ dataflow.program @attention arch "fusemax" {
       dataflow.compute @RM on pe1d runs 32768 times 1 ops {max = 1} extent [256] carried [@RM]
     }
   }
-  dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
-  dataflow.buffer GLB bytes 8716288 holds ["Q" = 8388608, "RM" = 65536]
+  dataflow.access @QK "K" at DRAM reads 6442450944 fills 0 updates 0 capacity 3221225472 instances 1
+  dataflow.access @QK "K" at GLB reads 824633720832 fills 6442450944 updates 0 capacity 16384 ...
+  dataflow.buffer GLB bytes 8585216 holds ["Q" = 4194304, "K" = 32768, "RM" = 65536, ...]
 }
 ```
 
@@ -69,7 +70,9 @@ def _block_of(ops: Sequence[Operation]) -> Region:
 
 
 def _start(parser: Parser) -> Span[str]:
-    return parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
+    from einsum_opt.dialects.locations import next_token_span  # public parser API only
+
+    return next_token_span(parser)
 
 
 def _parse_count(parser: Parser, keyword: str) -> int:

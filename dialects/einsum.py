@@ -72,7 +72,7 @@ from einsum_opt.dialects.einsum_syntax import (
     IndexExpr,
     root_operator,
 )
-from einsum_opt.dialects.locations import OpVerifyException, record_location
+from einsum_opt.dialects.locations import OpVerifyException, next_token_span, record_location
 
 
 def _nest_op() -> type[IRDLOperation]:
@@ -427,7 +427,7 @@ class CascadeOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> CascadeOp:
-        start = parser._current_token.span  # noqa: SLF001
+        start = next_token_span(parser)
         name = parser.parse_symbol_name().data
         args = parser.parse_comma_separated_list(parser.Delimiter.PAREN, parser.parse_argument)
         parser.parse_punctuation("->")

@@ -19,7 +19,6 @@ from xdsl.irdl import AnyAttr, irdl_attr_definition, param_def
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
-from xdsl.utils.mlir_lexer import MLIRTokenKind
 from xdsl.utils.str_enum import StrEnum
 
 from einsum_opt.dialects.einsum_syntax import IndexExpr, parse_index_list
@@ -59,7 +58,7 @@ class ParserTokens:
 
     def peek_punct(self, punct: str) -> bool:
         """Whether `punct` is next, without consuming it."""
-        return self.parser._current_token.text == punct  # noqa: SLF001
+        return _text_ahead(self.parser).startswith(punct)
 
     def fail(self, message: str) -> NoReturn:
         """Raise a parse error at the current token."""
@@ -67,7 +66,12 @@ class ParserTokens:
 
     def peek_percent(self) -> bool:
         """Whether an SSA value name is next."""
-        return self.parser._current_token.kind == MLIRTokenKind.PERCENT_IDENT  # noqa: SLF001
+        return _text_ahead(self.parser).startswith("%")
+
+
+def _text_ahead(parser: AttrParser) -> str:
+    """The input from the parser's next token on."""
+    return parser.lexer.input.content[parser.pos :]
 
 
 @irdl_attr_definition
@@ -91,7 +95,7 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        start = parser._current_token.span.start  # noqa: SLF001
+        start = parser.pos
         with parser.in_angle_brackets():
             ranks = parser.parse_comma_separated_list(
                 parser.Delimiter.SQUARE, parser.parse_identifier
@@ -101,7 +105,7 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
         params = (ArrayAttr([StringAttr(r) for r in ranks]), elt)
         problem = _tensor_type_problem(params[0], elt)
         if problem:
-            parser.raise_error(problem, start, parser._current_token.span.start)  # noqa: SLF001
+            parser.raise_error(problem, start, parser.pos)
         return params
 
     def print_parameters(self, printer: Printer) -> None:
@@ -216,13 +220,23 @@ class RanksAttr(Data[tuple[tuple[str, RankSize], ...]]):
         return {n: resolved[n] for n in declared}
 
     def with_sizes(self, overrides: Mapping[str, int]) -> RanksAttr:
-        """The table with some ranks set to concrete sizes; unknown names are an error."""
+        """The table with some ranks set to concrete sizes; unknown names are an error, and
+        so is a derived rank (`M1 = M / M0` follows its parents: setting it alone would
+        change what the cascade computes)."""
         unknown = [n for n in overrides if n not in self.names]
         if unknown:
             raise VerifyException(
                 f"cannot set size of undeclared rank {', '.join(unknown)} "
                 f"(declared: {', '.join(self.names)})"
             )
+        declared = dict(self.data)
+        for name in overrides:
+            size = declared[name]
+            if isinstance(size, tuple):
+                raise VerifyException(
+                    f"rank {name} is derived ({name} = {format_size(size)}): set {size[0]} "
+                    f"or {size[1]} instead"
+                )
         return RanksAttr(tuple((n, overrides.get(n, s)) for n, s in self.data))
 
 
@@ -238,11 +252,11 @@ def format_rank_entries(entries: Sequence[tuple[str, RankSize]]) -> str:
 
 def parse_rank_entries(parser: AttrParser) -> list[tuple[str, RankSize]]:
     """`NAME = INT | NAME = NAME / NAME`, comma separated (possibly empty), checked."""
-    start = parser._current_token.span.start  # noqa: SLF001
+    start = parser.pos
     entries = _parse_rank_entry_list(parser)
     table = RanksAttr.checked(entries)
     if isinstance(table, str):
-        parser.raise_error(table, start, parser._current_token.span.start)  # noqa: SLF001
+        parser.raise_error(table, start, parser.pos)
     return entries
 
 

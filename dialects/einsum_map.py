@@ -228,6 +228,9 @@ def shortest_float(value: float, elt: Attribute) -> str:
     """The shortest decimal that reads back as the same constant of float type `elt`."""
     for digits in range(1, 18):
         text = f"{value:.{digits}g}"
-        if constant_attr(float(text), elt) == constant_attr(value, elt):
-            return text
+        try:
+            if constant_attr(float(text), elt) == constant_attr(value, elt):
+                return text
+        except OverflowError:  # rounded up past the largest finite value of the type
+            continue
     return repr(value)

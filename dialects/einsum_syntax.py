@@ -107,6 +107,27 @@ class IndexExpr:
                 return t.sizes[0]
         return None
 
+    def as_blocked(self) -> tuple[str, str] | None:
+        """`(outer, inner)` if this index is `outer*INNER+inner`, the coordinate of a rank split
+        into tiles (`m1*M0+m0`), where INNER is the rank of `inner`; else None."""
+        if self.const != 0 or len(self.terms) != 2:
+            return None
+        scaled = [t for t in self.terms if t.sizes]
+        plain = [t for t in self.terms if not t.sizes]
+        if len(scaled) != 1 or len(plain) != 1:
+            return None
+        outer, inner = scaled[0], plain[0]
+        if outer.coef != 1 or inner.coef != 1 or outer.var is None or inner.var is None:
+            return None
+        if outer.sizes != (rank_of(inner.var),) or outer.var == inner.var:
+            return None
+        return outer.var, inner.var
+
+    @staticmethod
+    def blocked(outer: str, inner: str) -> IndexExpr:
+        """`outer*INNER+inner`: the coordinate of tile `outer`, element `inner`."""
+        return IndexExpr((IndexTerm(1, outer, (rank_of(inner),)), IndexTerm(1, inner)), 0)
+
     def bounds(self, size_of: Callable[[str], int]) -> tuple[int, int]:
         """Smallest and largest value over all variables in `[0, size-1]` of their ranks."""
         lo = hi = self.const
@@ -349,16 +370,48 @@ access number; with None it may parse a source-specific access (e.g. `%X[...]`) 
 """
 
 
+MAX_NESTING = 100
+"""How deeply parentheses, calls and unary minus may nest in a scalar expression."""
+
+MAX_DEPTH = 300
+"""How many operations deep a scalar expression may be (a sum of N terms is N - 1 deep): the
+tools walk expressions recursively, so deeper ones are refused where they are written."""
+
+
 def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
-    """expr := term (('+'|'-') term)* ; term := unary (('*'|'/') unary)*."""
+    """expr := term (('+'|'-') term)* ; term := unary (('*'|'/') unary)*.
+
+    Fails (at the place) when nesting exceeds `MAX_NESTING` or depth exceeds `MAX_DEPTH`."""
+    nesting = 0
+    depth: dict[int, int] = {}  # id of a Call -> its depth (leaves are depth 0)
+
+    def call(fn: str, args: tuple[Expr, ...]) -> Call:
+        result = Call(fn, args)
+        level = 1 + max(depth.get(id(a), 0) for a in args)
+        if level > MAX_DEPTH:
+            src.fail(
+                f"expression is more than {MAX_DEPTH} operations deep (a sum or product of N "
+                "terms is N - 1 deep); split it into several einsums"
+            )
+        depth[id(result)] = level
+        return result
+
+    def nested() -> None:
+        nonlocal nesting
+        nesting += 1
+        if nesting > MAX_NESTING:
+            src.fail(
+                f"expression nests more than {MAX_NESTING} levels of parentheses, calls or "
+                "unary minus"
+            )
 
     def expression() -> Expr:
         left = term()
         while True:
             if src.accept("+"):
-                left = Call("add", (left, term()))
+                left = call("add", (left, term()))
             elif src.accept("-"):
-                left = Call("sub", (left, term()))
+                left = call("sub", (left, term()))
             else:
                 return left
 
@@ -366,34 +419,41 @@ def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
         left = unary()[0]
         while True:
             if src.accept("*"):
-                left = Call("mul", (left, unary()[0]))
+                left = call("mul", (left, unary()[0]))
             elif src.accept("/"):
-                left = Call("div", (left, unary()[0]))
+                left = call("div", (left, unary()[0]))
             else:
                 return left
 
     # A minus directly before a numeric literal (`-2`, `-inf`) is part of the constant; before
     # anything else, parenthesised constants included (`-(2)`), it is a negation.
     def unary() -> tuple[Expr, bool]:
+        nonlocal nesting
         if src.accept("-"):
+            nested()
             inner, literal = unary()
+            nesting -= 1
             if literal and isinstance(inner, Const):
                 return Const(-inner.value), True
-            return Call("neg", (inner,)), False
+            return call("neg", (inner,)), False
         return primary()
 
     def primary() -> tuple[Expr, bool]:
+        nonlocal nesting
         num = src.number()
         if num is not None:
             return Const(num), True
         if src.accept("("):
+            nested()
             inner = expression()
             src.expect(")", "')'")
+            nesting -= 1
             return inner, False
         expr = named()
         return expr, isinstance(expr, Const)  # `inf` and `nan` are literals too
 
     def named() -> Expr:
+        nonlocal nesting
         found = access(None)
         if found is not None:
             return Access(found)
@@ -403,13 +463,15 @@ def parse_expr(src: TokenSource, access: AccessHook) -> Expr:
         if src.accept("("):
             if name not in FUNCTIONS:
                 src.fail(f"unknown function '{name}' (known: {', '.join(FUNCTIONS)})")
+            nested()
             args = [expression()]
             while src.accept(","):
                 args.append(expression())
             src.expect(")", "')' or ',' in call")
+            nesting -= 1
             if len(args) != FUNCTIONS[name]:
                 src.fail(f"{name} takes {FUNCTIONS[name]} argument(s), got {len(args)}")
-            return Call(name, tuple(args))
+            return call(name, tuple(args))
         if name == "inf":
             return Const(math.inf)
         if name == "nan":

@@ -23,7 +23,13 @@ from einsum_opt.dialects.einsum_attrs import (
     TensorType,
     format_indices,
 )
-from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, map_expression_printer
+from einsum_opt.dialects.einsum_map import (
+    build_map_region,
+    constant_attr,
+    is_float,
+    map_expression_printer,
+    shortest_float,
+)
 from einsum_opt.dialects.einsum_syntax import (
     Expr,
     IndexExpr,
@@ -31,7 +37,7 @@ from einsum_opt.dialects.einsum_syntax import (
     parse_expr,
     parse_index_list,
 )
-from einsum_opt.dialects.locations import record_location
+from einsum_opt.dialects.locations import next_token_span, record_location
 
 
 def _ranks_from_indices(indices: Sequence[IndexExpr]) -> list[str] | None:
@@ -96,7 +102,9 @@ def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
     if groups:
         printer.print_string(" :: " + ", ".join(f"{o}({', '.join(vs)})" for o, vs in groups))
     if op.init is not None:
-        printer.print_string(f" init({format_number(op.init.value.data)})")
+        elt = op.result_type.element_type
+        shortest = (lambda v: shortest_float(v, elt)) if is_float(elt) else None
+        printer.print_string(f" init({format_number(op.init.value.data, shortest)})")
     if op.merge.data != default_merge(op.body):
         printer.print_string(f" merge({op.merge.data.value})")
     printer.print_op_attributes(op.attributes)
@@ -107,7 +115,7 @@ def print_einsum(op: EinsumOp | Any, printer: Printer) -> None:
 def parse_einsum(parser: Parser) -> EinsumOp:
     """Parse what `print_einsum` prints (after the op name) into a new EinsumOp."""
     tokens = ParserTokens(parser)
-    start = parser._current_token.span  # noqa: SLF001 - xDSL keeps no op locations itself
+    start = next_token_span(parser)
     name = parser.parse_identifier(" (the name of the tensor the einsum produces)")
     output = parse_index_list(tokens)
     parser.parse_punctuation("=")
@@ -162,7 +170,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
         # `::` lists reduce operators; a single `:` starts the type.
         if parser.parse_optional_punctuation(":") is not None:
             while True:
-                op_span = parser._current_token.span  # noqa: SLF001
+                op_span = next_token_span(parser)
                 op_name = parser.parse_identifier(" (a reduce operator)")
                 if op_name not in REDUCE_OPERATORS:
                     parser.raise_error(
@@ -172,7 +180,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
                     )
                 parser.parse_punctuation("(")
                 while True:
-                    var_span = parser._current_token.span  # noqa: SLF001
+                    var_span = next_token_span(parser)
                     var = parser.parse_identifier(" (a reduced rank variable)")
                     reduce_ops[var] = op_name
                     reduce_spans[var] = var_span

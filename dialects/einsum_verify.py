@@ -89,7 +89,34 @@ def verify_cascade(cascade: CascadeOp) -> None:
         for r in t.rank_names:
             check_rank(r, f"{where}: result")
     for einsum in cascade.einsums():
+        _check_assembled_output(einsum, cascade.ranks.data, sizes)
+    for einsum in cascade.einsums():
         _check_mapping(einsum, sizes)
+
+
+def _check_assembled_output(
+    op: EinsumOp, table: Sequence[tuple[str, object]], sizes: dict[str, int]
+) -> None:
+    """An output index `r1*R0+r0` on rank R writes the tiles of R: the cascade must declare
+    R1 = R / R0, and the tiles must cover R exactly (R0 divides R)."""
+    declared = dict(table)
+    for rank, index in zip(op.result_type.rank_names, op.output_indices, strict=True):
+        parts = index.as_blocked()
+        if parts is None:
+            continue
+        outer, inner = (rank_of(v) for v in parts)
+        if declared.get(outer) != (rank, inner):
+            raise OpVerifyException(
+                op,
+                f"{op.describe()}: output index {index} assembles rank {rank} from tiles, but "
+                f"the cascade does not declare {outer} = {rank} / {inner}",
+            )
+        if sizes[rank] % sizes[inner]:
+            raise OpVerifyException(
+                op,
+                f"{op.describe()}: output index {index} assembles rank {rank} of size "
+                f"{sizes[rank]} from tiles of {sizes[inner]}, which do not divide it",
+            )
 
 
 def _check_ranges(
@@ -179,15 +206,22 @@ def verify_einsum(op: EinsumOp) -> None:
         )
     iterative: list[str] = []
     for rank, index in zip(out_t.rank_names, op.output_indices, strict=True):
+        if index.as_blocked() is not None:
+            continue  # the cascade checks that the two ranks split this one
         off = index.as_offset()
         if off is None or off[0] != rank.lower() or off[1] not in (0, 1):
             raise OpVerifyException(
                 op,
                 f"{where}: output rank {rank} is not iterated: its index is '{index}', "
-                f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank)",
+                f"expected '{rank.lower()}' (or '{rank.lower()}+1' for an iterative rank, or "
+                f"'{rank.lower()}1*{rank}0+{rank.lower()}0' over the tiles of a split rank)",
             )
         if off[1] == 1:
             iterative.append(off[0])
+    variables = op.output_variables()
+    repeated = sorted({v for v in variables if variables.count(v) > 1})
+    if repeated:
+        raise OpVerifyException(op, f"{where}: output index variable {repeated[0]} is used twice")
     if len(iterative) > 1:
         raise OpVerifyException(
             op, f"{where}: more than one iterative rank ({', '.join(iterative)})"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from xdsl.ir import Operation
+from xdsl.parser.generic_parser import GenericParser
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.lexer import Span
 
@@ -39,6 +41,11 @@ def record_location(op: Operation, where: SourceLocation | Span) -> None:
         loc = where.get_location()
         where = SourceLocation(loc.file, loc.line, loc.col)
     _LOCATIONS[op] = where
+
+
+def next_token_span(parser: GenericParser[Any, str]) -> Span[str]:
+    """Where the parser's next token starts, as a span (xDSL's public parser API only)."""
+    return Span(parser.pos, parser.pos, parser.lexer.input)
 
 
 def location_of(op: Operation | None) -> SourceLocation | None:

@@ -9,8 +9,8 @@ A `loopnest.nest` is the Einsum it was lowered from, over loop variables instead
 variables: its loops (outermost first) carry a trip count and are temporal or spatial on an
 array axis; it runs on a unit; every access and the output index the tensors by affine forms of
 loop variables (a partitioned rank p reads as `256*p2+256*p1+p0`); `levels` names the storage
-level of each access, then of the output (or, `DRAM>GLB>PE`, the exact levels that keep it,
-outermost first); `at LEVEL` on a loop places it and the loops after it at that storage
+level of each access, then of the output (or, `[DRAM, GLB, PE]`, the exact levels that keep
+it, outermost first); `at LEVEL` on a loop places it and the loops after it at that storage
 level, as in Timeloop's mapping. Loop variables that the output index does not use
 are reduced, with the operators in the `::` list; an output index `m1+1` marks the iterative
 loop, as in the einsum dialect. The nests live in the `einsum.cascade` they came from.
@@ -110,7 +110,10 @@ def _parse_loop(parser: AttrParser, level: str) -> LoopAttr:
     """`var = N (space A)? (at LEVEL)?`; without `at`, the loop is at `level`."""
     var = parser.parse_identifier(" (a loop variable)")
     parser.parse_punctuation("=")
+    at = parser.pos
     extent = parser.parse_integer(allow_boolean=False, allow_negative=False)
+    if extent <= 0:
+        parser.raise_error(f"loop {var} must have a positive trip count, got {extent}", at)
     axis = None
     if parser.parse_optional_keyword("space") is not None:
         axis = parser.parse_integer(allow_boolean=False, allow_negative=False)
@@ -119,19 +122,35 @@ def _parse_loop(parser: AttrParser, level: str) -> LoopAttr:
     return LoopAttr.make(var, extent, axis, level)
 
 
+EXACT = "="
+"""Marks a `levels` entry that lists the exact levels keeping a tensor (`=DRAM>PE`); an entry
+without it names only the tensor's home (the lowering derives the levels below it)."""
+
 KEEP_SEPARATOR = ">"
-"""Joins the levels of a kept chain in a nest's `levels` (`DRAM>GLB>PE`)."""
+"""Joins the levels of an exact entry, outermost first."""
+
+
+def keep_entry(levels: Sequence[str]) -> str:
+    """The `levels` entry keeping a tensor exactly in `levels`, outermost first."""
+    return EXACT + KEEP_SEPARATOR.join(levels)
 
 
 def _parse_keep(parser: Parser) -> str:
+    """`HOME` or `[L1, L2, ...]` (the exact levels)."""
+    if parser.parse_optional_punctuation("[") is None:
+        return parser.parse_identifier_or_str_literal()
     names = [parser.parse_identifier_or_str_literal()]
-    while parser.parse_optional_punctuation(KEEP_SEPARATOR) is not None:
+    while parser.parse_optional_punctuation(",") is not None:
         names.append(parser.parse_identifier_or_str_literal())
-    return KEEP_SEPARATOR.join(names)
+    parser.parse_punctuation("]")
+    return keep_entry(names)
 
 
 def _keep_text(entry: str) -> str:
-    return KEEP_SEPARATOR.join(name_text(n) for n in entry.split(KEEP_SEPARATOR))
+    if not entry.startswith(EXACT):
+        return name_text(entry)
+    names = entry.removeprefix(EXACT).split(KEEP_SEPARATOR)
+    return "[" + ", ".join(name_text(n) for n in names) + "]"
 
 
 def _loops_text(loops: Sequence[LoopAttr]) -> str:
@@ -212,16 +231,19 @@ class NestOp(EinsumStructure):
 
     def level_names(self) -> list[str]:
         """Storage level (home) of each access, then of the output."""
-        return [lv.data.split(KEEP_SEPARATOR)[0] for lv in self.levels.data]
+        return [
+            lv.data.removeprefix(EXACT).split(KEEP_SEPARATOR)[0] for lv in self.levels.data
+        ]
 
     def kept_levels(self) -> list[list[str] | None]:
         """The exact levels holding each access, then the output, outermost first, where the
-        nest gives them (`DRAM>PE`); None where only the home is given."""
-        out: list[list[str] | None] = []
-        for lv in self.levels.data:
-            names = lv.data.split(KEEP_SEPARATOR)
-            out.append(names if len(names) > 1 else None)
-        return out
+        nest gives them (`[DRAM, PE]`); None where only the home is given."""
+        return [
+            lv.data.removeprefix(EXACT).split(KEEP_SEPARATOR)
+            if lv.data.startswith(EXACT)
+            else None
+            for lv in self.levels.data
+        ]
 
     def is_placed(self) -> bool:
         """Whether every loop names its storage level."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 from einsum_opt.evaluation.sweep import COLUMNS, Result
-from einsum_opt.support.atomic_write import write_atomically
+from einsum_opt.support.atomic_write import write_text_atomically
 
 
 def format_row(result: Result) -> list[str]:
@@ -21,6 +20,7 @@ def format_row(result: Result) -> list[str]:
         "config": result.config,
         "latency_s": repr(float(result.latency_s)),
         "energy_pj": repr(float(result.energy_pj)),
+        "energy_pj_physical": repr(float(result.energy_pj_physical)),
         "util_2d": repr(float(result.util_2d)),
         "util_1d": repr(float(result.util_1d)),
         "dram_bytes": str(int(result.dram_bytes)),
@@ -39,12 +39,37 @@ def results_csv(results: Iterable[Result]) -> str:
 
 def write_results(path: Path, results: Iterable[Result]) -> None:
     """Write `results` to the CSV file `path` atomically."""
-    data = results_csv(results).encode()
+    write_text_atomically(path, results_csv(results))
 
-    def write(file: BinaryIO) -> None:
-        file.write(data)
 
-    write_atomically(path, write)
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    "part",
+    "model",
+    "seq_len",
+    "config",
+    "component",
+    "energy_pj",
+)
+"""The columns of `energy_breakdown.csv`: one row per result and energy component, `part`
+being `attention` or `end2end`."""
+
+
+def breakdown_csv(parts: Mapping[str, Iterable[Result]]) -> str:
+    """The CSV text of the energy breakdowns of the results of each part (`attention`,
+    `end2end`), components as the results list them."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(BREAKDOWN_COLUMNS)
+    for part, results in parts.items():
+        for r in results:
+            for component, pj in r.energy_breakdown_pj:
+                writer.writerow([part, r.model, r.seq_len, r.config, component, repr(float(pj))])
+    return text.getvalue()
+
+
+def write_breakdown(path: Path, parts: Mapping[str, Iterable[Result]]) -> None:
+    """Write `breakdown_csv(parts)` to `path` atomically."""
+    write_text_atomically(path, breakdown_csv(parts))
 
 
 def read_results(path: Path) -> list[Result]:
@@ -66,6 +91,7 @@ def read_results(path: Path) -> list[Result]:
                     config=cells["config"],
                     latency_s=float(cells["latency_s"]),
                     energy_pj=float(cells["energy_pj"]),
+                    energy_pj_physical=float(cells["energy_pj_physical"]),
                     util_2d=float(cells["util_2d"]),
                     util_1d=float(cells["util_1d"]),
                     dram_bytes=int(cells["dram_bytes"]),

@@ -14,6 +14,7 @@ from einsum_opt.dialects.einsum_syntax import (
 )
 from einsum_opt.dialects.locations import SourceLocation
 from einsum_opt.frontends.errors import NotationError
+from einsum_opt.support.errors import integer_of
 
 
 def fail_at(at: SourceLocation, message: str) -> NoReturn:
@@ -45,8 +46,9 @@ _TOKEN = re.compile(
 
 
 def _number_value(text: str) -> int | float:
-    """The value of a numeric literal: an int when it is only digits."""
-    return int(text) if text.isdigit() else float(text)
+    """The value of a numeric literal: an int when it is only digits (ValueError when it has
+    too many)."""
+    return integer_of(text) if text.isdigit() else float(text)
 
 
 def tokenize(code: str, where: SourceLocation) -> list[Token]:
@@ -63,7 +65,10 @@ def tokenize(code: str, where: SourceLocation) -> list[Token]:
         kind = match.lastgroup or "space"
         text = match.group()
         if kind != "space":
-            value = _number_value(text) if kind == "number" else None
+            try:
+                value = _number_value(text) if kind == "number" else None
+            except ValueError as e:
+                fail_at(SourceLocation(where.filename, where.line, pos + 1), str(e))
             tokens.append(Token(kind, text, pos + 1, value))
         pos = match.end()
     tokens.append(Token("end", "", len(code.rstrip()) + 1))

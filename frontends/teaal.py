@@ -221,10 +221,11 @@ class _Builder:
                 write.reads.append(self.read(access, current, last, parsed))
             if expression.tensor in first:
                 earlier = current[expression.tensor]
-                self.reader.warn_line(
-                    f"warning: {self.reader.filename}:{expression.at.line}: {expression.tensor} "
-                    f"is written again (first on line {first[expression.tensor].at.line}); the "
-                    f"earlier value is named {earlier} and later expressions read this one"
+                self.reader.warn_at(
+                    expression.at.line,
+                    f"{expression.tensor} is written again (first on line "
+                    f"{first[expression.tensor].at.line}); the earlier value is named {earlier} "
+                    "and later expressions read this one",
                 )
             first.setdefault(expression.tensor, expression)
             if last[expression.tensor] != i:

@@ -36,6 +36,7 @@ from einsum_opt.dialects.einsum_mapping import (
     loop_ranks,
 )
 from einsum_opt.frontends.teaal_yaml import SpecReader
+from einsum_opt.support.errors import integer_of
 
 DEFAULT_UNIT = "default"
 """The unit of an Einsum with a mapping but no binding."""
@@ -161,7 +162,10 @@ def _uniform_shape(reader: SpecReader, node: yaml.Node, where: str) -> int | Non
     kind, argument = call.group(1), call.group(2).strip()
     if kind == "uniform_shape":
         if re.fullmatch(r"[+-]?\d+", argument):
-            shape = int(argument)
+            try:
+                shape = integer_of(argument)
+            except ValueError as e:
+                reader.fail(node, f"{where}: uniform_shape: {e}")
             if shape <= 0:
                 reader.fail(node, f"{where}: uniform_shape({argument}) must be positive")
             return shape

@@ -8,7 +8,6 @@ expressions and `uniform_shape(4)`-style calls); YAML merge keys (`<<: *anchor`)
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -16,6 +15,7 @@ import yaml
 
 from einsum_opt.dialects.locations import SourceLocation
 from einsum_opt.frontends.errors import NotationError
+from einsum_opt.support.diagnostics import Diagnostic, emit
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -23,13 +23,38 @@ Warn = Callable[[str], None]
 """Receives each warning line (`warning: file:line: message`)."""
 
 
-def print_warning(line: str) -> None:
-    """The default `Warn`: the line on stderr."""
-    print(line, file=sys.stderr)
+MAX_YAML_NESTING = 50
+"""How deeply lists and mappings may nest in the YAML files we read (TeAAL specs are about 5
+levels deep; PyYAML builds nested values recursively)."""
+
+
+def check_nesting(text: str, filename: str, limit: int = MAX_YAML_NESTING) -> None:
+    """NotationError at the first list or mapping nested deeper than `limit` (found from
+    PyYAML's event stream, which is read without recursion); syntax errors are left to the
+    reader that follows."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    mark = event.start_mark
+                    raise NotationError(
+                        filename,
+                        mark.line + 1,
+                        mark.column + 1,
+                        f"lists and mappings nest more than {limit} levels deep here",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
 
 
 class SpecFileError(NotationError):
     """An error about a whole file, with no better place: `file: error: message`."""
+
+    has_place = False
 
     def __init__(self, filename: str, message: str):
         super().__init__(filename, 1, 1, message)
@@ -45,7 +70,7 @@ class SpecReader:
 
     def __init__(self, filename: str, warn: Warn | None = None):
         self.filename = filename
-        self.warn_line = warn or print_warning
+        self.warn_line = warn
         self.warned: set[str] = set()
 
     # -- places and messages ----------------------------------------------------------------
@@ -68,13 +93,24 @@ class SpecReader:
             if once in self.warned:
                 return
             self.warned.add(once)
-        where = self.filename if node is None else f"{self.filename}:{node.start_mark.line + 1}"
-        self.warn_line(f"warning: {where}: {message}")
+        self.warn_at(None if node is None else node.start_mark.line + 1, message)
+
+    def warn_at(self, line: int | None, message: str) -> None:
+        """Report `warning: file:line: message` to `warn`, or to the diagnostics channel
+        (stderr) when no `warn` was given."""
+        where = self.filename if line is None else f"{self.filename}:{line}"
+        text = f"warning: {where}: {message}"
+        if self.warn_line is not None:
+            self.warn_line(text)
+        else:
+            emit(Diagnostic("warning", message, self.filename, line, text=text))
 
     # -- reading ----------------------------------------------------------------------------
 
     def compose(self, text: str) -> yaml.Node | None:
-        """The document's node tree (None when empty); YAML syntax errors fail at their mark."""
+        """The document's node tree (None when empty); YAML syntax errors fail at their mark,
+        and so does nesting deeper than `MAX_YAML_NESTING`."""
+        check_nesting(text, self.filename)
         try:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as e:

@@ -16,8 +16,9 @@ optionally a mapping file) -> one `einsum.cascade` with its mapping, on the spec
   whose factors exceed 1 (`K` split 16 x 2 gives loop ranks K1, K0), the loops in the
   mapping's order level by level (`at` names each level's first loop), spatial loops on axis 0
   (X) or 1 (Y), and `keep` the levels holding each data space.
-- The architecture and mapspace constraints (`architecture_constraints`,
-  `mapspace_constraints`) are attached as the module's `einsum.mapspace`
+- In a mapper's input, the architecture and mapspace constraints (`architecture_constraints`,
+  `mapspace_constraints`, and in the node form the nodes' `constraints` and
+  `constraints: {targets}`) are attached as the module's `einsum.mapspace`
   (`hardware.mapspace`), which `map-search` honours.
 
 Every error is one line naming the file and the field (the parsed spec's `TimeloopSpecError`).
@@ -33,20 +34,21 @@ from xdsl.dialects.builtin import ModuleOp
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, partition_names
 from einsum_opt.frontends.notation import parse_einsum_notation
-from einsum_opt.frontends.timeloop_energy import storage_actions
+from einsum_opt.frontends.timeloop_energy import (
+    compute_action,
+    missing_energy,
+    storage_actions,
+)
+from einsum_opt.frontends.timeloop_fields import PlacedSpecError
 from einsum_opt.frontends.timeloop_spec import (
     DataSpace,
     Problem,
     TimeloopSpec,
-    TimeloopSpecError,
     load_timeloop_spec,
 )
 from einsum_opt.hardware import Architecture
 from einsum_opt.hardware.attached import attach_architecture
 from einsum_opt.hardware.mapspace import attach_mapspace
-
-COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
-"""ERT actions of an arithmetic component, in the order Timeloop looks for one."""
 
 
 def is_timeloop_input(text: str) -> bool:
@@ -89,8 +91,11 @@ def cascade_text(spec: TimeloopSpec, name: str) -> str:
     problem = spec.problem
     outputs = [s for s in problem.data_spaces if s.read_write]
     if len(outputs) != 1:
-        raise TimeloopSpecError(
-            f"problem: expected one read-write data space (the output), found {len(outputs)}"
+        raise PlacedSpecError(
+            spec.input_file or "<input>",
+            None,
+            None,
+            f"problem: expected one read-write data space (the output), found {len(outputs)}",
         )
     output = outputs[0]
     inputs = [s for s in problem.data_spaces if not s.read_write]
@@ -107,16 +112,18 @@ def cascade_text(spec: TimeloopSpec, name: str) -> str:
         declared[space.name] = ranks
     for terms in output.projection:
         if len(terms) != 1 or problem.coefficient_value(terms[0]) != 1:
-            raise TimeloopSpecError(
+            raise PlacedSpecError(
+                spec.input_file or "<input>",
+                None,
+                None,
                 f"problem: output {output.name} is indexed by a sum of dimensions; only its "
-                "inputs may be"
+                "inputs may be",
             )
     ranks_line = ", ".join(f"{r}={n}" for r, n in sizes.items())
     inputs_line = ", ".join(f"{s.name}[{','.join(declared[s.name])}]" for s in inputs)
     out_index = ", ".join(_index(problem, terms) for terms in output.projection)
     body = " * ".join(
-        f"{s.name}[{', '.join(_index(problem, terms) for terms in s.projection)}]"
-        for s in inputs
+        f"{s.name}[{', '.join(_index(problem, terms) for terms in s.projection)}]" for s in inputs
     )
     return (
         f"cascade {name}\n"
@@ -139,10 +146,11 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
         actions = storage_actions(spec, level)
         energies = (actions.read, actions.fill, actions.update)
         if None in energies and keep:
-            raise TimeloopSpecError(
-                f"ERT: no energies for level {level.name}, which keeps "
-                f"{', '.join(sorted(keep))} (give the ERT with --ert)"
-            )
+            actions_named = zip(("read", "write", "update"), energies, strict=True)
+            missing = [name for name, energy in actions_named if energy is None]
+            file, message = missing_energy(spec, level.name, "/".join(missing))
+            kept_here = ", ".join(sorted(keep))
+            raise PlacedSpecError(file, None, None, f"{message}, which keeps {kept_here}")
         read, fill, update = (0.0 if e is None else e for e in energies)
         entry: dict[str, object] = {
             "mesh": [level.mesh_x, level.mesh_y],
@@ -152,6 +160,7 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
             "write_pj": fill,
             "update_pj": update,
             "multiple_buffering": level.multiple_buffering,
+            "cluster_size": level.cluster_size,
         }
         if storage:
             entry["parent"] = next(reversed(storage))
@@ -170,14 +179,10 @@ def architecture(spec: TimeloopSpec, name: str) -> Architecture:
             entry["area_um2"] = actions.area
         storage[level.name] = entry
     arithmetic = arch.arithmetic
-    ert = spec.ert or {}
-    table = ert.get(arithmetic.name, {})
-    compute = next((table[a] for a in COMPUTE_ACTIONS if a in table), arithmetic.energy)
+    compute, area = compute_action(spec)
     if compute is None:
-        raise TimeloopSpecError(
-            f"ERT: no compute energy for arithmetic level {arithmetic.name} (give the ERT)"
-        )
-    area = (spec.art or {}).get(arithmetic.name, arithmetic.area)
+        file, message = missing_energy(spec, arithmetic.name, "compute")
+        raise PlacedSpecError(file, None, None, message)
     unit: dict[str, object] = {
         "parent": arch.storage[-1].name,
         "shape": [arithmetic.mesh_x, arithmetic.mesh_y],
@@ -204,31 +209,32 @@ def mapping(spec: TimeloopSpec, cascade: CascadeOp) -> MappingAttr:
     """The spec's mapping as the Einsum's `#einsum.mapping` (see the module docstring)."""
     assert spec.mapping is not None
     problem = spec.problem
-    factors: dict[str, list[tuple[int, int, str | None]]] = {d: [] for d in problem.dimensions}
+    # A dimension's loops, outermost first: a level's temporal loop is outer to its spatial one.
+    factors: dict[str, list[tuple[_LoopKey, int]]] = {d: [] for d in problem.dimensions}
     for depth, mapped in enumerate(spec.mapping.levels):
         for loop in (*mapped.temporal, *mapped.spatial):
             if loop.factor > 1:
-                factors[loop.dim].append((depth, loop.factor, loop.axis))
-    loop_name: dict[tuple[str, int], str] = {}
+                factors[loop.dim].append(((loop.dim, depth, loop.axis is not None), loop.factor))
+    loop_name: dict[_LoopKey, str] = {}
     partition: dict[str, list[int]] = {}
     for dim, found in factors.items():
         rank = _rank(dim)
         if len(found) <= 1:
-            for depth, _, _ in found:
-                loop_name[(dim, depth)] = rank
+            for key, _ in found:
+                loop_name[key] = rank
             continue
         names = partition_names(rank, len(found) - 1)
-        extents = [f for _, f, _ in found]
+        extents = [f for _, f in found]
         partition[rank] = [math.prod(extents[i:]) for i in range(1, len(extents))]
-        for (depth, _, _), loop in zip(found, names, strict=True):
-            loop_name[(dim, depth)] = loop
+        for (key, _), loop_var in zip(found, names, strict=True):
+            loop_name[key] = loop_var
     order: list[str] = []
     space: dict[str, int] = {}
     for depth, mapped in enumerate(spec.mapping.levels):
         for loop in (*mapped.temporal, *mapped.spatial):
             if loop.factor <= 1:
                 continue
-            name = loop_name[(loop.dim, depth)]
+            name = loop_name[(loop.dim, depth, loop.axis is not None)]
             order.append(name)
             if loop.axis is not None:
                 space[name] = 0 if loop.axis == "X" else 1
@@ -247,15 +253,19 @@ def mapping(spec: TimeloopSpec, cascade: CascadeOp) -> MappingAttr:
     )
 
 
+_LoopKey = tuple[str, int, bool]
+"""A loop of the mapping: its dimension, its level's depth, and whether it is spatial."""
+
+
 def _boundaries(
     order: list[str],
     spec: TimeloopSpec,
-    loop_name: dict[tuple[str, int], str],
+    loop_name: dict[_LoopKey, str],
     ones: list[str],
 ) -> dict[str, str]:
     """The level of the first loop of each level's block."""
     level_of = {
-        name: spec.architecture.storage[depth].name for (_, depth), name in loop_name.items()
+        name: spec.architecture.storage[depth].name for (_, depth, _), name in loop_name.items()
     }
     for name in ones:
         level_of[name] = spec.architecture.storage[0].name

@@ -16,6 +16,7 @@ from einsum_opt.frontends.timeloop_types import Architecture, ArithmeticLevel, S
 BUFFER_CLASSES = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
 COMPUTE_CLASSES = ("mac", "intmac", "fpmac", "compute")
 NETWORK_CLASSES = ("XY_NoC", "Legacy", "ReductionTree", "SimpleMulticast")
+NOTHING_CLASSES = ("nothing",)
 DEFAULT_WORD_BITS = 16
 
 _RANGE = re.compile(r"\[\s*(\d+)\s*\.\.\s*(\d+)\s*\]")
@@ -45,7 +46,7 @@ def read_architecture(root: Field) -> Architecture:
     """The storage levels (outermost first) and the arithmetic level of `architecture`."""
     node = root
     if not node.has("subtree"):
-        node.fail("expected a tree with 'subtree' (the v0.4 'nodes' form is not supported)")
+        node.fail("expected a tree of levels ('subtree') or a list of 'nodes'")
     storage: list[StorageLevel] = []
     arithmetic: list[ArithmeticLevel] = []
     multiplication = 1
@@ -65,6 +66,20 @@ def read_architecture(root: Field) -> Architecture:
     return Architecture(tuple(storage), arithmetic[0])
 
 
+def component_kind(class_name: str) -> str | None:
+    """'storage', 'compute', 'network' or 'nothing' for a component class, as Timeloop's front
+    end classifies it (by the names it contains); None for any other class."""
+    for kind, names in (
+        ("storage", BUFFER_CLASSES),
+        ("compute", COMPUTE_CLASSES),
+        ("network", NETWORK_CLASSES),
+        ("nothing", NOTHING_CLASSES),
+    ):
+        if any(c in class_name for c in names):
+            return kind
+    return None
+
+
 def _read_component(
     component: Field,
     multiplication: int,
@@ -74,18 +89,27 @@ def _read_component(
     name_field = component.need("name")
     class_name = component.get("class").text() if component.has("class") else ""
     elements = multiplication * element_count(name_field)
-    if any(c in class_name for c in BUFFER_CLASSES):
-        level = _read_storage(component, base_name(name_field.text()), class_name, elements)
-        if any(existing.name == level.name for existing in storage):
-            name_field.fail(f"a second storage level called '{level.name}'")
-        storage.append(level)
-    elif any(c in class_name for c in COMPUTE_CLASSES):
+    kind = component_kind(class_name)
+    attributes = component.get("attributes")
+    if kind == "storage":
+        mesh = _instances(attributes, elements)
+        level = read_storage(attributes, base_name(name_field.text()), class_name, mesh)
+        add_storage(storage, level, name_field)
+    elif kind == "compute":
+        mesh = _instances(attributes, elements)
         arithmetic.append(
-            _read_arithmetic(component, base_name(name_field.text()), class_name, elements)
+            read_arithmetic(attributes, base_name(name_field.text()), class_name, mesh)
         )
-    elif any(c in class_name for c in NETWORK_CLASSES):
+    elif kind == "network":
         component.get("class").fail(f"network components ('{class_name}') are not supported")
     # Timeloop ignores components of other classes; so do we.
+
+
+def add_storage(storage: list[StorageLevel], level: StorageLevel, name: Field) -> None:
+    """Append `level`, whose name must be new."""
+    if any(existing.name == level.name for existing in storage):
+        name.fail(f"a second storage level called '{level.name}'")
+    storage.append(level)
 
 
 def _instances(attributes: Field, elements: int) -> tuple[int, int, int]:
@@ -125,13 +149,17 @@ def _optional_integer(attributes: Field, *keys: str) -> tuple[int | None, Field 
     return None, None
 
 
-def _read_storage(component: Field, name: str, class_name: str, elements: int) -> StorageLevel:
-    attributes = component.get("attributes")
+def read_storage(
+    attributes: Field, name: str, class_name: str, mesh: tuple[int, int, int]
+) -> StorageLevel:
+    """A buffer from its attributes; `mesh` is (instances, meshX, meshY)."""
     attributes.mapping()
     for key in _UNSUPPORTED:
         if attributes.has(key) and attributes.get(key).number() != 0:
             attributes.get(key).fail("is not supported")
-    instances, mesh_x, mesh_y = _instances(attributes, elements)
+    if attributes.has("network_type") and attributes.get("network_type").text() == "M:N":
+        attributes.get("network_type").fail("distributed multicast (M:N) is not supported")
+    instances, mesh_x, mesh_y = mesh
     word_bits = _optional_integer(attributes, "word_bits", "word_width", "datawidth")[0]
     word_bits = word_bits or DEFAULT_WORD_BITS
     block, _ = _optional_integer(attributes, "block_size", "n_words")
@@ -192,12 +220,12 @@ def _read_storage(component: Field, name: str, class_name: str, elements: int) -
     )
 
 
-def _read_arithmetic(
-    component: Field, name: str, class_name: str, elements: int
+def read_arithmetic(
+    attributes: Field, name: str, class_name: str, mesh: tuple[int, int, int]
 ) -> ArithmeticLevel:
-    attributes = component.get("attributes")
+    """The compute units from their attributes; `mesh` is (instances, meshX, meshY)."""
     attributes.mapping()
-    instances, mesh_x, mesh_y = _instances(attributes, elements)
+    instances, mesh_x, mesh_y = mesh
     word_bits = _optional_integer(attributes, "word_bits", "datawidth")[0] or DEFAULT_WORD_BITS
     return ArithmeticLevel(
         name=name,

@@ -1,24 +1,38 @@
-"""Reading a Timeloop input's `architecture_constraints` and `mapspace_constraints` (lists of
-directives, or mappings with `targets`) into `MapspaceConstraints`.
+"""Reading a Timeloop mapper's input's constraints into `MapspaceConstraints`: the
+`architecture_constraints` and `mapspace_constraints` sections (lists of directives, or
+mappings with `targets`) and, in the front end's node form, the nodes' own `constraints` and
+`constraints: {targets}` (`timeloop_nodes`).
 
 As Timeloop's mapper reads them: a `temporal` directive fixes the factors it lists at its
 level and, with `permutation`, the innermost loops there (innermost first); a `spatial`
 directive fixes its factors and sends the first `split` dimensions of its permutation to X, the
-rest to Y; `bypass` (or `datatype`) keeps and bypasses data spaces. Directives on the same
+rest to Y (a spatial directive for a node that fans out is one for the dummy level before it);
+`bypass` (or `datatype`, `dataspace`) keeps and bypasses data spaces. Directives on the same
 level add up; a later one replaces what an earlier one fixed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from einsum_opt.frontends.timeloop_fields import Field
-from einsum_opt.frontends.timeloop_mapping import _factors, _target
+from einsum_opt.frontends.timeloop_mapping import (
+    Directive,
+    _factors,
+    _given_order,
+    _level_name,
+    _listed,
+    _space_names,
+)
 from einsum_opt.frontends.timeloop_types import Architecture, Problem
 from einsum_opt.hardware.mapspace import LevelConstraints, MapspaceConstraints
 
 KEYS = ("architecture_constraints", "mapspace_constraints")
 """The sections of a Timeloop input holding constraints."""
+
+_SEARCH_ONLY = ("max_overbooking", "max_overbooked_proportion", "utilization")
+"""Constraint types that only steer timeloop-mapper's search (nothing to honour here)."""
 
 
 @dataclass
@@ -48,76 +62,54 @@ class _Level:
 
 
 def read_constraints(
-    document: Field, architecture: Architecture, problem: Problem
+    document: Field,
+    architecture: Architecture,
+    problem: Problem,
+    implied: Sequence[Directive] = (),
 ) -> MapspaceConstraints:
-    """The constraints of every section of `document` that has some."""
+    """The constraints of the `implied` directives (a node-form architecture's) and of every
+    section of `document` that has some."""
     names = [level.name for level in architecture.storage]
-    state = {name: _Level() for name in names}
+    directives = list(implied)
     for key in KEYS:
         if not document.has(key):
             continue
         section = document.get(key)
-        directives = section.get("targets") if isinstance(section.value, dict) else section
-        if directives.is_null():
+        listed = section.get("targets") if isinstance(section.value, dict) else section
+        if not listed.is_null():
+            directives += [_listed(item, names) for item in listed.items()]
+    state = {name: _Level() for name in names}
+    for directive in directives:
+        if directive.kind in _SEARCH_ONLY:
             continue
-        for directive in directives.items():
-            _read(directive, names, problem, state)
-    return MapspaceConstraints(
-        tuple(state[n].constraints(n) for n in names if state[n].said)
-    )
+        _read(directive, _level_name(directive, architecture, names), problem, state)
+    return MapspaceConstraints(tuple(state[n].constraints(n) for n in names if state[n].said))
 
 
-def _read(directive: Field, names: list[str], problem: Problem, state: dict[str, _Level]) -> None:
-    level = _target(directive, names)
-    kind = directive.need("type").text()
+def _read(directive: Directive, level: str, problem: Problem, state: dict[str, _Level]) -> None:
     into = state[level]
-    if kind == "temporal":
-        into.temporal = {d.upper(): f for d, f in _factors(directive, problem).items()}
-        order = _permutation(directive, problem)
+    given = directive.field
+    if directive.kind == "temporal":
+        into.temporal = {d.upper(): f for d, f in _factors(given, problem).items()}
+        order = _given_order(given, problem)
         if order:
             into.order = tuple(d.upper() for d in order)
-    elif kind == "spatial":
-        into.spatial = {d.upper(): f for d, f in _factors(directive, problem).items()}
-        order = _permutation(directive, problem)
+    elif directive.kind == "spatial":
+        into.spatial = {d.upper(): f for d, f in _factors(given, problem).items()}
+        order = _given_order(given, problem)
         if order:
-            split_field = directive.get("split")
+            split_field = given.get("split")
             split = split_field.integer(0) if not split_field.is_null() else len(order)
             into.spatial_x = frozenset(d.upper() for d in order[:split])
             into.spatial_y = frozenset(d.upper() for d in order[split:])
-    elif kind in ("bypass", "datatype", "dataspace"):
+    elif directive.kind in ("bypass", "datatype", "dataspace"):
         spaces = {s.name for s in problem.data_spaces}
         for key in ("keep", "bypass"):
-            listed = directive.get(key)
-            named = listed.names()
-            for index, name in enumerate(named):
-                if name not in spaces:
-                    Field(listed.file, f"{listed.path}[{index}]", name).fail(
-                        f"unknown data space '{name}'"
-                    )
+            named = frozenset(name for name, _ in _space_names(given.get(key), spaces))
             if key == "keep":
-                into.keep = into.keep | frozenset(named)
-                into.bypass = into.bypass - frozenset(named)
+                into.keep, into.bypass = into.keep | named, into.bypass - named
             else:
-                into.bypass = into.bypass | frozenset(named)
-                into.keep = into.keep - frozenset(named)
-    elif kind in ("max_overbooking", "utilization"):
-        return
+                into.bypass, into.keep = into.bypass | named, into.keep - named
     else:
-        directive.get("type").fail(f"unknown constraint type '{kind}'")
+        given.get("type").fail(f"unknown constraint type '{directive.kind}'")
     into.said = True
-
-
-def _permutation(directive: Field, problem: Problem) -> list[str]:
-    """The dimensions a permutation lists, innermost first (not padded: the others are
-    free)."""
-    field = directive.get("permutation")
-    if field.is_null():
-        return []
-    order: list[str] = []
-    for char in field.text().replace(" ", "").replace(",", ""):
-        if char not in problem.bounds:
-            field.fail(f"unknown dimension '{char}'")
-        if char in order:
-            field.fail(f"dimension '{char}' appears twice")
-        order.append(char)
-    return order

@@ -55,10 +55,20 @@ class ArithmeticLevel:
 
 @dataclass(frozen=True)
 class Architecture:
-    """Storage levels outermost first, then the arithmetic level they feed."""
+    """Storage levels outermost first, then the arithmetic level they feed.
+
+    An architecture written in the front end's node form (`nodes:`) also says which of its
+    levels are the dummy levels the front end puts before each spatial fan-out (`fanouts`:
+    the name of the container or component that fans out -> its dummy level) and which names
+    are containers, which hold no data."""
 
     storage: tuple[StorageLevel, ...]
     arithmetic: ArithmeticLevel
+    fanouts: Mapping[str, str] = field(default_factory=dict)
+    containers: frozenset[str] = frozenset()
+    node_form: bool = False
+    """Whether it was written in the front end's node form, whose mapping directives for one
+    level combine (as the front end combines them) instead of replacing each other."""
 
     def level(self, name: str) -> StorageLevel:
         """The storage level called `name` (KeyError if none)."""
@@ -147,5 +157,9 @@ class TimeloopSpec:
     """None for a mapper's input: the mapping is left to be searched."""
     ert: Ert | None
     art: Art | None
+    ert_file: str | None = None
+    """The file the ERT was read from (None without an ERT), for messages about it."""
+    input_file: str | None = None
+    """The input the case was read from."""
     constraints: MapspaceConstraints = field(default_factory=MapspaceConstraints)
-    """The input's architecture and mapspace constraints."""
+    """A mapper's input's constraints on the mapping to search (none beside a mapping)."""

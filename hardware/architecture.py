@@ -95,8 +95,9 @@ class StorageLevel(_Model):
     instance, in bytes (`capacity_bytes`) or words (`entries`), or unbounded; bandwidths are
     `bandwidth_bytes_per_s` (shared by reads and writes) and `read_bandwidth`,
     `write_bandwidth`, `shared_bandwidth` in words per cycle per instance, each None when not
-    modelled. `mesh` is the instances along X (and Y); `default_keep` false makes a staging
-    level: a mapping keeps in it only the tensors it homes there.
+    modelled. `mesh` is the instances along X (and Y); `cluster_size` instances share one
+    access (Timeloop's clusters); `default_keep` false makes a staging level: a mapping keeps
+    in it only the tensors it homes there.
     """
 
     read_pj: Energy
@@ -113,6 +114,7 @@ class StorageLevel(_Model):
     write_bandwidth: PositiveNumber | None = None
     shared_bandwidth: PositiveNumber | None = None
     multiple_buffering: Buffering = 1.0
+    cluster_size: PositiveInt = 1
     parent: Name | None = None
     mesh: Shape | None = None
     default_keep: Flag = True
@@ -387,7 +389,7 @@ class Architecture(_Model):
         last = previous
         for unit_name, unit in self.units.items():
             parent = unit.parent if unit.parent is not None else last
-            if parent not in self.storage:
+            if parent is None or parent not in self.storage:
                 raise ArchitectureError(
                     f"no storage level {parent!r}; the levels are {', '.join(self.storage)}",
                     f"units.{unit_name}.parent",
@@ -564,7 +566,7 @@ class Architecture(_Model):
         if not isinstance(data, Mapping):
             raise ArchitectureError(f"expected a mapping, got {show(data)}", source=source)
         try:
-            return cls.validated(data)  # type: ignore[no-any-return]
+            return cls.validated(data)
         except ArchitectureError as error:
             raise error.from_source(source) from None
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SHOWN_CHARACTERS = 80
-"""Longest value echoed in an error message; longer ones are cut with `...`."""
+from einsum_opt.support.diagnostics import shorten
 
 
 class ArchitectureError(ValueError):
@@ -36,12 +35,9 @@ def join_path(prefix: str, path: str) -> str:
 
 
 def show(value: object) -> str:
-    """`value` as it would read in YAML flow style (lists in brackets, null, true/false), cut
-    to `SHOWN_CHARACTERS`."""
-    text = _show(value)
-    if len(text) > SHOWN_CHARACTERS:
-        text = text[: SHOWN_CHARACTERS - 3] + "..."
-    return text
+    """`value` as it would read in YAML flow style (lists in brackets, null, true/false), a
+    long one shortened (`support.diagnostics.shorten`)."""
+    return shorten(_show(value))
 
 
 def _show(value: object) -> str:

@@ -47,8 +47,16 @@ from einsum_opt.interpreters.compute_ops import compute_ops, iterative_rank_name
 from einsum_opt.interpreters.einsum_kernel import Layout
 from einsum_opt.interpreters.einsum_schedule import execution_order, run_group
 from einsum_opt.interpreters.einsum_values import Array, ExecutionError, numeric_type
+from einsum_opt.interpreters.footprint import check_fits_in_memory
 
-__all__ = ["ExecutionError", "find_cascade", "random_inputs", "rank_sizes", "run_cascade"]
+__all__ = [
+    "ExecutionError",
+    "find_cascade",
+    "prepared_inputs",
+    "random_inputs",
+    "rank_sizes",
+    "run_cascade",
+]
 
 RANDOM_INT_RANGE = (-4, 4)
 """Integer inputs are drawn uniformly from this closed range."""
@@ -150,6 +158,27 @@ def _checked_input(cascade: CascadeOp, name: str, value: object, sizes: Mapping[
     return kind.coerce(array)
 
 
+def prepared_inputs(
+    cascade: CascadeOp,
+    inputs: Mapping[str, np.ndarray] | None,
+    sizes: Mapping[str, int],
+    seed: int,
+) -> dict[str, Array]:
+    """Every input of `cascade` by name: the given arrays, checked and converted to their
+    element types, and random ones (as `random_inputs(seed)` draws them) for the rest."""
+    given = dict(inputs or {})
+    names = [n for n, _ in cascade.inputs()]
+    unknown = [n for n in given if n not in names]
+    if unknown:
+        raise ExecutionError(
+            f"unknown input {unknown[0]} (cascade @{cascade.cascade_name} takes "
+            f"{', '.join(names) or 'no inputs'})"
+        )
+    store = {n: _checked_input(cascade, n, a, sizes) for n, a in given.items()}
+    store.update(_draw_inputs(cascade, sizes, seed, {n for n in names if n not in given}))
+    return store
+
+
 def run_cascade(
     target: ModuleOp | CascadeOp,
     inputs: Mapping[str, np.ndarray] | None = None,
@@ -165,16 +194,8 @@ def run_cascade(
     """
     op = find_cascade(target, cascade)
     sizes = rank_sizes(op, ranks)
-    given = dict(inputs or {})
-    names = [n for n, _ in op.inputs()]
-    unknown = [n for n in given if n not in names]
-    if unknown:
-        raise ExecutionError(
-            f"unknown input {unknown[0]} (cascade @{op.cascade_name} takes "
-            f"{', '.join(names) or 'no inputs'})"
-        )
-    store: dict[str, Array] = {n: _checked_input(op, n, a, sizes) for n, a in given.items()}
-    store.update(_draw_inputs(op, sizes, seed, {n for n in names if n not in given}))
+    check_fits_in_memory(op, sizes)
+    store = prepared_inputs(op, inputs, sizes, seed)
     ops = compute_ops(op)
     layout = Layout(sizes, {e.tensor_name: it for e in ops if (it := iterative_rank_name(e))})
     with np.errstate(all="ignore"):

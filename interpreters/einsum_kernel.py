@@ -273,7 +273,7 @@ class EinsumKernel:
         operands = [
             self.plans[i].compact(gathered[i]).astype(dtype, copy=False) for i in contraction.leaves
         ]
-        result = np.einsum(contraction.subscripts, *operands, optimize=len(operands) > 1)
+        result = np.einsum(contraction.subscripts, *operands, optimize=_einsum_path(len(operands)))
         return np.asarray(result).reshape(contraction.shape)
 
     def _map_and_reduce(self, gathered: list[Array]) -> Array:
@@ -291,6 +291,17 @@ class EinsumKernel:
             arithmetic: dict[str, Any] = {"dtype": dtype} if ufunc in (np.add, np.multiply) else {}
             values = ufunc.reduce(values, axis=axis, keepdims=True, **arithmetic)
         return values.reshape(values.shape[:n_out])
+
+
+GREEDY_OPERANDS = 8
+"""Up to this many operands numpy searches a contraction order (its greedy search takes time
+cubic in their number); a longer product is contracted two operands at a time, in order."""
+
+
+def _einsum_path(operands: int) -> bool | list[Any]:
+    if operands <= GREEDY_OPERANDS:
+        return operands > 1
+    return ["einsum_path", *[(0, 1)] * (operands - 1)]
 
 
 def check_access_range(

@@ -5,20 +5,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.costmodel.model import level_of as level_of_label
 from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_counts import NestCounts
-from einsum_opt.costmodel.nest_spec import NestSpecError
+from einsum_opt.costmodel.nest_spec import NestSpec, NestSpecError, TensorSpec
 from einsum_opt.dialects.dataflow import AccessOp, BufferOp
 from einsum_opt.dialects.einsum import CascadeOp
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
-from einsum_opt.lowering.data_spaces import data_spaces, running_positions
+from einsum_opt.lowering.data_spaces import data_spaces, running_positions, view_source
+from einsum_opt.lowering.fusion import fused_loops
 from einsum_opt.lowering.placement import PlacedNest, place_nest
 
 
@@ -33,31 +34,76 @@ class KernelAccesses:
 
 
 def lifetime_loops(nests: Sequence[NestOp], tensors: Sequence[str]) -> dict[str, set[str]]:
-    """Per tensor touched by at least two nests, the temporal loops that enclose its whole
-    life: the longest common prefix (same variables and trip counts) of those nests' loops."""
+    """Per tensor touched by at least two nests, the loops that enclose its whole life: the
+    loops those nests share (`fused_loops`)."""
     touching: dict[str, list[NestOp]] = {t: [] for t in tensors}
     for nest in nests:
         names = {nest.tensor_name} | {nest.access_name(v) for v, _ in nest.accesses() if v}
         for name in names:
             if name in touching:
                 touching[name].append(nest)
-    out: dict[str, set[str]] = {}
-    for tensor, group in touching.items():
-        if len(group) < 2:
+    return {t: set(fused_loops(group)) for t, group in touching.items() if len(group) >= 2}
+
+
+def _tile_signature(spec: NestSpec, index: int, tensor: TensorSpec) -> tuple[object, ...]:
+    """What decides a tensor's tile at level `index` and when it changes: the loops above the
+    level (variables and trip counts, in order) and the tile's extent per dimension."""
+    above = tuple(
+        (loop.dim, loop.extent, loop.axis) for level in spec.levels[:index] for loop in level.loops
+    )
+    below = {
+        loop.dim: loop.extent for level in spec.levels[index:] for loop in level.loops
+    }
+    box = tuple(
+        sum(abs(t.coefficient) * (below.get(t.dim, 1) - 1) for t in dim) + 1
+        for dim in tensor.projection
+    )
+    return (above, box)
+
+
+def still_resident(
+    placed: PlacedNest,
+    resident: dict[tuple[str, str], tuple[tuple[object, ...], int]],
+    nests: Sequence[NestOp],
+    position: int,
+) -> PlacedNest:
+    """`placed` (the nest at `position` in `nests`) with the tensors it reads from a level
+    where an earlier nest of the kernel left the same tile read from there: they are not
+    fetched again (the softmax reads QK from DRAM once, for GM and SN). A tile stays between
+    two nests when the loops above the level are the same and every one of them that moves
+    the tile is a loop the nests from the one to the other share (`fused_loops`: they run one
+    after another inside it). Records the tiles `placed` brings in for the nests after it."""
+    spec = placed.spec
+    levels = list(spec.levels)
+    for tensor, space in zip(spec.tensors, placed.spaces, strict=True):
+        kept = [i for i, level in enumerate(levels) if tensor.name in level.keep]
+        if space.output or len(kept) < 2:
             continue
-        prefix: set[str] = set()
-        for loops in zip(*(n.loop_list() for n in group), strict=False):
-            first = loops[0]
-            if first.spatial_axis is not None or any(
-                lp.var.data != first.var.data
-                or lp.extent.data != first.extent.data
-                or lp.spatial_axis is not None
-                for lp in loops
+        uses = space.variables()
+        for index in reversed(kept[1:]):
+            key = (space.name, levels[index].name)
+            signature = _tile_signature(spec, index, tensor)
+            moving = {
+                loop.dim for level in levels[:index] for loop in level.loops if loop.dim in uses
+            }
+            earlier = resident.get(key)
+            if (
+                earlier is not None
+                and earlier[0] == signature
+                and moving <= set(fused_loops(nests[earlier[1] : position + 1]))
             ):
+                for above in kept:
+                    if above < index:
+                        level = levels[above]
+                        levels[above] = replace(level, keep=level.keep - {tensor.name})
                 break
-            prefix.add(first.var.data)
-        out[tensor] = prefix
-    return out
+        for index in kept[1:]:
+            key = (space.name, spec.levels[index].name)
+            if key not in resident or resident[key][0] != _tile_signature(spec, index, tensor):
+                resident[key] = (_tile_signature(spec, index, tensor), position)
+    if levels == list(spec.levels):
+        return placed
+    return replace(placed, spec=replace(spec, levels=tuple(levels)))
 
 
 def _base(name: str) -> str:
@@ -79,13 +125,17 @@ def kernel_accesses(
     names = {n.tensor_name for n in nests} | {
         n.access_name(v) for n in nests for v, _ in n.accesses() if v is not None
     }
+    names |= {view_source(views, name, "")[0] for name in names}  # views' readers: the source
     exempt = lifetime_loops(nests, sorted(names))
     accesses: list[AccessOp] = []
     placed: dict[str, PlacedNest] = {}
     touches: dict[str, list[Touch]] = {}
+    resident: dict[tuple[str, str], tuple[tuple[object, ...], int]] = {}
     for position, nest in enumerate(nests):
         spaces = data_spaces(nest, views, running, sizes)
-        nest_placed = place_nest(arch, nest, spaces, in_memory, exempt)
+        nest_placed = still_resident(
+            place_nest(arch, nest, spaces, in_memory, exempt), resident, nests, position
+        )
         placed[nest.tensor_name] = nest_placed
         try:
             counts = analyze(nest_placed.spec)
@@ -93,7 +143,11 @@ def kernel_accesses(
             raise PassFailedException(f"lower-to-dataflow: {nest.describe()}: {error}") from None
         accesses += _access_ops(nest, nest_placed, counts, touches, position)
     buffers = []
-    persistent = frozenset(running) & names
+    # In a pipeline of running values every nest runs in every iteration: what the kernel
+    # touches stays for its whole run. Otherwise nests run one after another within an
+    # iteration and space is shared by lifetime; running values persist regardless.
+    iterative = any(n.iterative_rank() is not None for n in nests)
+    persistent = frozenset(names) if iterative else frozenset(running) & names
     for label, level_touches in touches.items():
         holds = occupancy(level_touches, persistent)
         if any(holds.values()) and level_of_label(arch, label).has_capacity:
@@ -145,8 +199,9 @@ def _access_ops(
             entry[2] += updates
             entry[3] = max(entry[3], capacity)
             entry[4] = max(entry[4], instances)
+            writes = tensor.read_write and key[0] == nest.tensor_name
             touches.setdefault(label, []).append(
-                Touch(position, key[0], tensor.read_write and key[0] == nest.tensor_name, capacity)
+                Touch(position, key[0], writes, capacity, tensor.name not in overwritten)
             )
     return [
         AccessOp(nest.tensor_name, tensor, label, *values)

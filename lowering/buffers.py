@@ -4,9 +4,12 @@ Each nest of a kernel keeps tiles of its tensors in the levels of its unit's cha
 analysis gives the largest tile one instance holds). Across the kernel's nests, in program
 order, a tensor occupies a level from the first nest that touches it there to the last:
 allocations are shared when lifetimes do not overlap, and an Einsum may write over an operand
-it reads for the last time when both tiles have the same size (`SN = exp(QK - GM)` reuses QK's
-space). A running value (RM) lives for the whole kernel. An allocation shared by several
-tensors is listed under their names joined by `, `.
+it reads for the last time when both tiles have the same size and it only overwrites its output
+(`SN = exp(QK - GM)` reuses QK's space; a contraction's output accumulates while its operands
+are still read, so `Z = A x B` never takes A's place). A running value (RM) lives for the
+whole kernel, and so does everything a pipeline of running values touches (its nests run in
+every iteration). An allocation shared by several tensors is listed under their names joined
+by `, `.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ class Produced:
     name: str
     size: int
     reads: frozenset[str] | set[str]
+    in_place: bool = True
+    """Whether it may take the place of an operand it reads for the last time (its Einsum
+    overwrites its output element by element; a reduction accumulates and may not)."""
 
 
 @dataclass
@@ -56,7 +62,13 @@ def share_space(
         free = [
             a
             for a in allocations
-            if a.end < i or (a.end == i and a.names[-1] in item.reads and a.size == item.size)
+            if a.end < i
+            or (
+                item.in_place
+                and a.end == i
+                and a.names[-1] in item.reads
+                and a.size == item.size
+            )
         ]
         fitting = sorted((a for a in free if a.size >= item.size), key=lambda a: a.size)
         chosen = fitting[0] if fitting else max(free, key=lambda a: a.size, default=None)
@@ -79,6 +91,9 @@ class Touch:
     tensor: str
     writes: bool
     words: int
+    accumulates: bool = False
+    """For a write: whether the nest reads back what it writes (a reduction, a running
+    value), so its output cannot take the place of its operands."""
 
 
 def occupancy(
@@ -107,7 +122,7 @@ def occupancy(
             if t.tensor in started:
                 produced.append(Produced("", 0, reads | {t.tensor}))
                 continue
-            produced.append(Produced(t.tensor, size[t.tensor], reads))
+            produced.append(Produced(t.tensor, size[t.tensor], reads, not t.accumulates))
             started.add(t.tensor)
         if not written:
             produced.append(Produced("", 0, reads))

@@ -82,7 +82,8 @@ def _projection(
             for term in index.terms
             if term.var is not None
         )
-        dims.append(terms)
+        if terms:  # a constant index (a final value, `RM[M, p]`) spans one point
+            dims.append(terms)
     return tuple(dims)
 
 
@@ -106,7 +107,8 @@ def data_spaces(
         if (tensor, projection) in seen:
             continue
         seen.add((tensor, projection))
-        chain = tuple(kept[i]) if kept[i] is not None else None
+        exact = kept[i]
+        chain = tuple(exact) if exact is not None else None
         if tensor != nest.access_name(value):
             chain = None  # a view's reader keeps the source as the source's home says
         out.append(DataSpace(tensor, home, chain, projection, False))

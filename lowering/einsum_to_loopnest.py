@@ -4,7 +4,7 @@ Partitioned ranks become one loop per level (P with shapes [4096, 256] -> p2, p1
 index is rewritten over the loop variables (`p` -> `4096*p2+256*p1+p0`); loops follow the
 mapping's order, spatial ones carry their array axis and every loop the storage level the
 mapping's `at` gives it (none without `at`: lower-to-dataflow places them); storage levels (or
-the kept chains, `DRAM>PE`) come from the mapping.
+the exact levels keeping a tensor, `[DRAM, PE]`) come from the mapping.
 An Einsum without a mapping gets the default one: unit `default`, its ranks in order (output
 ranks, then reduced ranks), all temporal, cascade inputs and outputs in DRAM and everything
 else in the global buffer (GLB).
@@ -29,7 +29,7 @@ from einsum_opt.dialects.einsum_mapping import (
     partition_names,
 )
 from einsum_opt.dialects.einsum_syntax import IndexExpr, IndexTerm, rank_of, variable_of
-from einsum_opt.dialects.loopnest import KEEP_SEPARATOR, LoopAttr, NestOp
+from einsum_opt.dialects.loopnest import LoopAttr, NestOp, keep_entry
 
 DEFAULT_UNIT = "default"
 """The unit of an Einsum that has no mapping."""
@@ -95,7 +95,7 @@ def lower_einsum(cascade: CascadeOp, op: EinsumOp) -> NestOp:
     kept = mapping.keeps
     tensors = [op.access_name(v) for v, _ in accesses] + [op.tensor_name]
     levels = [
-        KEEP_SEPARATOR.join(kept[t])
+        keep_entry(kept[t])
         if t in kept
         else stored.get(t) or default_level(cascade, op, t)
         for t in tensors

@@ -6,7 +6,11 @@ Every scalar op of the map region is one operation of a kind the cost model know
 themselves. A reduction adds one operation per invocation and per reduce operator (`max` for
 LM, `add` for SLD): the PE combines its new value with the partial result it holds. A multiply
 whose product feeds a `+` reduction is fused with it into one `mac` (QK, SLNV).
-Constants, `einsum.size` and the yield are free.
+Constants, `einsum.size` and the yield are free, and so are casts between element types
+(`arith.extf`, `truncf`, `sitofp`, ...: an f16 Q multiplied with an f32 K): the architecture
+describes one datapath word (`word_bytes`), which every value is moved and operated on in
+(traffic counts it for every tensor alike), so a conversion changes how a value is written,
+not what the PEs compute; its cost is the operation it feeds.
 """
 
 from __future__ import annotations
@@ -38,7 +42,24 @@ OP_KIND: dict[str, str] = {
 }
 """Scalar op name -> the operation kind it costs."""
 
-FREE_OPS: frozenset[str] = frozenset({"arith.constant", "einsum.size", "einsum.yield"})
+CAST_OPS: frozenset[str] = frozenset(
+    {
+        "arith.extf",
+        "arith.truncf",
+        "arith.extsi",
+        "arith.extui",
+        "arith.trunci",
+        "arith.sitofp",
+        "arith.uitofp",
+        "arith.fptosi",
+        "arith.fptoui",
+        "arith.bitcast",
+        "arith.index_cast",
+    }
+)
+"""Conversions between element types: no operation of their own (see the module docstring)."""
+
+FREE_OPS: frozenset[str] = frozenset({"arith.constant", "einsum.size", "einsum.yield"}) | CAST_OPS
 """Scalar ops that cost nothing."""
 
 REDUCE_KIND: dict[str, str] = {"add": "add", "mul": "mul", "max": "max", "min": "max"}
@@ -82,12 +103,12 @@ def count_ops(nest: NestOp) -> dict[str, int]:
 
 
 def is_copy(nest: NestOp) -> bool:
-    """Whether `nest` only copies its single access (no operation, no reduction)."""
+    """Whether `nest` only copies its single access (no operation, no reduction; a cast to
+    another element type is no operation)."""
     last = nest.body.block.last_op
-    return (
-        len(nest.access.data) == 1
-        and not nest.reduce.data
-        and last is not None
-        and len(last.operands) == 1
-        and last.operands[0] in nest.body.block.args
-    )
+    if len(nest.access.data) != 1 or nest.reduce.data or last is None or len(last.operands) != 1:
+        return False
+    value = last.operands[0]
+    while isinstance(value.owner, Operation) and value.owner.name in CAST_OPS:
+        value = value.owner.operands[0]
+    return value in nest.body.block.args

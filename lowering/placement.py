@@ -93,13 +93,27 @@ def keep_sets(
                 raise _fail(f"{where} is kept in levels out of chain order or twice")
         else:
             home = resolve_level(arch, nest.unit_name, space.home, where)
-            kept = [home] + [
-                i for i in range(home + 1, len(chain)) if chain[i].level.default_keep
-            ]
+            kept = [home] + [i for i in range(home + 1, len(chain)) if chain[i].level.default_keep]
         if space.name in in_memory and 0 not in kept:
             kept = [0, *kept]
         out.append(kept)
     return out
+
+
+def home_levels(arch: Architecture, nest: NestOp, spaces: Sequence[DataSpace]) -> list[int]:
+    """For each data space, the chain index of the level the nest homes it in: the first of
+    an exact keep set, else its home (a cascade input homed in the GLB is also kept at the
+    root, but its tile must fit the GLB)."""
+    where = nest.describe()
+    return [
+        resolve_level(
+            arch,
+            nest.unit_name,
+            space.kept[0] if space.kept else space.home,
+            f"{where}: {space.name}",
+        )
+        for space in spaces
+    ]
 
 
 def _fanout(chain: Sequence[ChainLevel], index: int, unit_mesh: tuple[int, int]) -> list[int]:
@@ -171,7 +185,8 @@ def place_nest(
     loops = _split_spatial(loops, chain, unit.mesh, where)
     spaces = _with_folds(spaces, loops)
     if any(level is None for *_, level in loops):
-        loops = _place_temporal(arch, chain, loops, spaces, keeps, exempt)
+        homes = home_levels(arch, nest, spaces)
+        loops = _place_temporal(arch, chain, loops, spaces, keeps, homes, exempt)
     levels: list[list[Loop]] = [[] for _ in chain]
     deepest = 0
     for var, extent, axis, level in loops:
@@ -242,6 +257,7 @@ def _place_temporal(
     loops: list[tuple[str, int, int | None, int | None]],
     spaces: Sequence[DataSpace],
     keeps: Sequence[Sequence[int]],
+    homes: Sequence[int],
     exempt: Mapping[str, set[str]],
 ) -> list[tuple[str, int, int | None, int | None]]:
     """Place the temporal loops innermost first, each at the deepest level where every tile
@@ -261,7 +277,7 @@ def _place_temporal(
         var, extent, axis, level = loops[index]
         if level is None:
             level = _deepest_fitting(
-                var, extent, current, floors[index], placed, spaces, keeps, capacity, exempt
+                var, extent, current, floors[index], placed, spaces, keeps, homes, capacity, exempt
             )
         current = min(current, level)
         placed.append((var, extent, level))
@@ -278,6 +294,7 @@ def _deepest_fitting(
     placed: Sequence[tuple[str, int, int]],
     spaces: Sequence[DataSpace],
     keeps: Sequence[Sequence[int]],
+    homes: Sequence[int],
     capacity: Sequence[float | None],
     exempt: Mapping[str, set[str]],
 ) -> int:
@@ -286,9 +303,9 @@ def _deepest_fitting(
     the loop does not enclose the life of)."""
     lowest_home = max(
         (
-            kept[0]
-            for space, kept in zip(spaces, keeps, strict=True)
-            if kept[0] > 0 and var in space.variables() and var not in exempt.get(space.name, ())
+            home
+            for space, home in zip(spaces, homes, strict=True)
+            if home > 0 and var in space.variables() and var not in exempt.get(space.name, ())
         ),
         default=0,
     )

@@ -3,7 +3,6 @@ messages and what-if variants."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 

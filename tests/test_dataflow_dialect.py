@@ -10,15 +10,17 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from einsum_opt.dialects.dataflow import (
+    AccessOp,
     BufferOp,
     ComputeOp,
     PipelineOp,
     ProgramOp,
     RepeatOp,
-    TransferOp,
     programs_in,
 )
 from einsum_opt.frontends.loading import parse_mlir
+
+HUGE = 3 * 2**70  # counts are unbounded integers: 1M tokens of a large model exceed 2^64
 
 
 def text(op: ModuleOp, generic: bool = False) -> str:
@@ -40,28 +42,32 @@ def attention_program() -> ProgramOp:
         "fusemax",
         [
             RepeatOp("b, h, p2", 1536, [PipelineOp("m1, p1", 32768, stages)]),
-            TransferOp("QK", "BK", "DRAM", "GLB", 805306368),
-            BufferOp("GLB", {"Q": 8388608, "RM": 65536}),
+            AccessOp("QK", "Q", "DRAM", 3221225472, 0, 0, 3221225472, 1),
+            AccessOp("QK", "Q", "pe2d.PE", HUGE, 7, 0, 1, 65536),
+            AccessOp("RM", "RM", "GLB", 12834570240, 0, 12884901888, 32768, 1),
+            BufferOp("GLB", {"Q": 4194304, "K, RM": 65536}),
         ],
     )
 
 
-EXPECTED = """\
-builtin.module {
-  dataflow.program @attention arch "fusemax" {
-    dataflow.repeat "b, h, p2" count 1536 {
-      dataflow.pipeline "m1, p1" count 32768 {
-        dataflow.compute @QK on pe2d runs 32768 times 64 ops {mac = 1} extent [256, 256]
-        dataflow.compute @LM on pe2d runs 32768 times 1 ops {max = 1} extent [256, 256] after [@QK]
-        dataflow.compute @RM on pe1d runs 32768 times 1 ops {max = 1} extent [256] after [@LM] carried [@RM]
-        dataflow.compute @SLN on pe2d runs 32768 times 1 ops {exp = 1, add = 1} extent [256, 256] after [@RM]
-        dataflow.compute @AV on pe1d runs 128 times 64 ops {div = 1} extent [256] after [@SLN]
-      }
-    }
-    dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
-    dataflow.buffer GLB bytes 8454144 holds ["Q" = 8388608, "RM" = 65536]
-  }
-}"""
+EXPECTED = f"""\
+builtin.module {{
+  dataflow.program @attention arch "fusemax" {{
+    dataflow.repeat "b, h, p2" count 1536 {{
+      dataflow.pipeline "m1, p1" count 32768 {{
+        dataflow.compute @QK on pe2d runs 32768 times 64 ops {{mac = 1}} extent [256, 256]
+        dataflow.compute @LM on pe2d runs 32768 times 1 ops {{max = 1}} extent [256, 256] after [@QK]
+        dataflow.compute @RM on pe1d runs 32768 times 1 ops {{max = 1}} extent [256] after [@LM] carried [@RM]
+        dataflow.compute @SLN on pe2d runs 32768 times 1 ops {{exp = 1, add = 1}} extent [256, 256] after [@RM]
+        dataflow.compute @AV on pe1d runs 128 times 64 ops {{div = 1}} extent [256] after [@SLN]
+      }}
+    }}
+    dataflow.access @QK "Q" at DRAM reads 3221225472 fills 0 updates 0 capacity 3221225472 instances 1
+    dataflow.access @QK "Q" at pe2d.PE reads {HUGE} fills 7 updates 0 capacity 1 instances 65536
+    dataflow.access @RM "RM" at GLB reads 12834570240 fills 0 updates 12884901888 capacity 32768 instances 1
+    dataflow.buffer GLB bytes 4259840 holds ["Q" = 4194304, "K, RM" = 65536]
+  }}
+}}"""
 
 
 def test_constructors_print_the_documented_text_form() -> None:
@@ -86,7 +92,7 @@ def test_accessors() -> None:
     assert program.arch_name == "fusemax"
     repeat = next(iter(program.body.block.ops))
     assert isinstance(repeat, RepeatOp)
-    assert (repeat.loop_names, repeat.count_value) == ("b, h, p2", 1536)
+    assert (repeat.loop_names, repeat.count_value, repeat.is_serial) == ("b, h, p2", 1536, False)
     pipeline = next(iter(repeat.body.block.ops))
     assert isinstance(pipeline, PipelineOp)
     assert pipeline.count_value == 32768
@@ -98,19 +104,34 @@ def test_accessors() -> None:
     assert rm.carried_names() == ["RM"]
     sln = pipeline.stages()[3]
     assert sln.op_counts() == {"exp": 1, "add": 1}
-    transfer, buffer = list(program.body.block.ops)[1:]
-    assert isinstance(transfer, TransferOp)
-    assert (transfer.einsum_name, transfer.tensor_name) == ("QK", "BK")
-    assert (transfer.source_level, transfer.dest_level, transfer.bytes_value) == (
-        "DRAM",
-        "GLB",
-        805306368,
-    )
+    dram, registers, glb, buffer = list(program.body.block.ops)[1:]
+    assert isinstance(dram, AccessOp) and isinstance(registers, AccessOp)
+    assert isinstance(glb, AccessOp)
+    assert (dram.einsum_name, dram.tensor_name, dram.level_name) == ("QK", "Q", "DRAM")
+    assert dram.counts() == (3221225472, 0, 0)
+    assert (dram.capacity_value, dram.instances_value) == (3221225472, 1)
+    assert registers.level_name == "pe2d.PE"
+    assert registers.counts() == (HUGE, 7, 0)  # summed over the 65536 instances, unbounded
+    assert registers.instances_value == 65536
+    assert glb.counts() == (12834570240, 0, 12884901888)
     assert isinstance(buffer, BufferOp)
     assert buffer.level_name == "GLB"
-    assert buffer.holds_map() == {"Q": 8388608, "RM": 65536}
-    assert buffer.bytes_value == 8454144
+    assert buffer.holds_map() == {"Q": 4194304, "K, RM": 65536}  # a shared allocation
+    assert buffer.bytes_value == 4194304 + 65536
     assert programs_in(ModuleOp([program])) == [program]
+
+
+def test_access_counts_beyond_64_bits_parse_back() -> None:
+    source = (
+        'dataflow.program @p arch "flat" {\n'
+        f' dataflow.access @A "X" at GLB reads {HUGE} fills {HUGE + 1} updates {2**64} '
+        f"capacity {2**65} instances 3\n}}"
+    )
+    (program,) = programs_in(parse_mlir(source, "<test>"))
+    (access,) = program.body.block.ops
+    assert isinstance(access, AccessOp)
+    assert access.counts() == (HUGE, HUGE + 1, 2**64)
+    assert (access.capacity_value, access.instances_value) == (2**65, 3)
 
 
 def verify_error(*ops: object) -> str:
@@ -187,12 +208,24 @@ def verify_error(*ops: object) -> str:
         ),
         ([ProgramOp("q", "fusemax", [])], "program @q: programs do not nest"),
         (
-            [TransferOp("A", "X", "DRAM", "GLB", -1)],
-            'transfer @A "X": bytes must be non-negative, got -1',
+            [AccessOp("A", "X", "GLB", -1, 0, 0, 1, 1)],
+            'access @A "X" at GLB: reads must be non-negative, got -1',
         ),
         (
-            [TransferOp("A", "X", "GLB", "GLB", 1)],
-            'transfer @A "X": source and destination are the same level GLB',
+            [AccessOp("A", "X", "GLB", 0, -2, 0, 1, 1)],
+            'access @A "X" at GLB: fills must be non-negative, got -2',
+        ),
+        (
+            [AccessOp("A", "X", "DRAM", 0, 0, -3, 1, 1)],
+            'access @A "X" at DRAM: updates must be non-negative, got -3',
+        ),
+        (
+            [AccessOp("A", "X", "pe2d.PE", 0, 0, 0, -4, 1)],
+            'access @A "X" at pe2d.PE: capacity must be non-negative, got -4',
+        ),
+        (
+            [AccessOp("A", "X", "GLB", 1, 0, 0, 1, 0)],
+            'access @A "X" at GLB: instances must be positive, got 0',
         ),
         (
             [BufferOp("GLB", {"X": -4})],
@@ -214,7 +247,7 @@ def test_empty_arch_is_rejected() -> None:
     [
         ComputeOp("A", "pe2d", 1, 1, {"mac": 1}, [4]),
         RepeatOp("b", 2, []),
-        TransferOp("A", "X", "DRAM", "GLB", 4),
+        AccessOp("A", "X", "GLB", 4, 4, 0, 4, 1),
         BufferOp("GLB", {"X": 4}),
     ],
 )
@@ -235,6 +268,19 @@ def test_after_may_reference_a_later_stage_and_stages_of_a_plain_block() -> None
     ModuleOp([program]).verify()
 
 
+def test_a_serial_pipeline_prints_and_parses() -> None:
+    source = (
+        'dataflow.program @p arch "fusemax" {\n'
+        '  dataflow.pipeline "m1" count 4 serial {\n'
+        "    dataflow.compute @A on pe2d runs 4 times 1 ops {mac = 1} extent [4]\n  }\n}"
+    )
+    module = parse_mlir(source, "<test>")
+    module.verify()
+    (pipeline,) = [op for op in module.walk() if isinstance(op, PipelineOp)]
+    assert pipeline.is_serial
+    assert "count 4 serial {" in text(module)
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -252,9 +298,18 @@ def test_after_may_reference_a_later_stage_and_stages_of_a_plain_block() -> None
             " dataflow.compute @A on pe2d runs 1 times 1 ops {mac = 1, mac = 1} extent [4]\n}",
             "compute @A: an operation kind is listed twice",
         ),
+        (
+            'dataflow.program @p arch "fusemax" {\n dataflow.repeat "b" count 2 serial {\n }\n}',
+            "only a dataflow.pipeline can be serial",
+        ),
+        (
+            'dataflow.program @p arch "fusemax" {\n'
+            ' dataflow.access @A "X" at GLB reads 1 fills 2 capacity 3 instances 1\n}',
+            "Expected 'updates'",
+        ),
     ],
 )
 def test_parse_errors(source: str, message: str) -> None:
-    with pytest.raises(ParseError, match="listed twice|not the sum") as info:
+    with pytest.raises(ParseError) as info:
         parse_mlir(source, "<test>")
     assert message in str(info.value)

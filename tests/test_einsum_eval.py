@@ -7,12 +7,13 @@ import csv
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from einsum_opt.evaluation import sweep
-from einsum_opt.evaluation.csv_output import read_results, write_atomically, write_results
+from einsum_opt.evaluation.csv_output import read_results, write_results
 from einsum_opt.evaluation.summary import (
     Summary,
     Utilization,
@@ -22,12 +23,22 @@ from einsum_opt.evaluation.summary import (
 )
 from einsum_opt.evaluation.sweep import COLUMNS, Result
 from einsum_opt.evaluation.workloads import CONFIGS, MODELS, Model
+from einsum_opt.support.atomic_write import write_atomically
 from einsum_opt.tools.einsum_eval import main, parse_lengths
 
 EINSUM_EVAL = Path(sys.executable).parent / "einsum-eval"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ["attention_energy.png", "attention_speedup.png", "end2end_speedup.png", "utilization.png"]
-CSVS = ["attention.csv", "end2end.csv"]
+PLOTS = [
+    "attention_energy.png",
+    "attention_energy_vs_flat.png",
+    "attention_speedup.png",
+    "attention_speedup_vs_flat.png",
+    "end2end_speedup.png",
+    "end2end_speedup_vs_flat.png",
+    "energy_breakdown.png",
+    "utilization.png",
+]
+CSVS = ["attention.csv", "end2end.csv", "energy_breakdown.csv"]
 
 # config -> (latency factor, energy factor, 2D utilisation, 1D utilisation)
 FAKE_COSTS = {
@@ -43,15 +54,18 @@ def fake_result(model: Model, seq_len: int, config: str, layer: float) -> Result
     """A synthetic point: costs grow with the model and (superlinearly) the length."""
     latency, energy, util_2d, util_1d = FAKE_COSTS[config]
     size = model.heads * model.head_dim * (seq_len / 1024) ** 1.5
+    energy_pj = energy * size * 1e5 / 7 + layer * 1e9
     return Result(
         model=model.name,
         seq_len=seq_len,
         config=config,
         latency_s=latency * size * 1e-7 / 3 + layer * 1e-3,
-        energy_pj=energy * size * 1e5 / 7 + layer * 1e9,
+        energy_pj=energy_pj,
+        energy_pj_physical=1.1 * energy_pj,
         util_2d=util_2d * seq_len / (seq_len + 100),
         util_1d=util_1d,
         dram_bytes=int(size * 2**20) + int(layer * 2**30),
+        energy_breakdown_pj=(("compute", 0.75 * energy_pj), ("memory", 0.25 * energy_pj)),
     )
 
 
@@ -69,8 +83,10 @@ class FakeSweep:
         lengths: Sequence[int],
         configs: Sequence[str],
         on_point: Callable[[], None] | None = None,
+        arch: str | None = None,
     ) -> tuple[list[Result], list[Result]]:
         self.calls.append(([m.name for m in models], list(lengths), list(configs)))
+        self.arch = arch
         attention, end2end = [], []
         for model in models:
             for n in lengths:
@@ -121,7 +137,7 @@ def test_csvs_hold_one_typed_row_per_point(
     assert capsys.readouterr().err == ""  # no bar drawn when stderr is not a terminal
     assert fake_sweep.calls == [(["BERT", "T5"], [1024, 65536, 3000], list(CONFIGS))]
     assert names(out) == CSVS  # no figures, no temporary files
-    for name in CSVS:
+    for name in CSVS[:2]:
         with open(out / name, newline="") as file:
             rows = list(csv.reader(file))
         assert tuple(rows[0]) == COLUMNS
@@ -140,8 +156,30 @@ def test_csvs_hold_one_typed_row_per_point(
         ]
     # floats read back exactly: the rows are the results the sweep returned
     expected = FakeSweep()([MODELS["BERT"], MODELS["T5"]], [1024, 65536, 3000], CONFIGS)
-    assert read_results(out / "attention.csv") == expected[0]
-    assert read_results(out / "end2end.csv") == expected[1]
+    without_breakdown = [[replace(r, energy_breakdown_pj=()) for r in part] for part in expected]
+    assert read_results(out / "attention.csv") == without_breakdown[0]
+    assert read_results(out / "end2end.csv") == without_breakdown[1]
+    # ... and the breakdowns are in energy_breakdown.csv, one row per result and component
+    with open(out / "energy_breakdown.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["part", "model", "seq_len", "config", "component", "energy_pj"]
+    listed = [
+        (part, r.model, r.seq_len, r.config, component, pj)
+        for part, results in zip(("attention", "end2end"), expected, strict=True)
+        for r in results
+        for component, pj in r.energy_breakdown_pj
+    ]
+    assert [
+        (
+            r["part"],
+            r["model"],
+            int(r["seq_len"]),
+            r["config"],
+            r["component"],
+            float(r["energy_pj"]),
+        )
+        for r in rows
+    ] == listed
 
 
 def test_summary_on_stdout(
@@ -175,16 +213,37 @@ def test_figures_are_png(
     assert all(is_png(out / name) for name in PLOTS)
 
 
+UNFUSED_FIGURES = ["attention_speedup", "attention_energy", "end2end_speedup"]
+FLAT_FIGURES = [f"{name}_vs_flat" for name in UNFUSED_FIGURES]
+
+
 @pytest.mark.parametrize(
-    ("configs", "reason"),
+    ("configs", "skipped", "drawn"),
     [
-        ("flat,fusemax", "the baseline configuration unfused was not selected"),
-        ("unfused", "no configuration other than unfused was selected"),
+        (
+            "flat,fusemax",
+            [(f, "the baseline configuration unfused was not selected") for f in UNFUSED_FIGURES],
+            ["utilization", *FLAT_FIGURES, "energy_breakdown"],
+        ),
+        (
+            "unfused",
+            [(f, "no configuration other than unfused was selected") for f in UNFUSED_FIGURES]
+            + [(f, "the baseline configuration flat was not selected") for f in FLAT_FIGURES]
+            + [("energy_breakdown", "configuration flat, fusemax was not selected")],
+            ["utilization"],
+        ),
+        (
+            "unfused,fusemax",
+            [(f, "the baseline configuration flat was not selected") for f in FLAT_FIGURES]
+            + [("energy_breakdown", "configuration flat was not selected")],
+            ["utilization", *UNFUSED_FIGURES],
+        ),
     ],
 )
 def test_figures_without_baseline_are_skipped(
     configs: str,
-    reason: str,
+    skipped: list[tuple[str, str]],
+    drawn: list[str],
     tmp_path: Path,
     fake_sweep: FakeSweep,
     capsys: pytest.CaptureFixture[str],
@@ -192,9 +251,9 @@ def test_figures_without_baseline_are_skipped(
     args = ["--out", str(tmp_path), "--models", "T5,XLM", "--lengths", "1K,4K"]
     assert main([*args, "--configs", configs]) == 0
     notes = capsys.readouterr().err.splitlines()
-    skipped = ["attention_speedup.png", "attention_energy.png", "end2end_speedup.png"]
-    assert notes == [f"note: skipping {name}: {reason}" for name in skipped]
-    assert names(tmp_path) == sorted([*CSVS, "utilization.png"])
+    assert notes == [f"note: skipping {name}: {reason}" for name, reason in skipped]
+    assert names(tmp_path) == sorted([*CSVS, *(f"{name}.png" for name in drawn)])
+    assert all(is_png(tmp_path / f"{name}.png") for name in drawn)
     assert is_png(tmp_path / "utilization.png")
 
 
@@ -220,7 +279,10 @@ def test_case_insensitive_names(tmp_path: Path, fake_sweep: FakeSweep) -> None:
 
 
 def point(model: str, config: str, latency: float, energy: float, u2: float = 0.5) -> Result:
-    return Result(model, 1024, config, latency, energy, u2, 1.0 - u2 / 2, 100)
+    """A result whose physical energy adds 10 pJ per second of latency (so that its ratios
+    differ from the artifact accounting's)."""
+    physical = energy + 10 * latency
+    return Result(model, 1024, config, latency, energy, physical, u2, 1.0 - u2 / 2, 100)
 
 
 def test_summarize_means_of_ratios_by_hand() -> None:
@@ -243,6 +305,9 @@ def test_summarize_means_of_ratios_by_hand() -> None:
     assert summary.attention_speedup_vs_flat == pytest.approx((8 / 2 + 9 / 1.5) / 2)  # 5
     assert summary.attention_speedup_vs_unfused == pytest.approx((20 / 2 + 30 / 1.5) / 2)  # 15
     assert summary.attention_energy_vs_flat == pytest.approx((40 / 50 + 60 / 80) / 2)  # 0.775
+    physical = (60 / 130 + 75 / 170) / 2  # (40 + 20) / (50 + 80), (60 + 15) / (80 + 90)
+    assert summary.attention_energy_physical_vs_flat == pytest.approx(physical)
+    assert summary.end2end_energy_physical_vs_flat == pytest.approx((59 / 110 + 45 / 140) / 2)
     assert summary.end2end_speedup_vs_flat == pytest.approx((10 / 5 + 12 / 3) / 2)  # 3
     assert summary.end2end_energy_vs_flat == pytest.approx((9 / 10 + 15 / 20) / 2)  # 0.825
     assert list(summary.utilization) == ["unfused", "flat", "fusemax"]
@@ -253,7 +318,8 @@ def test_summarize_means_of_ratios_by_hand() -> None:
     text = render_summary(summary)
     assert "attention speedup  fusemax/flat         5.00x" in text
     assert "attention speedup  fusemax/unfused     15.00x" in text
-    assert "attention energy   fusemax/flat         0.78" in text
+    assert "attention energy   fusemax/flat         0.775\n  physical accounting" in text
+    assert f"  physical accounting                   {physical:.3f}\n" in text
     assert "fusemax " in text and "95.0%" in text
 
 
@@ -328,6 +394,16 @@ def bad_command_lines(tmp: Path) -> dict[str, tuple[list[str], str]]:
             f"--out: cannot create directory '{tmp / 'file' / 'out'}'",
         ),
         "unknown option": ([*out, "--bogus"], "unrecognized arguments: --bogus"),
+        "unknown arch": ([*out, "--arch", "tpu"], "--arch: unknown architecture 'tpu': the "),
+        "missing arch file": (
+            [*out, "--arch", str(tmp / "none.yaml")],
+            f"--arch: {tmp / 'none.yaml'}: cannot read: No such file or directory",
+        ),
+        "arch that is not YAML": (
+            [*out, "--arch", str(tmp / "file")],
+            f"--arch: {tmp / 'file'}: ",
+        ),
+        "empty arch": ([*out, "--arch", ""], "--arch: empty value"),
     }
 
 
@@ -432,8 +508,123 @@ def test_real_sweep_one_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert all(line.startswith("note: skipping ") for line in captured.err.splitlines())
     assert "fusemax" in captured.out
     assert names(tmp_path) == sorted([*CSVS, "utilization.png"])
-    for name in CSVS:
+    for name in CSVS[:2]:
         (result,) = read_results(tmp_path / name)
         assert (result.model, result.seq_len, result.config) == ("T5", 1024, "fusemax")
         assert result.latency_s > 0 and result.energy_pj > 0 and result.dram_bytes > 0
         assert 0 < result.util_2d <= 1 and 0 < result.util_1d <= 1
+    # the breakdown holds the cost report's components, and they add up to its energy
+    with open(tmp_path / "energy_breakdown.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    (attention,) = read_results(tmp_path / "attention.csv")
+    parts = [r for r in rows if r["part"] == "attention"]
+    assert [r["component"] for r in parts] == list(
+        sweep.attention_report(MODELS["T5"], 1024, "fusemax").energy_breakdown_pj
+    )
+    assert sum(float(r["energy_pj"]) for r in parts) == pytest.approx(attention.energy_pj)
+
+
+# -- --arch -------------------------------------------------------------------------------------
+
+
+def _costed_by_hand(pipeline: str, arch: str) -> tuple[float, float]:
+    """(latency, energy in the artifact's accounting) of BERT's attention at 1K tokens after
+    `pipeline`, written out here rather than taken from the sweep's templates."""
+    from einsum_opt import api
+
+    module = api.load(Path(sweep.__file__).parent / "cascades" / "attention.einsum")
+    api.set_rank_sizes(module, sweep.attention_sizes(MODELS["BERT"], 1024))
+    api.apply(module, pipeline)
+    report = api.cost(module, arch, "artifact")
+    return report.latency_s, report.energy_pj
+
+
+def test_arch_runs_every_configuration_on_that_architecture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--arch edge`: FLAT's and FuseMax's pipelines both map and cost on edge's 32x32 array
+    (key tiles of 32), and the CSV holds exactly what those pipelines cost there."""
+    args = ["--out", str(tmp_path), "--models", "BERT", "--lengths", "1K", "--configs"]
+    assert main([*args, "flat,fusemax", "--arch", "edge", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "every configuration on architecture edge"
+    rows = {r.config: r for r in read_results(tmp_path / "attention.csv")}
+    flat = _costed_by_hand(
+        "map-flat{arch=edge},lower-to-loopnest,lower-to-dataflow{arch=edge}", "edge"
+    )
+    fusemax = _costed_by_hand(
+        "pass-fusion{rank=M tile=32},map-fusemax{arch=edge},lower-to-loopnest,"
+        "lower-to-dataflow{arch=edge}",
+        "edge",
+    )
+    for config, (latency, energy) in (("flat", flat), ("fusemax", fusemax)):
+        assert rows[config].latency_s == pytest.approx(latency, rel=1e-9)
+        assert rows[config].energy_pj == pytest.approx(energy, rel=1e-9)
+    # not what the same configurations cost on their own architectures
+    own = sweep.attention(MODELS["BERT"], 1024, "fusemax")
+    assert own.latency_s < rows["fusemax"].latency_s / 4  # 256x256 against 32x32
+
+
+def test_arch_file_is_read_and_its_numbers_used(tmp_path: Path) -> None:
+    """A YAML architecture of the user's: FuseMax's with a MAC that costs twice as much moves
+    the energy of every configuration, and only through compute."""
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    for unit in data["units"].values():
+        unit["op_energy_pj"] = {op: 2 * pj for op, pj in unit["op_energy_pj"].items()}
+    path = tmp_path / "costly.yaml"
+    path.write_text(yaml.safe_dump(data))
+    default, costly = (
+        sweep.run_sweep(["BERT"], ["1K"], ["fusemax"], arch=arch)[0][0]
+        for arch in ("fusemax", str(path))
+    )
+    assert costly.latency_s == default.latency_s
+    before, after = dict(default.energy_breakdown_pj), dict(costly.energy_breakdown_pj)
+    assert after["compute"] == pytest.approx(2 * before["compute"], rel=1e-9)
+    assert {k: v for k, v in after.items() if k != "compute"} == pytest.approx(
+        {k: v for k, v in before.items() if k != "compute"}, rel=1e-9
+    )
+
+
+def test_arch_without_a_vector_unit_is_refused_before_the_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    data["units"] = {k: v for k, v in data["units"].items() if len(v["shape"]) == 2}
+    path = tmp_path / "matrix-only.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["--out", str(tmp_path / "out"), "--arch", str(path)]) == 1
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --arch: {path}: ") and "has no unit with a 1D array" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_point_that_cannot_be_mapped_names_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A buffer of 4 KB cannot hold FuseMax's state for one tile of queries: the error names
+    the point, the architecture, the pass and the bytes, and nothing is written."""
+    import yaml
+
+    from einsum_opt.hardware import load_architecture
+
+    data = yaml.safe_load(load_architecture("fusemax").to_yaml())
+    data["storage"]["GLB"]["capacity_bytes"] = 4096
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    args = ["--out", str(tmp_path / "out"), "--models", "BERT", "--lengths", "1K"]
+    assert main([*args, "--configs", "flat,fusemax", "--arch", str(path)]) == 1
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"error: BERT at 1K tokens, fusemax on {path}: map-fusemax: the state of 256 queries "
+        "does not fit the buffer (GLB: "
+    )
+    assert line.endswith(" bytes needed, 4,096 available)")
+    assert not (tmp_path / "out").exists()

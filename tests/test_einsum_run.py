@@ -149,7 +149,9 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     out = str(tmp / "out.npz")
     return {
         "missing file": ([str(tmp / "nope.mlir")], "cannot read"),
-        "unknown kind": ([str(tmp / "text.npz")], "unknown file kind"),
+        # no loader for the extension: the content decides (here: not MLIR)
+        "unknown kind": ([str(tmp / "text.npz")], "text.npz:1:5: error: Operation not is not"),
+        "unknown -f": ([str(tmp / "garbage.mlir"), "-f", "c"], "argument -f/--frontend: invalid"),
         "parse error": ([str(tmp / "garbage.mlir")], "garbage.mlir:"),
         "verify error": ([str(tmp / "unverified.mlir")], "rank M is not declared"),
         "two cascades": (
@@ -179,6 +181,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 CASES = [
     "missing file",
     "unknown kind",
+    "unknown -f",
     "parse error",
     "verify error",
     "two cascades",

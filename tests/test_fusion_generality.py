@@ -41,12 +41,12 @@ ranks {E}={sE}, {F}={sF}, {M}={sM}, {P}={sP}{XR}
 ranks {M}0={tile}, {M}1={M}/{M}0
 input {Q}[{E},{P}{X}]{dt}, {K}[{E},{M}{X}]{dt}, {V}[{F},{M}{X}]{dt}
 output {AV}
-RM[{m}1=0,{p}{x}] = -inf
+RM[{m}1=0,{p}{x}] = {lowest}
 RD[{m}1=0,{p}{x}] = 0
 RNV[{m}1=0,{f},{p}{x}] = 0
 B{K}[{e},{m}1,{m}0{x}] = {K}[{e}, {m}1*{M}0+{m}0{x}]
 B{V}[{f},{m}1,{m}0{x}] = {V}[{f}, {m}1*{M}0+{m}0{x}]
-{QK}[{m}1,{m}0,{p}{x}] = {Q}[{e},{p}{x}] * B{K}[{e},{m}1,{m}0{x}]{scale}
+{contraction}
 LM[{m}1,{p}{x}] = {QK}[{m}1,{m}0,{p}{x}] :: max({m}0)
 RM[{m}1+1,{p}{x}] = max(RM[{m}1,{p}{x}], LM[{m}1,{p}{x}])
 SLN[{m}1,{m}0,{p}{x}] = exp({QK}[{m}1,{m}0,{p}{x}] - RM[{m}1+1,{p}{x}])
@@ -97,7 +97,21 @@ def render(
     fields["X"] = "".join(f",{r}" for r in extra)
     fields["x"] = "".join(f",{r.lower()}" for r in extra)
     fields.update(tile=tile, dt=f": {dtype}" if dtype else "", scale=scale)
+    fields["lowest"] = LOWEST[dtype or "f32"]
+    # The 1-pass form sums the products alone and scales once per score (cleanup hoists it).
+    product = "{Q}[{e},{p}{x}] * B{K}[{e},{m}1,{m}0{x}]".format(**fields)
+    tile_ix = "[{m}1,{m}0,{p}{x}]".format(**fields)
+    qk = fields["QK"]
+    fields["contraction"] = (
+        f"{qk}S{tile_ix} = {product}\n{qk}{tile_ix} = {qk}S{tile_ix}{scale}"
+        if scale
+        else f"{qk}{tile_ix} = {product}"
+    )
     return template.format(**fields)
+
+
+LOWEST = {"f32": "-3.4028235e38", "f16": "-65504"}
+"""The running max's initial value: the lowest finite value of the element type."""
 
 
 def fuse(text: str, pipeline: str) -> tuple[ModuleOp, ModuleOp]:

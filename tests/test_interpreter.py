@@ -39,11 +39,17 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("mp,fm->fp", a, v)
 
 
+LOWEST = {"f16": "-65504.0", "bf16": "-3.38953139e+38", "f64": "-1.7976931348623157e+308"}
+"""The lowest finite value per element type: where the running max starts."""
+
+
 def example(name: str, element: str = "f32") -> ModuleOp:
-    """An attention example, optionally with another element type."""
+    """An attention example, optionally with another element type (the running max then
+    starts at that type's lowest finite value)."""
     if element == "f32":
         return load_file(EXAMPLES / f"{name}.mlir")
-    return parse((EXAMPLES / f"{name}.mlir").read_text().replace("f32", element))
+    text = (EXAMPLES / f"{name}.mlir").read_text().replace("f32", element)
+    return parse(text.replace("-3.4028235e+38", LOWEST[element]))
 
 
 def tile(name: str, ranks: dict[str, int], m0: int) -> dict[str, int]:

@@ -26,7 +26,6 @@ def _mapper_input(case: Path, directory: Path, constrained: bool) -> Path:
     level without a bypass directive keeps everything)."""
     data = yaml.safe_load((case / "input.yaml").read_text())
     directives = data.pop("mapping")
-    data["mapping"] = []
     spaces = [s["name"] for s in data["problem"]["shape"]["data_spaces"]]
     bypassed = {d["target"] for d in directives if d["type"] in ("bypass", "datatype")}
     targets = {d["target"] for d in directives}

@@ -84,7 +84,7 @@ def test_fuse_max_sum_unsplit_gives_the_online_form() -> None:
     assert list(ops) == ["QK", "RM", "RD", "SN", "A", "AV"]
     assert ops["RM"].iterative_rank() == "m"
     assert ops["RD"].iterative_rank() == "m"
-    assert "init(-inf)" in str(ops["RM"])
+    assert "init(-3.4028235e+38)" in str(ops["RM"])  # the lowest f32: masked inputs stay right
     assert "RD[m, p] * exp(%RM[m, p] - %RM[m+1, p])" in str(ops["RD"])
     assert "%RM[M, p]" in str(ops["SN"]) and "%RD[M, p]" in str(ops["A"])
     assert api.passes(after)["M"] == 2
@@ -207,7 +207,10 @@ def test_fuse_numerator_on_softmax_remarks_that_two_passes_is_the_minimum(
     assert str(module) == printed
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
-    assert err[0].startswith("remark: fuse-numerator: @softmax: A is divided by a running")
+    assert err[0].startswith(
+        "remark: fuse-numerator: @softmax: A reads the final value of RD per element of M and "
+        "is a cascade output over M"
+    )
     assert err[0].endswith("so 2 passes is the minimum")
 
 
@@ -258,13 +261,13 @@ def test_einsum_opt_prints_the_remark_and_the_unchanged_ir() -> None:
         ),
         (
             "softmax.einsum",
-            "split-rank{rank=M tile=256}",
-            "error: split-rank: @softmax: rank M is a rank of a cascade output",
+            "split-rank{rank=M tile=300}",
+            "error: split-rank: @softmax: tile 300 does not divide rank M of size 1024",
         ),
         (
             "softmax.einsum",
-            "pass-fusion{rank=M tile=256}",
-            "error: pass-fusion: @softmax: rank M is a rank of a cascade output",
+            "pass-fusion{rank=M tile=0}",
+            "error: pass-fusion: @softmax: the tile must be a positive number of coordinates",
         ),
         (
             "attention/3pass.einsum",
@@ -317,3 +320,44 @@ def test_python_api_round_trip() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     api.check_equivalent(before, by_string)
     assert str(module) == str(before)
+
+
+TWO_SOFTMAXES = """\
+cascade two
+ranks M=32, N=16, P=4
+input X[M,P], Z[N,P]
+output A, B
+GM[p] = X[m,p] :: max(m)
+SN[m,p] = exp(X[m,p] - GM[p])
+SD[p] = SN[m,p]
+A[m,p] = SN[m,p] / SD[p]
+GN[p] = Z[n,p] :: max(n)
+TN[n,p] = exp(Z[n,p] - GN[p])
+TD[p] = TN[n,p]
+B[n,p] = TN[n,p] / TD[p]
+"""
+
+
+def test_pass_fusion_without_a_rank_fuses_every_rank_that_can_be() -> None:
+    """Two softmaxes over different ranks: both reach 2 passes over their tiles."""
+    before = api.parse(TWO_SOFTMAXES, kind="einsum")
+    after = api.apply(before.clone(), "pass-fusion{tile=8}")
+    assert api.passes(before) == {"M": 3, "N": 3, "P": 1}
+    assert api.passes(after) == {"P": 1, "M0": 3, "M1": 2, "N0": 3, "N1": 2}
+    api.check_equivalent(before, after)
+
+
+def test_pass_fusion_leaves_a_cascade_without_merges_unchanged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A sum of squared deviations from the max needs 2 passes and nothing merges it: the
+    cascade comes back unsplit and unchanged, and the remark names the blocking read."""
+    text = "cascade t\nranks M=64, P=2\ninput X[M,P]\noutput SQ\nGM[p] = X[m,p] :: max(m)\n"
+    text += "SQ[p] = (X[m,p] - GM[p]) * (X[m,p] - GM[p])\n"
+    module = api.parse(text, kind="einsum")
+    printed = str(module)
+    api.apply(module, "pass-fusion")
+    assert str(module) == printed
+    err = capsys.readouterr().err
+    assert "nothing merges over M; the cascade is unchanged" in err
+    assert "SQ reads GM, a max over M" in err

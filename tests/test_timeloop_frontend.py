@@ -9,42 +9,25 @@ capacity exact, total energy within 0.1%, utilization to the printed precision, 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from timeloop_cli import cost_json
+from timeloop_stats import read_stats
 
 from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.frontends.timeloop import parse_timeloop
 from einsum_opt.hardware.attached import attached_architecture
-from timeloop_stats import read_stats
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "timeloop"
 CASES = sorted(p for p in CORPUS.glob("0*") if (p / "input.yaml").exists())
 
 
 def _cost_json(case: Path, *extra: str) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "einsum_opt.tools.einsum_opt",
-        str(case / "input.yaml"),
-        "--ert",
-        str(case / "ERT.yaml"),
-        "--art",
-        str(case / "ART.yaml"),
-        *extra,
-        "-p",
-        "lower-to-loopnest,lower-to-dataflow",
-        "-t",
-        "cost-json",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return cost_json(case / "input.yaml", case / "ERT.yaml", case / "ART.yaml", *extra)
 
 
 @pytest.mark.skipif(not CASES, reason="../shared/corpus/timeloop is not beside the checkout")

@@ -580,6 +580,7 @@ def _finish(levels: list[dict], keep: list[bool], read_write: bool) -> list[Orac
     for cur in range(n - 1, top, -1):
         sizes[cur] = 0
         content[cur] = 0
+        links[cur] = 0
     share[top] = 0
     peer_accesses = [0.0] * n
     peer_fills = [0.0] * n

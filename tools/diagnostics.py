@@ -3,56 +3,105 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 
 from einsum_opt.dialects.locations import OpVerifyException, SourceLocation, location_of
-from einsum_opt.support.errors import UserError
+from einsum_opt.support.diagnostics import Diagnostic, cut_long_values
+from einsum_opt.support.errors import PlacedError, UserError
 
 
 def _one_line(text: str) -> str:
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else "unknown error"
+    return cut_long_values(lines[0]) if lines else "unknown error"
+
+
+def diagnostic_of(
+    error: BaseException, input_name: str = "<input>", line_offset: int = 0
+) -> Diagnostic:
+    """The `error:` diagnostic describing `error`, with its place when known."""
+    from einsum_opt.frontends.errors import NotationError
+
+    if isinstance(error, NotationError):
+        if error.has_place:
+            return Diagnostic(
+                "error", _one_line(error.message), error.filename, error.line, error.column
+            )
+        return Diagnostic("error", _one_line(error.message), error.filename)
+    if isinstance(error, PlacedError):
+        message = _one_line(error.message)
+        if error.line is None:
+            text = f"error: {error.filename}: {message}"
+            return Diagnostic("error", message, error.filename, text=text)
+        return Diagnostic("error", message, error.filename, error.line, error.column)
+    if isinstance(error, ParseError):
+        loc = error.span.get_location()
+        return Diagnostic("error", _one_line(error.msg), loc.file, loc.line, loc.col)
+    if isinstance(error, OpVerifyException):
+        place: SourceLocation | None = location_of(error.op)
+        message = _one_line(str(error.args[0]) if error.args else str(error))
+        if place is not None:
+            at = place.shifted(line_offset)
+            return Diagnostic("error", message, at.filename, at.line, at.column)
+        return Diagnostic("error", message, text=f"error: {input_name}: {message}")
+    if isinstance(error, ArgSpecParseError):
+        # "Error parsing ...:", "<location>", "<pipeline>", "<carets>", "<message>"
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+        spec = f" in '{lines[2]}'" if len(lines) > 3 else ""
+        return Diagnostic("error", _one_line(f"bad pass pipeline{spec}: {lines[-1]}"))
+    if isinstance(error, FileNotFoundError):
+        return Diagnostic("error", f"cannot read '{error.filename}': no such file")
+    if isinstance(error, IsADirectoryError):
+        return Diagnostic("error", f"cannot read '{error.filename}': it is a directory")
+    if isinstance(error, OSError):
+        return Diagnostic(
+            "error", _one_line(f"{error.filename or input_name}: {error.strerror or error}")
+        )
+    if isinstance(error, RecursionError):
+        return Diagnostic(
+            "error",
+            f"{input_name}: the input nests too deeply to be processed (Python's recursion limit)",
+        )
+    if isinstance(error, MemoryError):
+        return Diagnostic("error", f"{input_name}: out of memory")
+    from einsum_opt.interpreters.einsum_values import ExecutionError
+
+    if isinstance(error, DiagnosticException | UserError | ExecutionError | ValueError):
+        message = _one_line(str(error.args[0]) if error.args else str(error))
+        return Diagnostic("error", message)
+    return Diagnostic("error", f"internal error ({type(error).__name__}): {_one_line(str(error))}")
 
 
 def format_diagnostic(
     error: BaseException, input_name: str = "<input>", line_offset: int = 0
 ) -> str:
     """The single `error:` line describing `error`."""
-    from einsum_opt.frontends.errors import NotationError
+    return str(diagnostic_of(error, input_name, line_offset))
 
-    if isinstance(error, NotationError):
-        return str(error)
-    if isinstance(error, ParseError):
-        loc = error.span.get_location()
-        return f"{loc.file}:{loc.line}:{loc.col}: error: {_one_line(error.msg)}"
-    if isinstance(error, OpVerifyException):
-        place: SourceLocation | None = location_of(error.op)
-        message = _one_line(str(error.args[0]) if error.args else str(error))
-        if place is not None:
-            return f"{place.shifted(line_offset)}: error: {message}"
-        return f"error: {input_name}: {message}"
-    if isinstance(error, ArgSpecParseError):
-        # "Error parsing ...:", "<location>", "<pipeline>", "<carets>", "<message>"
-        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-        spec = f" in '{lines[2]}'" if len(lines) > 3 else ""
-        return f"error: bad pass pipeline{spec}: {lines[-1]}"
-    if isinstance(error, FileNotFoundError):
-        return f"error: cannot read '{error.filename}': no such file"
-    if isinstance(error, IsADirectoryError):
-        return f"error: cannot read '{error.filename}': it is a directory"
-    if isinstance(error, OSError):
-        return f"error: {error.filename or input_name}: {error.strerror or error}"
-    from einsum_opt.interpreters.einsum_values import ExecutionError
 
-    if isinstance(
-        error, DiagnosticException | UserError | ExecutionError | ValueError | ArgSpecParseError
-    ):
-        message = _one_line(str(error.args[0]) if error.args else str(error))
-        return f"error: {message}"
-    return f"error: internal error ({type(error).__name__}): {_one_line(str(error))}"
+class Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no `except Exception` stops
+    it, every `finally` and cleanup runs)."""
+
+
+@contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_reporting_errors(
@@ -62,12 +111,17 @@ def run_reporting_errors(
 ) -> int:
     """Run `main`; on failure print one `error:` line to stderr and return 1.
 
-    Set EINSUM_OPT_TRACEBACK=1 to see the Python traceback of an internal error.
+    SIGTERM is turned into an exception, so that what was half-written is removed as on any
+    other failure. Set EINSUM_OPT_TRACEBACK=1 to see the Python traceback of an internal error.
     """
     try:
-        return main() or 0
+        with _terminate_as_exception():
+            return main() or 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        return 1
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
         return 1
     except SystemExit as e:  # argparse's usage errors already printed their message
         return e.code if isinstance(e.code, int) else 1

@@ -1,33 +1,48 @@
 """`einsum-opt`: parse, verify, transform and print einsum IR (an `xdsl-opt` with our registry).
 
 Every `xdsl-opt` flag keeps working. On top of them:
-- `.einsum` files are read by the Extended Einsum notation frontend;
+- `.einsum` files are read by the Extended Einsum notation frontend, `.yaml` by the TeAAL one;
+  standard input (no file, or `-`) and other extensions are recognised from their content
+  unless `-f` names the format;
 - `--ranks M=512,P=256` resizes ranks as the input is read (what `set-ranks` does);
 - `--check-equivalence` runs each cascade before and after the pipeline on the same seeded
-  random inputs and fails when the outputs differ beyond `--rtol`/`--atol`.
-Bad input prints one `error:` line on stderr and exits 1; an output file is written only when
-everything succeeded.
+  random inputs and fails when the outputs differ beyond `--rtol`/`--atol`;
+- `--list-passes` lists every pass with its options;
+- `--time-passes` prints mlir-opt's execution time report on stderr;
+- `--verify-diagnostics` checks the diagnostics against `expected-*` annotations, as mlir-opt.
+Bad input or options print one `error:` line on stderr and exit 1; an output file is written
+only when everything succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
+import dataclasses
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from io import StringIO
-from typing import IO
+from io import BytesIO
+from pathlib import Path
+from typing import IO, NoReturn
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass, PassPipeline
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from einsum_opt.frontends.loading import DIALECTS
+from einsum_opt.frontends.loading import DIALECTS, STDIN, STDIN_NAME
 from einsum_opt.support.errors import UserError
 from einsum_opt.tools.diagnostics import run_reporting_errors
+from einsum_opt.tools.pass_timing import PassTimer
 from einsum_opt.transforms.set_ranks import RANKS_HELP
+
+
+class DiagnosticsMismatch(UserError):
+    """`--verify-diagnostics` found diagnostics that were not expected or not produced (the
+    mismatches have been printed)."""
+
+
+def _usage_error(message: str) -> NoReturn:
+    raise UserError(f"{message} (see einsum-opt --help)")
 
 
 class EinsumOptMain(xDSLOptMain):
@@ -37,7 +52,8 @@ class EinsumOptMain(xDSLOptMain):
 
     def __init__(self, args: Sequence[str] | None = None):
         self.chunk_line_offset = 0
-        self._buffer: StringIO | None = None
+        self.timer = PassTimer()
+        self._pass_started = 0.0
         super().__init__(description="einsum-opt: the Extended Einsum optimizer", args=args)
 
     # -- registry -----------------------------------------------------------------------
@@ -47,27 +63,31 @@ class EinsumOptMain(xDSLOptMain):
             self.ctx.register_dialect(name, factory)
 
     def register_all_frontends(self) -> None:
-        super().register_all_frontends()
+        from einsum_opt.frontends.loading import LOADERS
 
-        def parse_notation(io: IO[bytes]) -> ModuleOp:
-            from einsum_opt.frontends.notation import parse_einsum_notation
+        for kind in LOADERS:
+            self.available_frontends[kind] = self._frontend(kind)
 
-            return parse_einsum_notation(io.read().decode("utf-8"), self.get_input_name())
+    def _frontend(self, kind: str) -> Callable[[IO[bytes]], ModuleOp]:
+        """The frontend reading `kind` (a `LOADERS` key) from a byte stream."""
 
-        self.available_frontends["einsum"] = parse_notation
-
-        def parse_yaml(io: IO[bytes]) -> ModuleOp:
-            from einsum_opt.frontends.teaal import parse_teaal
+        def parse(io: IO[bytes]) -> ModuleOp:
+            from einsum_opt.frontends.loading import LOADERS, decode_source, parse_mlir
             from einsum_opt.frontends.timeloop import is_timeloop_input, parse_timeloop
 
-            text = io.read().decode("utf-8")
-            if is_timeloop_input(text):
-                return parse_timeloop(
-                    self.get_input_name(), self.args.ert, self.args.art, self.args.mapping
-                )
-            return parse_teaal(text, self.get_input_name())
+            name = self.get_input_name()
+            text = decode_source(io.read(), name)
+            if kind == "mlir":
+                return parse_mlir(text, name, self.ctx, not self.args.no_implicit_module)
+            if kind == "yaml" and is_timeloop_input(text):
+                if name in (STDIN, STDIN_NAME):
+                    raise UserError(
+                        "a Timeloop input is read from its file (give its path, with --ert)"
+                    )
+                return parse_timeloop(name, self.args.ert, self.args.art, self.args.mapping)
+            return LOADERS[kind](text, name, self.ctx)
 
-        self.available_frontends["yaml"] = parse_yaml
+        return parse
 
     def register_all_passes(self) -> None:
         from einsum_opt.transforms import get_all_passes
@@ -95,7 +115,15 @@ class EinsumOptMain(xDSLOptMain):
         self.available_targets["cost-json"] = cost_json
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        # Usage errors are one `error:` line with exit status 1, as in einsum-run and
+        # einsum-eval, not argparse's usage text and exit status 2.
+        arg_parser.error = _usage_error  # type: ignore[method-assign]
         super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--list-passes",
+            action="store_true",
+            help="list every pass with a one-line summary and its options, then exit",
+        )
         arg_parser.add_argument(
             "--ranks",
             metavar="NAME=SIZE,...",
@@ -110,14 +138,15 @@ class EinsumOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--rtol",
             type=float,
-            default=1e-5,
+            default=None,
             help="relative tolerance of --check-equivalence: max|after-before| / max|before| "
-            "(default 1e-5)",
+            "(default by the output's element type: f64 1e-9, f32 1e-5, f16 1e-2, bf16 5e-2; "
+            "integers exact)",
         )
         arg_parser.add_argument(
             "--atol",
             type=float,
-            default=0.0,
+            default=None,
             help="absolute tolerance of --check-equivalence (default 0)",
         )
         arg_parser.add_argument(
@@ -139,15 +168,12 @@ class EinsumOptMain(xDSLOptMain):
     # -- pipeline -----------------------------------------------------------------------
 
     def setup_pipeline(self) -> None:
-        try:
-            super().setup_pipeline()
-        except ValueError as e:
-            if "Unrecognized passes" in str(e):
-                known = ", ".join(sorted(self.available_passes))
-                raise UserError(
-                    f"unknown pass in '{self.args.passes}' (available: {known})"
-                ) from None
-            raise
+        from einsum_opt.transforms.pass_options import parse_passes
+
+        passes = parse_passes(self.args.passes, self.available_passes) if self.args.passes else ()
+        self.pipeline = PassPipeline(passes, self._between_passes)
+        self._pass_rows = _row_names(passes)
+        self._pass_index = 0
         self.rank_sizes: dict[str, int] = {}
         if self.args.ranks:
             from einsum_opt.transforms.set_ranks import parse_rank_sizes
@@ -156,8 +182,35 @@ class EinsumOptMain(xDSLOptMain):
                 self.rank_sizes = parse_rank_sizes(self.args.ranks)
             except ValueError as e:
                 raise UserError(f"--ranks {e}") from None
+        if self.args.output_file is not None:
+            from einsum_opt.support.atomic_write import check_writable
+
+            check_writable(Path(self.args.output_file))
+
+    def _between_passes(
+        self, previous: ModulePass | None, module: ModuleOp, following: ModulePass | None
+    ) -> None:
+        """Verify after each pass (and before the first), print between passes if asked, and
+        time each pass apart from its verification."""
+        import time
+
+        now = time.perf_counter()
+        if previous is not None:
+            self.timer.add(self._pass_rows[self._pass_index], now - self._pass_started)
+            self._pass_index += 1
+        with self.timer.timing("Verifier"):
+            if not self.args.disable_verify:
+                module.verify()
+        if previous is not None and following is not None and self.args.print_between_passes:
+            from xdsl.printer import Printer
+
+            print(f"IR after {previous.name}:")
+            Printer(stream=sys.stdout).print_op(module)
+            print("\n\n\n")
+        self._pass_started = time.perf_counter()
 
     def apply_passes(self, prog: ModuleOp) -> None:
+        self._pass_index = 0
         if not self.args.check_equivalence:
             super().apply_passes(prog)
             return
@@ -165,17 +218,39 @@ class EinsumOptMain(xDSLOptMain):
 
         before = prog.clone()
         super().apply_passes(prog)
-        check_equivalence(before, prog, self.args.seed, self.args.rtol, self.args.atol)
+        with self.timer.timing("check-equivalence"):
+            check_equivalence(before, prog, self.args.seed, self.args.rtol, self.args.atol)
 
     # -- input and output ---------------------------------------------------------------
+
+    def get_input_name(self) -> str:
+        name = self.args.input_file
+        return STDIN_NAME if name in (None, STDIN) else str(name)
+
+    def get_input_stream(self) -> tuple[IO[bytes], str]:
+        """The input and its format: `-f`, else a known extension, else from the content."""
+        from einsum_opt.frontends.loading import detect_kind
+
+        if self.args.input_file in (None, STDIN):
+            stream: IO[bytes] = sys.stdin.buffer
+            extension = ""
+        else:
+            stream, extension = super().get_input_stream()
+        if self.args.frontend or extension in self.available_frontends:
+            return stream, extension
+        data = stream.read()
+        stream.close()
+        return BytesIO(data), detect_kind(data.decode("utf-8", errors="replace"))
 
     def parse_chunk(
         self, chunk: IO[bytes], file_extension: str, start_offset: int = 0
     ) -> ModuleOp | None:
         self.chunk_line_offset = start_offset
-        module = super().parse_chunk(chunk, file_extension, start_offset)
-        if module is not None and not self.args.disable_verify:
-            module.verify()
+        with self.timer.timing("Parser"):
+            module = super().parse_chunk(chunk, file_extension, start_offset)
+        with self.timer.timing("Verifier"):
+            if module is not None and not self.args.disable_verify:
+                module.verify()
         if module is not None and self.rank_sizes:
             # Resized as read, so --check-equivalence compares at the sizes asked for.
             from einsum_opt.transforms.set_ranks import set_rank_sizes
@@ -184,59 +259,93 @@ class EinsumOptMain(xDSLOptMain):
             module.verify()
         return module
 
-    def prepare_input(self) -> tuple[list[tuple[IO[bytes], int]], str]:
-        try:
-            return super().prepare_input()
-        except ValueError as e:
-            known = ", ".join(sorted(self.available_frontends))
-            raise UserError(f"{e} (known: {known}; choose one with -f)") from None
+    def output_resulting_program(self, prog: ModuleOp) -> str:
+        with self.timer.timing("Output"):
+            return super().output_resulting_program(prog)
 
-    def prepare_output(self) -> IO[str]:
-        # Buffer everything: the output file is written only once the whole run succeeded.
-        if self._buffer is None:
-            self._buffer = _OutputBuffer()
-        return self._buffer
+    def process_chunk(self, chunk: IO[bytes], kind: str, offset: int) -> str:
+        """Parse, transform and print one chunk of the input."""
+        from xdsl.utils.exceptions import ParseError
+
+        try:
+            module = self.parse_chunk(chunk, kind, offset)
+        except ParseError as e:
+            e.span = dataclasses.replace(e.span, line_offset=offset)  # file lines, not chunk's
+            raise
+        finally:
+            chunk.close()
+        if module is None:
+            return ""
+        self.apply_passes(module)
+        return self.output_resulting_program(module)
 
     def run(self) -> None:
-        """Run the pipeline and print or write the result."""
-        if self.args.output_file is None:
-            # Diagnostics printed by --verify-diagnostics stay in order with the IR chunks.
-            self._buffer = _OutputBuffer()
-            with contextlib.redirect_stdout(self._buffer):
-                super().run()
+        """Run the pipeline and print or write the result (everything is buffered: the output
+        file is written only once the whole run succeeded)."""
+        if self.args.list_passes:
+            from einsum_opt.transforms.pass_options import list_passes
+
+            sys.stdout.write(list_passes(self.available_passes))
+            return
+        chunks, kind = self.prepare_input()
+        if self.args.verify_diagnostics:
+            text = self._run_verifying(chunks, kind)
         else:
-            super().run()
-        assert self._buffer is not None
-        text = self._buffer.getvalue()
+            text = "// -----\n".join(self.process_chunk(c, kind, offset) for c, offset in chunks)
         if self.args.output_file is None:
             sys.stdout.write(text)
         else:
-            _write_atomically(self.args.output_file, text)
+            from einsum_opt.support.atomic_write import write_text_atomically
+
+            write_text_atomically(Path(self.args.output_file), text)
+        if self.args.time_passes:
+            sys.stderr.write(self.timer.report())
+
+    def _run_verifying(self, chunks: list[tuple[IO[bytes], int]], kind: str) -> str:
+        """Each chunk's output (empty for a chunk that failed), after checking its diagnostics
+        against its `expected-*` annotations; DiagnosticsMismatch if they differ."""
+        from einsum_opt.support.diagnostics import collecting
+        from einsum_opt.tools.diagnostics import diagnostic_of
+        from einsum_opt.tools.verify_diagnostics import expectations_in, verify
+
+        name = self.get_input_name()
+        outputs: list[str] = []
+        problems: list[str] = []
+        for chunk, offset in chunks:
+            data = chunk.read()
+            try:
+                expected = expectations_in(data.decode("utf-8", errors="replace"), offset + 1)
+            except ValueError as e:
+                raise UserError(f"{name}: {e}") from None
+            with collecting() as produced:
+                try:
+                    outputs.append(self.process_chunk(BytesIO(data), kind, offset))
+                except Exception as e:  # noqa: BLE001 - every failure is a diagnostic here
+                    outputs.append("")
+                    produced.append(diagnostic_of(e, name, offset))
+            problems += verify(expected, produced, name)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            raise DiagnosticsMismatch(f"{len(problems)} diagnostic(s) did not match")
+        return "// -----\n".join(outputs)
 
 
-class _OutputBuffer(StringIO):
-    """Collects the output; xDSLOptMain closes its output stream, which must not lose it."""
-
-    def close(self) -> None:
-        pass
-
-
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".einsum-opt-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def _row_names(passes: Sequence[ModulePass]) -> list[str]:
+    """Report rows of the passes: their names, numbered when a name repeats."""
+    counts = {p.name: 0 for p in passes}
+    totals = {name: sum(1 for p in passes if p.name == name) for name in counts}
+    rows = []
+    for p in passes:
+        counts[p.name] += 1
+        rows.append(f"{p.name} #{counts[p.name]}" if totals[p.name] > 1 else p.name)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `einsum-opt` console script."""
     tool: EinsumOptMain | None = None
-    input_name = "<stdin>"
+    input_name = STDIN_NAME
 
     def go() -> None:
         nonlocal tool, input_name

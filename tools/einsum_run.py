@@ -2,15 +2,19 @@
 
 ```
 einsum-run FILE [--inputs in.npz] [--seed N] [--ranks M=512,P=256] [-o out.npz]
-                [--cascade NAME] [--print]
+                [--cascade NAME] [--print] [-f mlir|einsum|yaml] [--backend numpy|mlir]
 ```
 
-FILE is `.mlir` or `.einsum`. Inputs come from an `.npz` archive keyed by input name; inputs
-it does not hold are drawn at random from `--seed` (standard normal floats, small integers).
+FILE is `.mlir`, `.einsum` or a TeAAL `.yaml` (`-f` says which when the extension does not,
+else the content decides); `-` reads standard input. Inputs come from an `.npz` archive keyed
+by input name; inputs it does not hold are drawn at random from `--seed` (standard normal
+floats, small integers).
 With `-o`, the outputs are written to an `.npz` archive keyed by output name (only once the
 run succeeded, never half-written); otherwise, and with `--print`, one summary line per output
 is printed (with `--print`, followed by the array as numpy prints it). An output that is an
 iterative tensor holds one extra entry along its iterative rank (index 0 = initial value).
+`--backend mlir` runs the cascade through upstream MLIR instead (`lower-to-linalg`,
+`mlir-opt-22`, `mlir-runner-22`; `lowering.mlir_execution`) and writes the same archive.
 Every failure prints one `error:` line on stderr and exits with status 1.
 """
 
@@ -22,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
-from einsum_opt.support.atomic_write import write_atomically
+from einsum_opt.support.atomic_write import check_writable, write_atomically
 from einsum_opt.support.errors import UserError
 from einsum_opt.tools.diagnostics import run_reporting_errors
 from einsum_opt.transforms.set_ranks import RANKS_HELP, parse_rank_sizes
@@ -41,11 +45,21 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of einsum-run."""
+    from einsum_opt.frontends.loading import LOADERS
+
     parser = _ArgumentParser(
         prog="einsum-run",
         description="Run a cascade of Extended Einsums on numpy arrays (reference semantics).",
     )
-    parser.add_argument("file", metavar="FILE", help="cascade to run (.mlir or .einsum)")
+    parser.add_argument(
+        "file", metavar="FILE", help="cascade to run (.mlir, .einsum or .yaml; - for stdin)"
+    )
+    parser.add_argument(
+        "-f",
+        "--frontend",
+        choices=sorted(LOADERS),
+        help="input format, when the extension does not say it (default: from the content)",
+    )
     parser.add_argument("--inputs", metavar="NPZ", help="input arrays keyed by input name")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for inputs not given in --inputs (default 0)"
@@ -57,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cascade", metavar="NAME", help="cascade to run when FILE holds several")
     parser.add_argument(
         "--print", dest="print_arrays", action="store_true", help="print the output arrays"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "mlir"),
+        default="numpy",
+        help="numpy: the reference interpreter (default); mlir: compile and run with "
+        "mlir-opt-22 and mlir-runner-22",
     )
     return parser
 
@@ -80,15 +101,6 @@ def read_inputs(path: str) -> dict[str, np.ndarray]:
         raise UserError(f"cannot read inputs from '{path}': {e}") from e
 
 
-def check_writable(path: Path) -> None:
-    """UserError unless `path` can be created or replaced (checked before running)."""
-    directory = path.parent
-    if not directory.is_dir():
-        raise UserError(f"cannot write '{path}': directory '{directory}' does not exist")
-    if path.is_dir():
-        raise UserError(f"cannot write '{path}': it is a directory")
-
-
 def write_outputs(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write an `.npz` archive atomically (`atomic_write`); UserError if it cannot be written."""
     import numpy as np
@@ -99,10 +111,7 @@ def write_outputs(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
-    try:
-        write_atomically(path, write)
-    except OSError as e:
-        raise UserError(f"cannot write '{path}': {e.strerror or e}") from e
+    write_atomically(path, write)
 
 
 def summary(name: str, array: np.ndarray) -> str:
@@ -112,6 +121,8 @@ def summary(name: str, array: np.ndarray) -> str:
     parts = [name, f"shape={array.shape}", f"dtype={array.dtype}"]
     finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array.reshape(-1)
     if finite.size:
+        if finite.dtype.kind == "f":  # f32 values near the largest finite square to inf
+            finite = finite.astype(np.float64)
         stats = {
             "min": finite.min(),
             "max": finite.max(),
@@ -149,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else None
     if output is not None:
         check_writable(output)
-    module = load_file(args.file)
+    module = load_file(args.file, kind=args.frontend)
     inputs = read_inputs(args.inputs) if args.inputs else {}
     try:
         cascade = find_cascade(module, args.cascade or _only_cascade(module, args.file))
@@ -160,7 +171,12 @@ def run(args: argparse.Namespace) -> int:
                     f"'{args.inputs}' holds '{key}', which is not an input of "
                     f"@{cascade.cascade_name} (inputs: {', '.join(names) or 'none'})"
                 )
-        outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
+        if args.backend == "mlir":
+            from einsum_opt.lowering.mlir_execution import run_cascade_with_mlir
+
+            outputs = run_cascade_with_mlir(cascade, inputs, ranks=ranks, seed=args.seed)
+        else:
+            outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
     except ExecutionError as e:
         raise UserError(str(e)) from e
     if output is not None:
@@ -175,11 +191,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `einsum-run`; returns the exit status."""
+    from einsum_opt.frontends.loading import STDIN, STDIN_NAME
+
     source = {"name": "<input>"}
 
     def body() -> int:
         args = build_parser().parse_args(argv)
-        source["name"] = args.file
+        source["name"] = STDIN_NAME if args.file == STDIN else args.file
         return run(args)
 
     return run_reporting_errors(body, lambda: source["name"])

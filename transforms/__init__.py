@@ -73,6 +73,18 @@ def _lower_to_dataflow() -> type[ModulePass]:
     return LowerToDataflowPass
 
 
+def _linalg_to_einsum() -> type[ModulePass]:
+    from einsum_opt.transforms.linalg_to_einsum import LinalgToEinsumPass
+
+    return LinalgToEinsumPass
+
+
+def _lower_to_linalg() -> type[ModulePass]:
+    from einsum_opt.lowering.einsum_to_linalg import LowerToLinalgPass
+
+    return LowerToLinalgPass
+
+
 def _reorder_loops() -> type[ModulePass]:
     from einsum_opt.transforms.reorder_loops import ReorderLoopsPass
 
@@ -112,7 +124,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-max-sum": _fuse_max_sum,
         "fuse-mean-variance": _fuse_mean_variance,
         "fuse-numerator": _fuse_numerator,
+        "linalg-to-einsum": _linalg_to_einsum,
         "lower-to-dataflow": _lower_to_dataflow,
+        "lower-to-linalg": _lower_to_linalg,
         "lower-to-loopnest": _lower_to_loopnest,
         "map-flat": _map_flat,
         "map-fusemax": _map_fusemax,

@@ -1,8 +1,13 @@
-"""`cleanup`: remove Einsums whose values reach no output, and forward plain copies.
+"""`cleanup`: canonicalise a cascade and remove what it does not need.
 
-A plain copy `E[o] = X[o]` (same ranks in the same order, read at its own output variables)
-is replaced by X everywhere it is read; copies that re-index (transpose, block, read a final
-value) change layout and are kept. Returned tensors are kept as they are.
+- Scalar factors move out of sum-reductions (`hoist_factors`): `Q*K / sqrt(E)` summed over e
+  becomes the sum of `Q*K`, divided once per result.
+- A plain copy `E[o] = X[o]` (same ranks in the same order, read at its own output variables)
+  is replaced by X everywhere it is read; copies that re-index (transpose, block, read a final
+  value) change layout and are kept. Returned tensors are kept as they are.
+- Einsums computing the same value from the same reads are merged (`cse`), so a fused cascade
+  computes each exponential once.
+- Einsums whose values reach no output are removed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
+from einsum_opt.transforms.cse import eliminate_common_einsums
+from einsum_opt.transforms.hoist_factors import hoist_scalar_factors
 from einsum_opt.transforms.rewriting import (
     Read,
     erase_einsums,
@@ -42,13 +49,18 @@ def forward_copies(cascade: CascadeOp) -> list[str]:
 
 
 def cleanup(cascade: CascadeOp) -> list[str]:
-    """Forward copies and remove dead Einsums; returns the names removed."""
-    return forward_copies(cascade) + remove_dead_einsums(cascade)
+    """Hoist scalar factors, forward copies, merge common Einsums and remove dead ones;
+    returns the names of the Einsums changed or removed."""
+    changed = hoist_scalar_factors(cascade)
+    changed += forward_copies(cascade)
+    changed += eliminate_common_einsums(cascade)
+    return changed + remove_dead_einsums(cascade)
 
 
 @dataclass(frozen=True)
 class CleanupPass(ModulePass):
-    """Remove dead Einsums and forward plain copies (`cleanup`)."""
+    """Hoist scalar factors out of sums, forward plain copies, merge Einsums that compute the
+    same value and remove dead ones (`cleanup`)."""
 
     name = "cleanup"
 

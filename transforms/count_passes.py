@@ -41,6 +41,10 @@ def _iterates(op: EinsumOp, var: str) -> bool:
 
 def _passes_over(cascade: CascadeOp, var: str) -> int:
     """passes(rank of `var`) by a fixpoint over the Einsums (cycles only through read-aheads)."""
+    return 1 + max(_rank_state(cascade, var).depth.values(), default=0)
+
+
+def _rank_state(cascade: CascadeOp, var: str) -> _RankState:
     einsums = cascade.einsums()
     state = _RankState({}, {})
     for _ in range(len(einsums) + 2):
@@ -52,7 +56,7 @@ def _passes_over(cascade: CascadeOp, var: str) -> int:
                 state.needs_all[out], state.depth[out] = needs, depth
                 changed = True
         if not changed:
-            return 1 + max(state.depth.values(), default=0)
+            return state
     raise PassFailedException(
         f"count-passes: @{cascade.cascade_name}: passes over rank {rank_of(var)} do not converge "
         "(a value that needs all of the rank feeds back into its own iteration)"
@@ -78,6 +82,36 @@ def _evaluate(op: EinsumOp, var: str, state: _RankState) -> tuple[bool, int]:
         if needs_all and not iterates:
             needs = True
     return needs, depth
+
+
+def pass_starts(cascade: CascadeOp, rank: str) -> list[tuple[EinsumOp, SSAValue]]:
+    """The reads that start a new pass over `rank`: (the Einsum iterating the rank, the value
+    it reads that needs all of the rank), deepest first."""
+    var = variable_of(rank)
+    state = _rank_state(cascade, var)
+    starts: list[tuple[int, EinsumOp, SSAValue]] = []
+    for op in cascade.einsums():
+        if not _iterates(op, var):
+            continue
+        for value, indices in op.accesses():
+            if value is None:
+                continue
+            ranks = op.access_type(value).rank_names
+            final = any(
+                r == rank and _reads_final_value(ix, var)
+                for r, ix in zip(ranks, indices, strict=True)
+            )
+            if final or state.needs_all.get(value, False):
+                starts.append((state.depth.get(op.result, 0), op, value))
+    starts.sort(key=lambda s: -s[0])
+    return [(op, value) for _, op, value in starts]
+
+
+def needs_all_of(cascade: CascadeOp, rank: str) -> set[SSAValue]:
+    """The values that need all of `rank` (a reduction over it, a final value, or computed
+    from one without iterating it)."""
+    state = _rank_state(cascade, variable_of(rank))
+    return {v for v, needs in state.needs_all.items() if needs}
 
 
 def count_passes(cascade: CascadeOp) -> dict[str, int]:

@@ -1,33 +1,40 @@
-"""`map-unfused` and `map-flat`: the baselines of the FuseMax evaluation, for any cascade.
+"""`map-unfused` and `map-flat`: the baselines of the FuseMax evaluation, for any cascade, on
+any architecture with a 2D and a 1D array (`arch=`; see `mapping_roles`).
 
 Both bind by structure: a *contraction* (a product of two tensors reduced with `+`: QK, AV,
-the linear layers) runs on the 2D array (`pe2d`), every other Einsum on the 1D array (`pe1d`).
+the linear layers) runs on the 2D array, every other Einsum on the 1D array.
 
 - The row rank P is the largest rank every Einsum's output has (or `rank=P`); the other ranks
-  they all have (batch, heads) are outermost.
-- P is tiled P2 x P1 x P0: P0 = `tile` rows, spatial on axis 0 of both arrays; P1 x P0 is the
-  row block.
-- On `pe2d`, the largest other rank that `tile` divides (the keys M of QK and AV) is tiled
-  M1 x M0 with M0 spatial on axis 1 (a smaller rank, if none divides, is spatial whole).
-- Loops: outer ranks, P2, then on `pe2d` M1, P1, the other ranks, P0, M0 (a key tile serves
-  the whole row block); on `pe1d` P1, the other ranks, P0.
+  they all have (batch, heads) are outermost. P is tiled P2 x P1 x P0: P0 = `tile` rows (the
+  arrays' side, by default), P1 x P0 is the row block.
+- Contractions are output-stationary: P0 spatial on axis X, on axis Y the largest other output
+  rank (the keys M of QK, split M1 x M0 by the array's side; F of AV, whole), the reduced ranks
+  innermost in time. Loops: outer ranks and P2 at the root; P1, the column's outer part and the
+  reduced ranks at the global buffer; the spatial ones under the array's fan-out level.
+- 1D Einsums: P0 spatial, the other ranks in time at the global buffer; or, when not even one
+  tile of rows fits the buffer (a row of M values from very long sequences), one block of rows
+  at a time with the largest other rank spatial (split by the array's side).
+- An output leaves the PEs for DRAM straight (it bypasses the buffer), and an Einsum that
+  directly follows its producer on the same unit with the same loops reads it from the PE
+  registers (FLAT's SD reads SN there).
 
 `map-unfused`: every maximal run of consecutive Einsums on one unit is a kernel (QK | the
 softmax | AV), named by `kernel_name` (made unique with a suffix `_2`, ... if needed); a tensor
-crossing kernels goes through DRAM, inputs and outputs live in DRAM, everything else in the
-global buffer; row blocks are one tile.
+crossing kernels goes through DRAM; each kernel's row block is the largest that fits the
+buffer, as the lowering counts it (`working_set`).
 
-`map-flat`: one kernel fused through the global buffer (FLAT); its row block is the largest
-multiple of `tile` dividing P whose working set fits the buffer (the whole P: head
-granularity), as `lowering/buffers.py` counts it: the intermediates, sharing space when
-their lifetimes allow, plus the row block of every input that has the row rank. When not even
-one tile fits, the block is one tile and the overflow spills to DRAM.
+`map-flat`: one kernel fused through the global buffer (FLAT): its inputs stream from DRAM
+into the arrays, re-read once per tile, and its intermediates stay on chip at the largest row
+block that fits (the whole P: head granularity). When not even one tile of rows fits, the
+intermediates the arrays pass to each other go off chip (through DRAM, as in the unfused
+kernels), and the 1D work runs on the largest row block that fits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -36,8 +43,10 @@ from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
-from einsum_opt.lowering.working_set import peak_bytes
-from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
+from einsum_opt.dialects.einsum_syntax import rank_of
+from einsum_opt.hardware import REGISTERS
+from einsum_opt.lowering.working_set import peak_bytes, root_words
+from einsum_opt.transforms.mapping_roles import Roles, divisors, largest_divisor_at_most, roles
 from einsum_opt.transforms.rewriting import RCall, Read, is_returned, resolved
 
 
@@ -96,54 +105,131 @@ def units_of(cascade: CascadeOp, where: Roles) -> dict[EinsumOp, str]:
     }
 
 
-def _column_rank(op: EinsumOp, rows: RowLayout, sizes: dict[str, int], side: int) -> str | None:
-    others = [r for r in einsum_ranks(op) if r != rows.row and r not in rows.outer]
-    dividing = [r for r in others if sizes[r] % side == 0]
-    if dividing:
-        return max(dividing, key=lambda r: sizes[r])
-    small = [r for r in others if sizes[r] <= side]
-    return max(small, key=lambda r: sizes[r]) if small else None
+@dataclass(frozen=True)
+class Plan:
+    """How a baseline maps a cascade: units, homes, exact keeps, kernels, row tile."""
+
+    rows: RowLayout
+    tile: int
+    where: Roles
+    units: dict[EinsumOp, str]
+    homes: dict[str, str]
+    keeps: dict[EinsumOp, dict[str, list[str]]]
+    kernels: dict[EinsumOp, str]
+
+
+def _split(size: int, side: int) -> tuple[int, int]:
+    """(outer, inner) trip counts of a rank spread over an array axis of `side` PEs."""
+    inner = largest_divisor_at_most(size, side)
+    return size // inner, inner
 
 
 def baseline_mapping(
-    op: EinsumOp,
-    unit: str,
-    rows: RowLayout,
-    block: int,
-    tile: int,
-    sizes: dict[str, int],
-    levels: dict[str, str],
-    kernel: str,
-    where: Roles,
+    op: EinsumOp, plan: Plan, block: int, rows_spatial: bool, stationary: bool = False
 ) -> MappingAttr:
-    """The mapping of one Einsum (see the module docstring)."""
+    """The mapping of one Einsum for a row block of `block` rows (see the module docstring);
+    `stationary`: a contraction keeps a tile of its largest other rank while the whole row
+    block passes (weight-stationary: that rank's outer part at the root, as FuseMax's key
+    tiles) rather than the row block first."""
+    where, rows = plan.where, plan.rows
+    unit = plan.units[op]
+    sizes = op_sizes(op)
     ranks = einsum_ranks(op)
     p = rows.row
-    column = (
-        _column_rank(op, rows, sizes, where.key_side()) if unit == where.matrix else None
-    )
-    side = where.key_side()
-    split = column is not None and sizes[column] % side == 0 and sizes[column] > side
-    partition: dict[str, list[int]] = {p: [block, tile]}
-    space = {f"{p}0": 0}
+    outer = [r for r in rows.outer if r in ranks]
+    output = [r for r in op.result_type.rank_names if r in ranks]
+    others = [r for r in ranks if r not in (p, *rows.outer)]
+    partition: dict[str, list[int]] = {}
+    space: dict[str, int] = {}
+    middle: list[str] = []
     inner: list[str] = []
-    head: list[str] = []
-    if column is not None:
-        if split:
-            partition[column] = [side]
-            head = [f"{column}1"]
-            inner = [f"{column}0"]
-            space[f"{column}0"] = 1
-        else:
-            inner = [column]
-            space[column] = 1
-    order = [r for r in rows.outer if r in ranks] + [f"{p}2", *head, f"{p}1"]
-    order += [r for r in ranks if r not in (p, column, *rows.outer)]
-    order += [f"{p}0", *inner]
+    if unit == where.matrix or rows_spatial:
+        partition[p] = [block, plan.tile]
+        root = [*outer, f"{p}2"]
+        middle.append(f"{p}1")
+        inner.append(f"{p}0")
+        space[f"{p}0"] = 0
+        columns = [r for r in others if r in output] if unit == where.matrix else []
+        if columns:
+            column = max(columns, key=lambda r: sizes[r])
+            c1, c0 = _split(sizes[column], where.key_side())
+            if c1 > 1:
+                partition[column] = [c0]
+                middle.append(f"{column}1")
+                inner.append(f"{column}0")
+                space[f"{column}0"] = 1
+            else:
+                inner.append(column)
+                space[column] = 1
+            others = [r for r in others if r != column]
+        reduced = [r for r in others if r not in output]
+        if stationary and unit == where.matrix:
+            split_column = [c for c in columns if f"{c}1" in middle]
+            largest = max(
+                [*(r for r in reduced if sizes[r] > where.key_side()), *split_column],
+                key=lambda r: sizes[r],
+                default=None,
+            )
+            if largest in split_column:
+                middle.remove(f"{largest}1")
+                root.append(f"{largest}1")
+            elif largest is not None:
+                r1, r0 = _split(sizes[largest], where.key_side())
+                partition[largest] = [r0]
+                root.append(f"{largest}1")
+                middle.append(f"{largest}0")
+                others = [r for r in others if r != largest]
+        middle += others
+    else:
+        # One block of rows at a time, the largest other rank across the PEs.
+        partition[p] = [block]
+        root = [*outer, f"{p}1"]
+        middle.append(f"{p}0")
+        if others:
+            spread = max(others, key=lambda r: sizes[r])
+            s1, s0 = _split(sizes[spread], where.side())
+            if s1 > 1:
+                partition[spread] = [s0]
+                middle += [r for r in others if r != spread] + [f"{spread}1"]
+                inner.append(f"{spread}0")
+                space[f"{spread}0"] = 0
+            else:
+                middle += [r for r in others if r != spread]
+                inner.append(spread)
+                space[spread] = 0
+    at: dict[str, str] = {}
+    for loops, level in ((root, where.root), (middle, where.buffer)):
+        if loops:
+            at[loops[0]] = level
+    if inner:
+        at[inner[0]] = where.fanout_level(unit)
     tensors = [op.access_name(v) for v, _ in op.accesses()] + [op.tensor_name]
+    keep = dict(plan.keeps.get(op, {}))
+    reduced_above = {r for r in root if r.rstrip("0123456789") in op_reduced(op)}
+    if reduced_above:
+        keep.pop(op.tensor_name, None)  # partial sums above the buffer stay in the buffer
     return MappingAttr.make(
-        unit, order, partition, space, {t: levels[t] for t in dict.fromkeys(tensors)}, kernel
+        unit,
+        [*root, *middle, *inner],
+        partition,
+        space,
+        {t: plan.homes[t] for t in dict.fromkeys(tensors)},
+        plan.kernels.get(op, ""),
+        at,
+        keep,
     )
+
+
+def op_reduced(op: EinsumOp) -> set[str]:
+    """The ranks `op` reduces."""
+    return {rank_of(v) for v in op.reduced_variables()}
+
+
+def op_sizes(op: EinsumOp) -> dict[str, int]:
+    """The rank sizes of the cascade `op` is in."""
+    cascade = op.parent_op()
+    assert isinstance(cascade, CascadeOp)
+    return cascade.rank_sizes()
 
 
 def _check_tile(cascade: CascadeOp, rows: RowLayout, tile: int, pass_name: str) -> int:
@@ -153,14 +239,6 @@ def _check_tile(cascade: CascadeOp, rows: RowLayout, tile: int, pass_name: str) 
             f"{pass_name}: tile {tile} does not divide the row rank {rows.row} of size {size}"
         )
     return size
-
-
-def _home_levels(cascade: CascadeOp, crossing: set[str]) -> dict[str, str]:
-    levels = {name: "DRAM" for name, _ in cascade.inputs()}
-    for op in cascade.einsums():
-        out = is_returned(cascade, op.result) or op.tensor_name in crossing
-        levels[op.tensor_name] = "DRAM" if out else "GLB"
-    return levels
 
 
 def kernel_name(einsums: Sequence[EinsumOp]) -> str:
@@ -187,10 +265,213 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _levels_on(levels: dict[str, str], where: Roles) -> dict[str, str]:
-    """Home levels named as the architecture names them."""
-    names = {"DRAM": where.root, "GLB": where.buffer}
-    return {t: names.get(lv, lv) for t, lv in levels.items()}
+def _keeps(
+    cascade: CascadeOp, where: Roles, homes: dict[str, str], streamed: bool
+) -> dict[EinsumOp, dict[str, list[str]]]:
+    """Exact keep sets: what goes to DRAM leaves the PEs straight for it, and the inputs
+    stream from DRAM into the PEs when `streamed` (reads of a predecessor's output from the PE
+    registers are decided once the loops are known: `_register_reads`)."""
+    inputs = {n for n, _ in cascade.inputs()}
+    keeps: dict[EinsumOp, dict[str, list[str]]] = {}
+    for op in cascade.einsums():
+        keep: dict[str, list[str]] = {}
+        if homes[op.tensor_name] == where.root:
+            keep[op.tensor_name] = [where.root, REGISTERS]
+        if streamed:
+            for value, _ in op.accesses():
+                name = op.access_name(value)
+                if value is not None and name in inputs:
+                    keep[name] = [where.root, REGISTERS]
+        keeps[op] = keep
+    return keeps
+
+
+def _register_reads(cascade: CascadeOp, plan: Plan) -> None:
+    """Let an Einsum read its predecessor's output from the PE registers when both run the
+    same loops on the same unit (the value is still there); an output every reader takes from
+    the registers is kept only there."""
+    einsums = cascade.einsums()
+    in_registers: dict[str, int] = {}
+    for before, op in zip(einsums, einsums[1:], strict=False):
+        first = before.attributes[MAPPING_ATTR]
+        second = op.attributes[MAPPING_ATTR]
+        assert isinstance(first, MappingAttr) and isinstance(second, MappingAttr)
+        reads = {op.access_name(v) for v, _ in op.accesses() if v is not None}
+        if (
+            before.tensor_name in reads
+            and plan.units[before] == plan.units[op]
+            and first.loop_order == second.loop_order
+            and first.partitions == second.partitions
+            and first.spatial == second.spatial
+            and plan.homes[before.tensor_name] != plan.where.root
+        ):
+            _set_level(op, before.tensor_name)
+            in_registers[before.tensor_name] = in_registers.get(before.tensor_name, 0) + 1
+    for op in einsums:
+        readers = [u for u in op.result.uses if isinstance(u.operation, EinsumOp)]
+        count = in_registers.get(op.tensor_name, 0)
+        if count and count == len({id(u.operation) for u in readers}):
+            _set_level(op, op.tensor_name)
+
+
+def _set_level(op: EinsumOp, tensor: str) -> None:
+    """Keep `tensor` only in the PE registers in `op`'s mapping."""
+    mapping = op.attributes[MAPPING_ATTR]
+    assert isinstance(mapping, MappingAttr)
+    kept = _with_keep(mapping, tensor, [REGISTERS])
+    op.attributes[MAPPING_ATTR] = MappingAttr.make(
+        kept.unit_name,
+        kept.loop_order,
+        kept.partitions,
+        kept.spatial,
+        {**kept.levels, tensor: REGISTERS},
+        kept.kernel_name,
+        kept.boundaries,
+        kept.keeps,
+    )
+
+
+def _fits(cascade: CascadeOp, where: Roles, kernel: str | None = None) -> bool:
+    if where.capacity is None:
+        return True
+    peaks = peak_bytes(cascade, where.arch, kernel)
+    return peaks.get(where.buffer, 0) <= where.capacity
+
+
+def _choose_block(
+    cascade: CascadeOp,
+    plan: Plan,
+    members: Sequence[EinsumOp],
+    kernel: str | None,
+) -> None:
+    """Map `members` at the largest row blocks that fit, the 2D array's Einsums first (rows
+    across the array, blocks of whole tiles), then the 1D array's: rows across the array if
+    any tile of rows fits, else blocks of rows with another rank across (module docstring)."""
+    size = cascade.rank_sizes()[plan.rows.row]
+    matrix = [op for op in members if plan.units[op] == plan.where.matrix]
+    vector = [op for op in members if plan.units[op] != plan.where.matrix]
+
+    def attach(
+        group: Sequence[EinsumOp], block: int, rows_spatial: bool, stationary: bool = False
+    ) -> bool:
+        for op in group:
+            op.attributes[MAPPING_ATTR] = baseline_mapping(
+                op, plan, block, rows_spatial, stationary
+            )
+        _register_reads(cascade, plan)
+        return _fits(cascade, plan.where, kernel)
+
+    tiles = [d * plan.tile for d in divisors(size // plan.tile)]
+    rows = divisors(size)
+    if vector:
+        attach(vector, 1, False)  # the smallest footprint while the 2D array's block is chosen
+    if matrix:
+        # Output-stationary when the whole row range fits (each operand read once), else
+        # weight-stationary at the largest row block that fits; stream inputs as a last resort.
+        if attach(matrix, size, True):
+            pass
+        else:
+            best = _largest(tiles, lambda block: attach(matrix, block, True, True))
+            staged = _staged_inputs(plan, matrix)
+            while best is None and staged:
+                _stream(plan, matrix, staged.pop())
+                best = _largest(tiles, lambda block: attach(matrix, block, True, True))
+            attach(matrix, best if best is not None else plan.tile, True, True)
+        _stream_if_no_reuse(cascade, plan, matrix, kernel)
+    if vector:
+        for candidates, spread in ((tiles, True), (rows, False)):
+            best = _largest(candidates, partial(_attach_spread, attach, vector, spread))
+            if best is not None:
+                attach(vector, best, spread)
+                return
+        attach(vector, 1, False)  # nothing fits: the smallest block, reported as an overflow
+
+
+def _attach_spread(
+    attach: Callable[[Sequence[EinsumOp], int, bool], bool],
+    group: Sequence[EinsumOp],
+    spread: bool,
+    block: int,
+) -> bool:
+    return attach(group, block, spread)
+
+
+def _staged_inputs(plan: Plan, members: Sequence[EinsumOp]) -> list[str]:
+    """What `members` read from DRAM through the buffer, smallest first."""
+    cascade = members[0].parent_op()
+    assert isinstance(cascade, CascadeOp)
+    sizes = cascade.rank_sizes()
+    found: dict[str, int] = {}
+    for op in members:
+        for value, _ in op.accesses():
+            name = op.access_name(value)
+            if (
+                value is not None
+                and plan.homes.get(name) == plan.where.root
+                and name not in plan.keeps[op]
+            ):
+                ranks = value.type.rank_names  # type: ignore[attr-defined]
+                found[name] = 1
+                for rank in ranks:
+                    found[name] *= sizes[rank]
+    return sorted(found, key=lambda n: found[n])
+
+
+def _stream(plan: Plan, members: Sequence[EinsumOp], tensor: str) -> None:
+    """Let `members` read `tensor` from DRAM straight into the PEs (no buffer copy)."""
+    for op in members:
+        if any(op.access_name(v) == tensor for v, _ in op.accesses() if v is not None):
+            plan.keeps[op][tensor] = [plan.where.root, REGISTERS]
+
+
+def _stream_if_no_reuse(
+    cascade: CascadeOp, plan: Plan, members: Sequence[EinsumOp], kernel: str | None
+) -> None:
+    """Stream from DRAM into the PEs each input the buffer saves no DRAM traffic for (read
+    once either way): staging it would only add a buffer write and read."""
+    for tensor in _staged_inputs(plan, members):
+        before = root_words(cascade, plan.where.arch, tensor, kernel)
+        saved = {op: op.attributes[MAPPING_ATTR] for op in members}
+        for op in members:
+            if any(op.access_name(v) == tensor for v, _ in op.accesses() if v is not None):
+                mapping = saved[op]
+                assert isinstance(mapping, MappingAttr)
+                op.attributes[MAPPING_ATTR] = _with_keep(
+                    mapping, tensor, [plan.where.root, REGISTERS]
+                )
+        if root_words(cascade, plan.where.arch, tensor, kernel) > before:
+            for op in members:
+                op.attributes[MAPPING_ATTR] = saved[op]
+        else:
+            _stream(plan, members, tensor)
+
+
+def _with_keep(mapping: MappingAttr, tensor: str, levels: list[str]) -> MappingAttr:
+    """`mapping` with `tensor` kept exactly in `levels`."""
+    return MappingAttr.make(
+        mapping.unit_name,
+        mapping.loop_order,
+        mapping.partitions,
+        mapping.spatial,
+        mapping.levels,
+        mapping.kernel_name,
+        mapping.boundaries,
+        {**mapping.keeps, tensor: levels},
+    )
+
+
+def _largest(candidates: Sequence[int], fits: Callable[[int], bool]) -> int | None:
+    """The largest candidate (ascending, fitting monotonically) that fits, or None."""
+    if not candidates or not fits(candidates[0]):
+        return None
+    low, high = 0, len(candidates) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(candidates[middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return candidates[low]
 
 
 def _prepare(
@@ -203,6 +484,24 @@ def _prepare(
         tile = largest_divisor_at_most(size, where.side())
     _check_tile(cascade, rows, tile, pass_name)
     return rows, tile, where
+
+
+def _homes(cascade: CascadeOp, where: Roles, off_chip: set[str]) -> dict[str, str]:
+    homes = {name: where.root for name, _ in cascade.inputs()}
+    for op in cascade.einsums():
+        out = is_returned(cascade, op.result) or op.tensor_name in off_chip
+        homes[op.tensor_name] = where.root if out else where.buffer
+    return homes
+
+
+def _crossing(cascade: CascadeOp, group: dict[EinsumOp, str]) -> set[str]:
+    """Tensors read by an Einsum of another group (kernel or unit) than their producer's."""
+    return {
+        op.tensor_name
+        for op in cascade.einsums()
+        for use in op.result.uses
+        if isinstance(use.operation, EinsumOp) and group[use.operation] != group[op]
+    }
 
 
 def map_unfused(
@@ -218,36 +517,12 @@ def map_unfused(
         runs[-1].append(op)
     names = _unique([kernel_name(run) for run in runs])
     kernels = {op: name for run, name in zip(runs, names, strict=True) for op in run}
-    crossing = {
-        op.tensor_name
-        for op in cascade.einsums()
-        for use in op.result.uses
-        if isinstance(use.operation, EinsumOp) and kernels[use.operation] != kernels[op]
-    }
-    levels = _levels_on(_home_levels(cascade, crossing), where)
-    sizes = cascade.rank_sizes()
+    homes = _homes(cascade, where, _crossing(cascade, kernels))
+    plan = Plan(rows, tile, where, units, homes, _keeps(cascade, where, homes, False), kernels)
     for op in cascade.einsums():
-        op.attributes[MAPPING_ATTR] = baseline_mapping(
-            op, units[op], rows, tile, tile, sizes, levels, kernels[op], where
-        )
-
-
-def flat_block(
-    cascade: CascadeOp, rows: RowLayout, tile: int, where: Roles, attach: Callable[[int], None],
-    buffer: int | None = None,
-) -> int:
-    """FLAT's row block: the largest multiple of `tile` dividing P whose mapped cascade fits
-    the buffer, as the lowering counts it (one tile when none does)."""
-    sizes = cascade.rank_sizes()
-    count = sizes[rows.row] // tile
-    limit = buffer if buffer is not None else where.capacity
-    candidates = [d for d in range(1, count + 1) if count % d == 0]
-    for d in reversed(candidates):
-        attach(d * tile)
-        if limit is None or peak_bytes(cascade, where.arch).get(where.buffer, 0) <= limit:
-            return d * tile
-    attach(tile)
-    return tile
+        op.attributes[MAPPING_ATTR] = baseline_mapping(op, plan, tile, True)
+    for run, name in zip(runs, names, strict=True):
+        _choose_block(cascade, plan, run, name)
 
 
 def map_flat(
@@ -257,27 +532,50 @@ def map_flat(
     buffer: int | None = None,
     arch: str | None = None,
 ) -> int:
-    """Attach FLAT's mapping to every Einsum of `cascade`; returns the row block chosen."""
+    """Attach FLAT's mapping to every Einsum of `cascade`; returns the row block chosen (in
+    rows; for off-chip intermediates, the 1D array's)."""
     rows, tile, where = _prepare(cascade, rank, tile, arch, "map-flat")
+    if buffer is not None:
+        where = Roles(
+            where.arch, where.matrix, where.vector, where.root, where.buffer, where.staging,
+            buffer,
+        )
     units = units_of(cascade, where)
-    levels = _levels_on(_home_levels(cascade, set()), where)
-    sizes = cascade.rank_sizes()
-    assert tile is not None
+    size = cascade.rank_sizes()[rows.row]
+    homes = _homes(cascade, where, set())
+    plan = Plan(rows, tile, where, units, homes, _keeps(cascade, where, homes, True), {})
+    einsums = cascade.einsums()
 
-    def attach(block: int) -> None:
-        for op in cascade.einsums():
-            op.attributes[MAPPING_ATTR] = baseline_mapping(
-                op, units[op], rows, block, tile, sizes, levels, "", where
-            )
+    def attach(block: int) -> bool:
+        for op in einsums:
+            op.attributes[MAPPING_ATTR] = baseline_mapping(op, plan, block, True)
+        _register_reads(cascade, plan)
+        return _fits(cascade, where)
 
-    return flat_block(cascade, rows, tile, where, attach, buffer)
+    candidates = [d * tile for d in divisors(size // tile)]
+    best = _largest(candidates, attach)
+    if best is not None:
+        attach(best)
+        return best
+    # Off chip: what the 2D and the 1D arrays pass each other goes through DRAM.
+    homes = _homes(cascade, where, _crossing(cascade, units))
+    plan = Plan(rows, tile, where, units, homes, _keeps(cascade, where, homes, False), {})
+    for op in einsums:
+        op.attributes[MAPPING_ATTR] = baseline_mapping(op, plan, tile, True)
+    _choose_block(cascade, plan, einsums, None)
+    vector = [op for op in einsums if units[op] == where.vector]
+    mapping = vector[0].attributes[MAPPING_ATTR] if vector else None
+    if isinstance(mapping, MappingAttr) and rows.row in mapping.partitions:
+        return mapping.partitions[rows.row][0]
+    return tile
 
 
 @dataclass(frozen=True)
 class MapUnfusedPass(ModulePass):
     """The unfused baseline (`map-unfused{arch=flat}`, optionally `rank=P` for the row rank
     and `tile` for the rows of one tile, by default the arrays' side): contractions on the 2D
-    array, the rest on the 1D array, kernels through DRAM."""
+    array, the rest on the 1D array, kernels through DRAM, each at the largest row block that
+    fits the buffer."""
 
     name = "map-unfused"
     arch: str | None = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -41,7 +42,7 @@ from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
 from einsum_opt.hardware import REGISTERS
 from einsum_opt.lowering.working_set import peak_bytes
 from einsum_opt.transforms.map_baselines import is_contraction
-from einsum_opt.transforms.mapping_roles import Roles, largest_divisor_at_most, roles
+from einsum_opt.transforms.mapping_roles import Roles, divisors, largest_divisor_at_most, roles
 from einsum_opt.transforms.rewriting import Read, is_returned, resolved
 
 
@@ -96,17 +97,19 @@ def _blocked_inputs(cascade: CascadeOp) -> set[SSAValue]:
 def query_tile(
     cascade: CascadeOp, layout: FuseMaxLayout, tile: int, buildmap: Callable[[int], None],
     fits: Callable[[], bool],
+    shortfall: Callable[[], str] = lambda: "",
 ) -> int:
     """P1: the largest divisor of P / P0 for which the mapped cascade fits the buffer (as the
-    lowering counts it); `buildmap(p1)` attaches the mapping for a candidate."""
+    lowering counts it); `buildmap(p1)` attaches the mapping for a candidate, `shortfall()`
+    says by how much the smallest one misses."""
     sizes = cascade.rank_sizes()
     blocks = sizes[layout.query] // tile
-    candidates = [d for d in range(1, blocks + 1) if blocks % d == 0]
+    candidates = divisors(blocks)
     low, high = 0, len(candidates) - 1
     buildmap(candidates[0])
     if not fits():
         raise PassFailedException(
-            f"map-fusemax: the state of {tile} queries does not fit the buffer"
+            f"map-fusemax: the state of {tile} queries does not fit the buffer{shortfall()}"
         )
     while low < high:  # the footprint grows with P1: the last candidate that fits
         middle = (low + high + 1) // 2
@@ -188,7 +191,8 @@ def fusemax_mapping(
     )
 
 
-BINDINGS = ("fusemax", "matmul")
+Binding = Literal["fusemax", "matmul"]
+BINDINGS: tuple[str, ...] = get_args(Binding)
 """How `map-fusemax` binds Einsums to arrays: FuseMax's way, or only contractions on 2D."""
 
 
@@ -218,6 +222,13 @@ def map_fusemax(
             f"map-fusemax: tile {tile} does not divide the query rank {layout.query} "
             f"of size {size}"
         )
+    key_tile = cascade.rank_sizes()[layout.key_inner]
+    if key_tile > where.key_side():
+        raise PassFailedException(
+            f"map-fusemax: key tile {layout.key_inner} = {key_tile} is wider than {where.matrix}, "
+            f"which has {where.key_side()} PEs along axis 1 (fuse with tile={where.key_side()}, "
+            "or a divisor of it)"
+        )
     inner = variable_of(layout.key_inner)
     units = {
         op: where.matrix
@@ -238,7 +249,11 @@ def map_fusemax(
     def fits() -> bool:
         return limit is None or peak_bytes(cascade, where.arch).get(where.buffer, 0) <= limit
 
-    attach(query_tile(cascade, layout, tile, attach, fits))
+    def shortfall() -> str:
+        needed = peak_bytes(cascade, where.arch).get(where.buffer, 0)
+        return f" ({where.buffer}: {needed:,} bytes needed, {limit:,} available)"
+
+    attach(query_tile(cascade, layout, tile, attach, fits, shortfall))
     return layout
 
 
@@ -254,7 +269,7 @@ class MapFuseMaxPass(ModulePass):
     rank: str | None = None
     tile: int | None = None
     buffer: int | None = None
-    binding: str = "fusemax"
+    binding: Binding = "fusemax"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for cascade in cascades_in(op):

@@ -79,7 +79,28 @@ def roles(pass_name: str, option: str | None, op: Operation) -> Roles:
 
 def largest_divisor_at_most(size: int, bound: int) -> int:
     """The largest divisor of `size` that is at most `bound` (1 at least)."""
-    for candidate in range(min(size, bound), 0, -1):
-        if size % candidate == 0:
-            return candidate
-    return 1
+    return max(d for d in divisors(size) if d <= bound)
+
+
+TRIAL_PRIMES_UP_TO = 1 << 16
+"""Trial division goes this far; a cofactor left above it counts as one prime (it is rarely
+split further in a rank size, and every divisor listed is still a divisor)."""
+
+
+def divisors(size: int) -> list[int]:
+    """The divisors of `size`, ascending, from its factorization: the time depends on how
+    many divisors there are, never on `size` itself (2^64 tokens have 65)."""
+    factors: dict[int, int] = {}
+    rest = size
+    candidate = 2
+    while candidate * candidate <= rest and candidate <= TRIAL_PRIMES_UP_TO:
+        while rest % candidate == 0:
+            factors[candidate] = factors.get(candidate, 0) + 1
+            rest //= candidate
+        candidate += 1 if candidate == 2 else 2
+    if rest > 1:
+        factors[rest] = factors.get(rest, 0) + 1
+    found = [1]
+    for prime, power in factors.items():
+        found = [d * prime**k for d in found for k in range(power + 1)]
+    return sorted(found)

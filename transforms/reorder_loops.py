@@ -3,7 +3,10 @@
 The order must be a permutation of the Einsum's loop ranks (its ranks after the mapping's
 partitioning); the verifier then checks the rest (iterative ranks temporal, running values not
 read ahead of their production). An Einsum without a mapping gets the default mapping with this
-order. Loop order decides what stays resident across which loops, so the cost model sees it.
+order. Every loop keeps the storage level its mapping's `at` gave it, unless the new order
+would put a loop outside one of a shallower level: then the levels are left to
+lower-to-dataflow. Loop order decides what stays resident across which loops, so the cost
+model sees it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,45 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from einsum_opt.dialects.einsum import EinsumOp, cascades_in
-from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, check_mapping, loop_ranks
+from einsum_opt.dialects.einsum_mapping import (
+    MAPPING_ATTR,
+    MappingAttr,
+    check_mapping,
+    loop_ranks,
+    ordered_loops,
+)
 from einsum_opt.lowering.einsum_to_loopnest import mapping_of
 
 
+def _levels_kept(mapping: MappingAttr, old: list[str], order: list[str]) -> dict[str, str]:
+    """The `at` boundaries of `order` when every loop keeps its storage level, or {} (levels
+    left to the lowering) when the new order would put a loop outside one of a shallower
+    level, or when the mapping placed no loop."""
+    bounds = mapping.boundaries
+    if not bounds:
+        return {}
+    level_of: dict[str, str] = {}
+    current = ""
+    for rank in old:
+        current = bounds.get(rank, current)
+        level_of[rank] = current
+    depth = {lv: i for i, lv in enumerate(dict.fromkeys(level_of[r] for r in old))}
+    levels = [level_of[r] for r in order]
+    if any(depth[a] > depth[b] for a, b in zip(levels, levels[1:], strict=False)):
+        return {}
+    out: dict[str, str] = {}
+    previous = ""
+    for rank, level in zip(order, levels, strict=True):
+        if level != previous:
+            out[rank] = level
+            previous = level
+    return out
+
+
 def reorder_loops(op: EinsumOp, order: list[str], sizes: dict[str, int]) -> None:
-    """Give `op` the loop order `order` (outermost first); raises VerifyException if invalid."""
+    """Give `op` the loop order `order` (outermost first); raises VerifyException if invalid.
+    Each loop keeps its storage level when the order allows it; otherwise the mapping's
+    levels are dropped and lower-to-dataflow places the loops."""
     mapping = mapping_of(op)
     expected = loop_ranks(op, mapping)
     if sorted(order) != sorted(expected):
@@ -29,7 +65,17 @@ def reorder_loops(op: EinsumOp, order: list[str], sizes: dict[str, int]) -> None
             f"einsum {op.tensor_name}: loop order [{', '.join(order)}] is not a permutation of "
             f"its loop ranks [{', '.join(expected)}]"
         )
-    new = mapping.with_loops(order)
+    at = _levels_kept(mapping, ordered_loops(op, mapping), order)
+    new = MappingAttr.make(
+        mapping.unit_name,
+        order,
+        mapping.partitions,
+        mapping.spatial,
+        mapping.levels,
+        mapping.kernel_name,
+        at,
+        mapping.keeps,
+    )
     check_mapping(op, new, sizes)
     op.attributes[MAPPING_ATTR] = new
 

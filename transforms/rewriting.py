@@ -18,7 +18,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
 from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, extract_expr
-from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size
+from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size, rank_of
 
 M = TypeVar("M")
 
@@ -125,24 +125,46 @@ def rename_variables(tree: Tree, mapping: dict[str, IndexExpr]) -> Tree | None:
     return tree
 
 
-def inlined_elementwise(tree: Tree) -> Tree:
-    """Replace reads of elementwise Einsums (no reduction, not iterative, a plain expression
-    indexed by bare variables) by their expressions, recursively: the value as computed."""
-    if isinstance(tree, RCall):
-        return RCall(tree.fn, tuple(inlined_elementwise(a) for a in tree.args))
-    if not isinstance(tree, Read) or tree.value is None:
-        return tree
-    producer = tree.value.owner
+def elementwise_producer(read: Read) -> EinsumOp | None:
+    """The Einsum computing `read`'s tensor when it is elementwise: no reduction, not
+    iterative, a plain expression that reads no previous value."""
+    producer = read.value.owner if read.value is not None else None
     if not isinstance(producer, EinsumOp) or producer.reduced_variables():
-        return tree
+        return None
     if producer.iterative_rank() is not None:
-        return tree
+        return None
+    return producer
+
+
+def producer_value(read: Read) -> Tree | None:
+    """The value `read` reads, as its elementwise producer computes it, in the reader's
+    indices; None when the producer is not elementwise or its indices cannot be carried over
+    (an output assembled from tiles is carried over only when read at the same indices)."""
+    producer = elementwise_producer(read)
+    if producer is None:
+        return None
     body = resolved(producer)
     if body is None or any(r.value is None for r in reads_in(body)):
+        return None
+    outs = producer.output_indices
+    if any(ix.as_variable() is None for ix in outs):
+        return body if tuple(outs) == read.indices else None
+    mapping = {ix.as_variable() or "": at for ix, at in zip(outs, read.indices, strict=True)}
+    return rename_variables(body, mapping)
+
+
+def inlined_elementwise(tree: Tree, same_type: Attribute | None = None) -> Tree:
+    """Replace reads of elementwise Einsums (no reduction, not iterative, a plain expression)
+    by their expressions, recursively: the value as computed. With `same_type`, only Einsums
+    of that element type are inlined (so the rounding of every step is the same)."""
+    if isinstance(tree, RCall):
+        return RCall(tree.fn, tuple(inlined_elementwise(a, same_type) for a in tree.args))
+    if not isinstance(tree, Read):
         return tree
-    outs = producer.output_variables()
-    renamed = rename_variables(body, dict(zip(outs, tree.indices, strict=True)))
-    return tree if renamed is None else inlined_elementwise(renamed)
+    if same_type is not None and (tree.value is None or element_type_of(tree.value) != same_type):
+        return tree
+    value = producer_value(tree)
+    return tree if value is None else inlined_elementwise(value, same_type)
 
 
 class EinsumBuilder:
@@ -249,11 +271,27 @@ def ranks_of(value: SSAValue) -> tuple[str, ...]:
     return value.type.rank_names
 
 
+IndexMap = Callable[[tuple[IndexExpr, ...]], tuple[IndexExpr, ...]]
+"""How the indices of a read of an old tensor become the indices of a read of a new one."""
+
+
 def retarget_reads(
     cascade: CascadeOp, old: SSAValue, new: SSAValue, prefix: Sequence[IndexExpr] = ()
 ) -> None:
     """Make every Einsum read `new[prefix..., idx...]` where it read `old[idx...]`."""
-    for op in cascade.einsums():
+    retarget_reads_with(cascade, old, new, lambda ix: (*prefix, *ix))
+
+
+def retarget_reads_with(
+    cascade: CascadeOp,
+    old: SSAValue,
+    new: SSAValue,
+    indices: IndexMap,
+    only: Iterable[EinsumOp] | None = None,
+) -> None:
+    """Make every Einsum (of `only`, if given) read `new[indices(idx)]` where it read
+    `old[idx]`."""
+    for op in cascade.einsums() if only is None else only:
         if old not in op.inputs:
             continue
         selfs = set(op.self_read_positions())
@@ -265,10 +303,20 @@ def retarget_reads(
                 continue
             if operands[k] is old:
                 operands[k] = new
-                access[i] = IndicesAttr((*prefix, *access[i].data))
+                access[i] = IndicesAttr(indices(access[i].data))
             k += 1
         op.operands = operands
         op.access = ArrayAttr(access)
+
+
+def permuted(
+    old_ranks: Sequence[str], new_ranks: Sequence[str], prefix: Sequence[IndexExpr] = ()
+) -> IndexMap:
+    """The index map of a read of a tensor over `old_ranks` turned into a read of one over
+    `prefix` ranks then `new_ranks` (a permutation of `old_ranks`): each index follows its
+    rank."""
+    order = [list(old_ranks).index(r) for r in new_ranks]
+    return lambda ix: (*prefix, *(ix[k] for k in order))
 
 
 def insert_before(anchor: Operation, ops: Iterable[Operation]) -> None:
@@ -336,9 +384,9 @@ class Ahead:
 
 def remark(message: str) -> None:
     """Tell the user why a pass they asked for changed nothing (stderr, one line)."""
-    import sys
+    from einsum_opt.support.diagnostics import Diagnostic, emit
 
-    print(f"remark: {message}", file=sys.stderr)
+    emit(Diagnostic("remark", message))
 
 
 def split_pair(cascade: CascadeOp, outer: str, inner: str) -> bool:
@@ -356,18 +404,38 @@ def parent_rank(cascade: CascadeOp, rank: str) -> str:
     return size[0] if isinstance(size, tuple) else rank
 
 
-def read_final_value(cascade: CascadeOp, old: EinsumOp, running: EinsumOp, rank: str) -> None:
-    """Make every read of `old[o]` read the final value `running[R, o]` instead; a returned
-    `old` becomes a copy of that final value, keeping its name."""
-    final = [IndexExpr.extent(rank)]
-    retarget_reads(cascade, old.result, running.result, final)
+def is_tile_level(cascade: CascadeOp, rank: str) -> bool:
+    """Whether `rank` is the inner level of a split rank (M0 for M1 = M / M0): a reduction
+    over it alone stays within one tile, which is not a pass over the input."""
+    return any(isinstance(size, tuple) and size[1] == rank for _, size in cascade.ranks.data)
+
+
+def merges_over(cascade: CascadeOp, outer: str, rank: str | None) -> bool:
+    """Whether a merge whose outer variable is `outer` is one over `rank` (any rank but a
+    tile level when None)."""
+    whole = parent_rank(cascade, rank_of(outer))
+    return whole == rank if rank is not None else not is_tile_level(cascade, rank_of(outer))
+
+
+def read_final_value(
+    cascade: CascadeOp,
+    old: EinsumOp,
+    running: EinsumOp,
+    rank: str,
+    returned_as: Callable[[Read], Tree] | None = None,
+) -> None:
+    """Make every read of `old[o]` read the final value `running[R, o]` instead (the ranks of
+    `old` may be in another order than `running`'s other ranks); a returned `old` becomes a
+    copy of that final value (or `returned_as` of it), keeping its name."""
+    final = (IndexExpr.extent(rank),)
+    index_map = permuted(old.result_type.rank_names, ranks_of(running.result)[1:], final)
+    retarget_reads_with(cascade, old.result, running.result, index_map)
     if is_returned(cascade, old.result):
-        o = list(old.output_indices)
+        o = tuple(old.output_indices)
+        read = Read(running.result, index_map(o))
+        value = read if returned_as is None else returned_as(read)
         t = old.result_type
-        copy = build_einsum(
-            old.tensor_name, o, t.rank_names, t.element_type, Read(running.result, (*final, *o))
-        )
-        replace_einsum(old, copy)
+        replace_einsum(old, build_einsum(old.tensor_name, o, t.rank_names, t.element_type, value))
 
 
 def merge_all(

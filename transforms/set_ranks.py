@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
+from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import RANK_NAME
+from einsum_opt.support.errors import integer_of
 
 RANKS_HELP = (
     "override declared rank sizes, e.g. M=512,P=256 (derived sizes such as M1 = M / M0 follow)"
@@ -45,7 +46,10 @@ def parse_rank_sizes(text: str) -> dict[str, int]:
             )
         if not _INTEGER.fullmatch(size_text):
             raise ValueError(f"'{entry}': size '{size_text}' is not an integer")
-        size = int(size_text)
+        try:
+            size = integer_of(size_text)
+        except ValueError as e:
+            raise ValueError(f"rank {name}: size is an {e}") from None
         if size <= 0:
             raise ValueError(f"'{entry}': rank {name} must have a positive size")
         if name in sizes:
@@ -65,7 +69,10 @@ def set_rank_sizes(module: ModuleOp | CascadeOp, sizes: Mapping[str, int]) -> No
             f"(declared: {', '.join(declared) or 'none'})"
         )
     for cascade in cascades:
-        cascade.set_rank_sizes({n: s for n, s in sizes.items() if n in cascade.ranks.names})
+        try:
+            cascade.set_rank_sizes({n: s for n, s in sizes.items() if n in cascade.ranks.names})
+        except VerifyException as e:
+            raise PassFailedException(f"set-ranks: @{cascade.cascade_name}: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ dataflow.program @attention arch "fusemax" {
       dataflow.compute @AV on pe1d runs 128 times 64 ops {div = 1} extent [256] after [@SLN, @RM]
     }
   }
-  dataflow.transfer @Q "Q" from DRAM to GLB bytes 100663296
-  dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
+  dataflow.access @QK "Q" at DRAM reads 50331648 fills 0 updates 0 capacity 50331648 instances 1
+  dataflow.access @QK "K" at GLB reads 402653184 fills 402653184 updates 0 capacity 16384 instances 1
+  dataflow.access @QK "QK" at pe2d.PE reads 0 fills 0 updates 123456789012345678901234567890 capacity 1 instances 65536
   dataflow.buffer GLB bytes 8454144 holds ["Q" = 8388608, "RM" = 65536]
 }
 
@@ -26,8 +27,9 @@ dataflow.program @attention arch "fusemax" {
 // CHECK-NEXT:       dataflow.compute @AV on pe1d runs 128 times 64 ops {div = 1} extent [256] after [@SLN, @RM]
 // CHECK-NEXT:     }
 // CHECK-NEXT:   }
-// CHECK-NEXT:   dataflow.transfer @Q "Q" from DRAM to GLB bytes 100663296
-// CHECK-NEXT:   dataflow.transfer @QK "BK" from DRAM to GLB bytes 805306368
+// CHECK-NEXT:   dataflow.access @QK "Q" at DRAM reads 50331648 fills 0 updates 0 capacity 50331648 instances 1
+// CHECK-NEXT:   dataflow.access @QK "K" at GLB reads 402653184 fills 402653184 updates 0 capacity 16384 instances 1
+// CHECK-NEXT:   dataflow.access @QK "QK" at pe2d.PE reads 0 fills 0 updates 123456789012345678901234567890 capacity 1 instances 65536
 // CHECK-NEXT:   dataflow.buffer GLB bytes 8454144 holds ["Q" = 8388608, "RM" = 65536]
 // CHECK-NEXT: }
 
@@ -37,7 +39,7 @@ dataflow.program @attention arch "fusemax" {
 dataflow.program @seq arch "flat" attributes {note = "x"} {
   dataflow.compute @A on pe1d runs 4 times 2 ops {add = 1, mul = 2} extent [16] attributes {tag = 1 : i64}
   dataflow.compute @B on pe2d runs 1 times 1 ops {sqrt = 1, log = 1} extent [] after [@A]
-  dataflow.transfer @B "B" from GLB to DRAM bytes 0
+  dataflow.access @B "B" at DRAM reads 0 fills 0 updates 0 capacity 0 instances 1
   dataflow.buffer RF bytes 0 holds []
 }
 dataflow.program @empty arch "edge" {
@@ -46,7 +48,7 @@ dataflow.program @empty arch "edge" {
 // CHECK:      dataflow.program @seq arch "flat" attributes {note = "x"} {
 // CHECK-NEXT:   dataflow.compute @A on pe1d runs 4 times 2 ops {add = 1, mul = 2} extent [16] attributes {tag = 1 : i64}
 // CHECK-NEXT:   dataflow.compute @B on pe2d runs 1 times 1 ops {sqrt = 1, log = 1} extent [] after [@A]
-// CHECK-NEXT:   dataflow.transfer @B "B" from GLB to DRAM bytes 0
+// CHECK-NEXT:   dataflow.access @B "B" at DRAM reads 0 fills 0 updates 0 capacity 0 instances 1
 // CHECK-NEXT:   dataflow.buffer RF bytes 0 holds []
 // CHECK-NEXT: }
 // CHECK-NEXT: dataflow.program @empty arch "edge" {

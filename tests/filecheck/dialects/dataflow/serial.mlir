@@ -23,8 +23,8 @@ dataflow.program @attention arch "fusemax" {
 // CHECK-NEXT:   }
 // CHECK-NEXT: }
 
-// GENERIC:      "dataflow.repeat"() <{loops = "p2", count = 2 : i64}> ({
-// GENERIC-NEXT:   "dataflow.pipeline"() <{loops = "m1, p1", count = 16 : i64, serial}> ({
+// GENERIC:      "dataflow.repeat"() <{loops = "p2", count = #builtin.int<2>}> ({
+// GENERIC-NEXT:   "dataflow.pipeline"() <{loops = "m1, p1", count = #builtin.int<16>, serial}> ({
 
 // -----
 
@@ -47,16 +47,16 @@ dataflow.program @flat arch "flat" {
 // CHECK-NEXT:   dataflow.pipeline "b, h, p2" count 768 {
 // CHECK-NEXT:     dataflow.compute @AV
 
-// GENERIC:      "dataflow.pipeline"() <{loops = "b, h, p2", count = 768 : i64, serial}> ({
+// GENERIC:      "dataflow.pipeline"() <{loops = "b, h, p2", count = #builtin.int<768>, serial}> ({
 // GENERIC:      }) {note = "x"} : () -> ()
-// GENERIC:      "dataflow.pipeline"() <{loops = "b, h, p2", count = 768 : i64}> ({
+// GENERIC:      "dataflow.pipeline"() <{loops = "b, h, p2", count = #builtin.int<768>}> ({
 
 // A repeat cannot be serial: in the custom form a parse error, in the generic form a verifier
 // error, each one `error:` line (the whole output: `\A` anchors at its start).
 // RUN: echo 'dataflow.program @p arch "fusemax" { dataflow.repeat "b" count 2 serial { } }' | not einsum-opt 2>&1 | filecheck %s --check-prefix=REPEAT
-// REPEAT:     {{\A}}stdin:1:54: error: only a dataflow.pipeline can be serial{{$}}
+// REPEAT:     {{\A}}<stdin>:1:54: error: only a dataflow.pipeline can be serial{{$}}
 // REPEAT-NOT: {{.}}
 
-// RUN: echo '"dataflow.program"() <{sym_name = "p", arch = "fusemax"}> ({ "dataflow.repeat"() <{loops = "b", count = 2 : i64, serial}> ({ ^bb0: }) : () -> () }) : () -> ()' | not einsum-opt 2>&1 | filecheck %s --check-prefix=GREPEAT
-// GREPEAT:     {{\A}}error: stdin: repeat "b": only a dataflow.pipeline can be serial{{$}}
+// RUN: echo '"dataflow.program"() <{sym_name = "p", arch = "fusemax"}> ({ "dataflow.repeat"() <{loops = "b", count = #builtin.int<2>, serial}> ({ ^bb0: }) : () -> () }) : () -> ()' | not einsum-opt 2>&1 | filecheck %s --check-prefix=GREPEAT
+// GREPEAT:     {{\A}}error: <stdin>: repeat "b": only a dataflow.pipeline can be serial{{$}}
 // GREPEAT-NOT: {{.}}
