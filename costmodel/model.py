@@ -94,7 +94,7 @@ class _Acc:
     """What evaluating one program accumulates."""
 
     busy: dict[str, int] = field(default_factory=dict)
-    pe_busy: dict[str, Fraction] = field(default_factory=dict)
+    pe_busy: dict[str, int] = field(default_factory=dict)  # PE-cycles
     points: int = 0
     compute_pj: float = 0.0
     einsums: dict[str, _EinsumAcc] = field(default_factory=dict)
@@ -107,7 +107,7 @@ class _Acc:
 
 @dataclass(frozen=True)
 class _ProgramCost:
-    compute: Fraction
+    compute: int | Fraction
     level_cycles: dict[str, float]
     acc: _Acc
     leakage: dict[str, float]
@@ -132,33 +132,59 @@ def level_of(arch: Architecture, label: str) -> StorageLevel:
     )
 
 
-def storage_energy(
-    level: StorageLevel,
-    counts: tuple[int, int, int],
-    instances: int,
-    word_bytes: int,
-    accounting: str = "physical",
-    label: str = "",
-    tensor: str = "",
-) -> float:
-    """pJ of (reads, fills, updates) summed over `instances` utilized instances of `level`:
-    Timeloop's block-granular energy per instance (`level_costs.access_energy`), times the
-    instances (`artifact` accounting: times one). Uneven counts are spread evenly: the mean
-    per instance, exact in words, in whole vectors rounded up."""
-    reads, fills, updates = (
-        c // instances if c % instances == 0 else Fraction(c, instances) for c in counts
-    )
-    _, per_instance = access_energy(
-        (reads, fills, updates),
-        (level.read_pj, level.write_pj, level.update_energy_pj),
-        level.block_words(word_bytes),
-        instances,
-        max(instances, level.instances),
-        level.cluster_size,
-        label,
-        tensor,
-    )
-    return per_instance * (1 if accounting == "artifact" else instances)
+@dataclass(frozen=True)
+class _LevelFacts:
+    """What costing an access at one level needs, read once from the architecture."""
+
+    level: StorageLevel
+    energies: tuple[float | None, float | None, float | None]
+    block: int
+    word_bytes: int
+
+
+class _ArchFacts:
+    """Per-architecture values the evaluator looks up for every op, computed on first use
+    (an `Architecture` is immutable, so they stay valid)."""
+
+    def __init__(self, arch: Architecture):
+        self.arch = arch
+        self.levels: dict[str, _LevelFacts] = {}
+        self.invocations: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[int, float]] = {}
+        self.shapes: set[tuple[str, tuple[int, ...]]] = set()
+        self.root = arch.root
+
+    def level(self, label: str) -> _LevelFacts:
+        found = self.levels.get(label)
+        if found is None:
+            level = level_of(self.arch, label)
+            word_bytes = self.arch.word_bytes
+            found = _LevelFacts(
+                level,
+                (level.read_pj, level.write_pj, level.update_energy_pj),
+                level.block_words(word_bytes),
+                level.word_bits_of(word_bytes) // 8,
+            )
+            self.levels[label] = found
+        return found
+
+
+_FACTS: dict[int, _ArchFacts] = {}
+
+
+def _facts(arch: Architecture) -> _ArchFacts:
+    """The facts of `arch`, kept for the last few architectures costed (keyed by identity;
+    the entry holds the architecture, so its id cannot be reused while it is cached)."""
+    found = _FACTS.get(id(arch))
+    if found is None or found.arch is not arch:
+        if len(_FACTS) >= 16:
+            _FACTS.clear()
+        found = _FACTS[id(arch)] = _ArchFacts(arch)
+    return found
+
+
+def _mean(total: int, instances: int) -> int | Fraction:
+    """`total / instances`, an int when it divides (cheaper than a Fraction)."""
+    return total // instances if total % instances == 0 else Fraction(total, instances)
 
 
 def level_cycles(
@@ -180,8 +206,9 @@ def level_cycles(
     if level.shared_bandwidth is not None:
         need = max(need, (reads + fills + updates) / level.shared_bandwidth)
     if level.bandwidth_bytes_per_s is not None:
-        words = level.bandwidth_bytes_per_s / arch.clock_hz / (level.word_bits_of(
-            arch.word_bytes) / 8)
+        words = (
+            level.bandwidth_bytes_per_s / arch.clock_hz / (level.word_bits_of(arch.word_bytes) / 8)
+        )
         need = max(need, (reads + fills + updates) / words)
     return need
 
@@ -197,7 +224,7 @@ class _Evaluator:
         self.arch = arch
         self.accounting = accounting
         self.acc = _Acc()
-        self._invocations: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[int, float]] = {}
+        self.facts = _facts(arch)
 
     # -- compute ------------------------------------------------------------------------------
 
@@ -206,13 +233,14 @@ class _Evaluator:
         (unit and operation counts)."""
         counts = op.op_counts()
         key = (op.unit_name, tuple(sorted(counts.items())))
-        found = self._invocations.get(key)
+        invocations = self.facts.invocations
+        found = invocations.get(key)
         if found is None:
             found = (
                 self.arch.cycles(op.unit_name, counts),
                 self.arch.op_energy_pj(op.unit_name, counts),
             )
-            self._invocations[key] = found
+            invocations[key] = found
         return found
 
     def stage_latency(self, op: ComputeOp) -> int:
@@ -221,15 +249,35 @@ class _Evaluator:
 
     def account(self, op: ComputeOp, mult: int) -> None:
         """Busy cycles and energy of a stage executed `mult` times over (enclosing repeats)."""
-        arch = self.arch
         unit_name = op.unit_name
+        extent = op.extent_list()
+        if (unit_name, tuple(extent)) not in self.facts.shapes:
+            self._check_shape(op, unit_name, extent)
+        pes_used = math.prod(extent)
+        cycles, pj = self._invocation(op)
+        runs = mult * op.runs_value * op.times_value
+        busy = runs * cycles
+        points = runs * pes_used
+        compute_pj = points * pj
+        acc = self.acc
+        acc.busy[unit_name] = acc.busy.get(unit_name, 0) + busy
+        acc.pe_busy[unit_name] = acc.pe_busy.get(unit_name, 0) + busy * pes_used
+        acc.points += points
+        acc.compute_pj += compute_pj
+        entry = acc.einsum(op.einsum_name)
+        entry.cycles += busy
+        entry.unit = entry.unit or unit_name
+        entry.energy_pj += compute_pj
+
+    def _check_shape(self, op: ComputeOp, unit_name: str, extent: list[int]) -> None:
+        """CostModelError unless the stage's unit exists and its extent fits the array."""
+        arch = self.arch
         if unit_name not in arch.units:
             raise CostModelError(
                 f"compute @{op.einsum_name}: no unit {unit_name!r} in {arch.name} "
                 f"(the units are {', '.join(arch.units)})"
             )
         unit = arch.unit(unit_name)
-        extent = op.extent_list()
         if len(extent) > len(unit.shape) or any(
             e > side for e, side in zip(extent, unit.shape, strict=False)
         ):
@@ -237,19 +285,7 @@ class _Evaluator:
                 f"compute @{op.einsum_name}: extent {extent} exceeds unit {unit_name}'s shape "
                 f"{list(unit.shape)} in {arch.name}"
             )
-        busy = mult * op.runs_value * self.stage_latency(op)
-        points = mult * op.runs_value * op.times_value * math.prod(extent)
-        compute_pj = points * self._invocation(op)[1]
-        acc = self.acc
-        acc.busy[unit_name] = acc.busy.get(unit_name, 0) + busy
-        used = Fraction(math.prod(extent), unit.pes)
-        acc.pe_busy[unit_name] = acc.pe_busy.get(unit_name, Fraction(0)) + busy * used
-        acc.points += points
-        acc.compute_pj += compute_pj
-        entry = acc.einsum(op.einsum_name)
-        entry.cycles += busy
-        entry.unit = entry.unit or unit_name
-        entry.energy_pj += compute_pj
+        self.facts.shapes.add((unit_name, tuple(extent)))
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -261,6 +297,14 @@ class _Evaluator:
         return latency
 
     def op(self, op: Operation, mult: int) -> Fraction | int:
+        """Latency of one op; its busy cycles, counts and energy are accumulated `mult`
+        times. Compared by exact type first: the ABC checks of `isinstance` are slow."""
+        if type(op) is AccessOp:
+            self.access(op)
+            return 0
+        if type(op) is ComputeOp:
+            self.account(op, mult)
+            return op.runs_value * self.stage_latency(op)
         if isinstance(op, RepeatOp):
             count = op.count_value
             return count * self.block(op.body.block, mult * count)
@@ -298,7 +342,7 @@ class _Evaluator:
             drains = {name: unit.drain_cycles for name, unit in self.arch.units.items()}
             share = {n: Fraction(latency[n] * s.runs_value, count) for n, s in stages.items()}
             return count * critical_path(stages.values(), share, drains)
-        resource = max((Fraction(b, count) for b in busy.values()), default=Fraction(0))
+        resource = Fraction(max(busy.values(), default=0), count)
         interval = max(resource, recurrence_bound(stages.values(), latency))
         # The last iteration ends after its critical path, and no sooner than its units can
         # do their share of the work (stages on one unit that no `after` chain links).
@@ -308,32 +352,53 @@ class _Evaluator:
     # -- storage ------------------------------------------------------------------------------
 
     def access(self, op: AccessOp) -> None:
-        arch = self.arch
+        """Counts and energy of one access op: Timeloop's block-granular energy per instance
+        (`level_costs.access_energy`) times the utilized instances (`artifact` accounting:
+        times one). Uneven counts are spread evenly: the mean per instance, exact in words,
+        in whole vectors rounded up."""
         label = op.level_name
-        level = level_of(arch, label)
+        tensor_name = op.tensor_name
+        facts = self.facts.level(label)
         counts = op.counts()
         instances = op.instances_value
-        pj = storage_energy(
-            level, counts, instances, arch.word_bytes, self.accounting, label, op.tensor_name
+        per_instance = (
+            _mean(counts[0], instances),
+            _mean(counts[1], instances),
+            _mean(counts[2], instances),
         )
-        entry = self.acc.levels.setdefault(label, _LevelAcc())
+        level = facts.level
+        _, pj = access_energy(
+            per_instance,
+            facts.energies,
+            facts.block,
+            instances,
+            max(instances, level.instances),
+            level.cluster_size,
+            label,
+            tensor_name,
+        )
+        if self.accounting != "artifact":
+            pj *= instances
+        entry = self.acc.levels.get(label)
+        if entry is None:
+            entry = self.acc.levels[label] = _LevelAcc()
         entry.reads += counts[0]
         entry.fills += counts[1]
         entry.updates += counts[2]
         entry.instances = max(entry.instances, instances)
-        tensor = entry.tensors.setdefault(op.tensor_name, [0, 0, 0, 0, instances])
-        for i in range(3):
-            tensor[i] += counts[i]
+        tensor = entry.tensors.get(tensor_name)
+        if tensor is None:
+            tensor = entry.tensors[tensor_name] = [0, 0, 0, 0, instances]
+        tensor[0] += counts[0]
+        tensor[1] += counts[1]
+        tensor[2] += counts[2]
         tensor[3] = max(tensor[3], op.capacity_value)
         tensor[4] = max(tensor[4], instances)
-        entry.energy[op.tensor_name] = entry.energy.get(op.tensor_name, 0.0) + pj
+        entry.energy[tensor_name] = entry.energy.get(tensor_name, 0.0) + pj
         einsum = self.acc.einsum(op.einsum_name)
         einsum.energy_pj += pj
-        if label == arch.root:
-            einsum.dram_bytes += sum(counts) * self._word_bytes(level)
-
-    def _word_bytes(self, level: StorageLevel) -> int:
-        return level.word_bits_of(self.arch.word_bytes) // 8
+        if label == self.facts.root:
+            einsum.dram_bytes += sum(counts) * facts.word_bytes
 
     def program(self, program: ProgramOp) -> _ProgramCost:
         compute = self.block(program.body.block, 1)
@@ -362,12 +427,12 @@ def critical_path(
     stages: Iterable[ComputeOp],
     latency: Mapping[str, int] | Mapping[str, Fraction],
     drains: Mapping[str, int] | None = None,
-) -> Fraction:
+) -> int | Fraction:
     """The longest chain of per-run latencies through `after` edges (one iteration); an edge
     from a stage on one unit to a stage on another also waits for the producer's unit to drain
     (`drains`: unit -> cycles)."""
     by_name = {s.einsum_name: s for s in stages}
-    finish: dict[str, Fraction] = {}
+    finish: dict[str, int | Fraction] = {}
 
     def wait(dep: str, name: str) -> int:
         unit = by_name[dep].unit_name
@@ -375,15 +440,15 @@ def critical_path(
             return 0
         return drains.get(unit, 0)
 
-    def end(name: str) -> Fraction:
+    def end(name: str) -> int | Fraction:
         if name not in finish:
             deps = [d for d in by_name[name].after_names() if d in by_name]
             finish[name] = latency[name] + max(
-                (end(d) + wait(d, name) for d in deps), default=Fraction(0)
+                (end(d) + wait(d, name) for d in deps), default=0
             )
         return finish[name]
 
-    return max((end(name) for name in by_name), default=Fraction(0))
+    return max((end(name) for name in by_name), default=0)
 
 
 def recurrence_bound(stages: Iterable[ComputeOp], latency: dict[str, int]) -> Fraction:
@@ -431,14 +496,19 @@ def recurrence_bound(stages: Iterable[ComputeOp], latency: dict[str, int]) -> Fr
 
 
 def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Fraction:
-    """Karp's maximum mean cycle (0 when the graph has no cycle)."""
+    """Karp's maximum mean cycle (0 when the graph has no cycle). Only nodes on some edge can
+    be on a cycle, so the others are left out; means are compared as (total, length) pairs
+    and made a Fraction once."""
+    on_edges = {u for u, _, _ in edges} | {v for _, v, _ in edges}
+    nodes = [v for v in nodes if v in on_edges]
+    index = {v: i for i, v in enumerate(nodes)}
+    arcs = [(index[u], index[v], w) for u, v, w in edges]
     n = len(nodes)
-    neg: int | None = None
-    table: list[dict[str, int | None]] = [dict.fromkeys(nodes, 0)]
+    table: list[list[int | None]] = [[0] * n]
     for _ in range(n):
         previous = table[-1]
-        current: dict[str, int | None] = dict.fromkeys(nodes, neg)
-        for u, v, w in edges:
+        current: list[int | None] = [None] * n
+        for u, v, w in arcs:
             pu = previous[u]
             if pu is None:
                 continue
@@ -446,22 +516,22 @@ def _max_mean_cycle(nodes: list[str], edges: list[tuple[str, str, int]]) -> Frac
             if cv is None or pu + w > cv:
                 current[v] = pu + w
         table.append(current)
-    best: Fraction | None = None
-    for v in nodes:
+    best = (0, 1)  # the mean of no cycle
+    for v in range(n):
         final = table[n][v]
         if final is None:
             continue
-        worst: Fraction | None = None
+        worst: tuple[int, int] | None = None
         for k in range(n):
             dk = table[k][v]
             if dk is None:
                 continue
-            mean = Fraction(final - dk, n - k)
-            if worst is None or mean < worst:
+            mean = (final - dk, n - k)
+            if worst is None or mean[0] * worst[1] < worst[0] * mean[1]:
                 worst = mean
-        if worst is not None and (best is None or worst > best):
+        if worst is not None and worst[0] * best[1] > best[0] * worst[1]:
             best = worst
-    return max(best, Fraction(0)) if best is not None else Fraction(0)
+    return Fraction(*best)
 
 
 # -- entry points -----------------------------------------------------------------------------
@@ -503,8 +573,8 @@ def _report(
     leakage = 0.0
     points = 0
     for _, cost in costs:
-        for unit, cycles in cost.acc.pe_busy.items():
-            busy[unit] = busy.get(unit, Fraction(0)) + cycles
+        for unit, pe_cycles in cost.acc.pe_busy.items():
+            busy[unit] = busy.get(unit, Fraction(0)) + Fraction(pe_cycles, arch.units[unit].pes)
         compute_pj += cost.acc.compute_pj
         points += cost.acc.points
         for name, entry in cost.acc.einsums.items():
@@ -552,9 +622,7 @@ def _report(
         breakdown[key] += sum(by_tensor.values())
     access = {
         label: {
-            tensor: LevelAccess(
-                Fraction(v[0], v[4]), Fraction(v[1], v[4]), Fraction(v[2], v[4]), v[3], v[4]
-            )
+            tensor: LevelAccess(_mean(v[0], v[4]), _mean(v[1], v[4]), _mean(v[2], v[4]), v[3], v[4])
             for tensor, v in tensors.items()
         }
         for label, tensors in levels.items()

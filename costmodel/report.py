@@ -44,9 +44,9 @@ class LevelAccess:
     """One tensor at one storage level, per instance as Timeloop reports it: words read, filled
     and updated, the largest tile held (`utilized_capacity`) and the utilized instances."""
 
-    reads: Fraction
-    fills: Fraction
-    updates: Fraction
+    reads: int | Fraction
+    fills: int | Fraction
+    updates: int | Fraction
     utilized_capacity: int
     instances: int
 
@@ -78,14 +78,14 @@ class Overflow:
         )
 
 
-def _count(value: Fraction) -> str:
+def _count(value: int | Fraction) -> str:
     """A per-instance count for the table: whole numbers with separators."""
     if value.denominator == 1:
         return f"{value.numerator:,}"
     return f"{float(value):,.2f}"
 
 
-def _number(value: Fraction) -> int | float:
+def _number(value: int | Fraction) -> int | float:
     return int(value) if value.denominator == 1 else float(value)
 
 

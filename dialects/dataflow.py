@@ -241,9 +241,7 @@ class _LoopContainer(IRDLOperation):
     body = region_def("single_block")
     traits = traits_def(NoTerminator())
 
-    def __init__(
-        self, loops: str, count: int, body: Sequence[Operation], serial: bool = False
-    ):
+    def __init__(self, loops: str, count: int, body: Sequence[Operation], serial: bool = False):
         props: dict[str, Attribute] = {"loops": StringAttr(loops), "count": _int(count)}
         if serial:
             props["serial"] = UnitAttr()
@@ -729,8 +727,16 @@ class BufferOp(IRDLOperation):
 
 
 def programs_in(root: Operation) -> list[ProgramOp]:
-    """Every `dataflow.program` under `root` (a module), in order."""
-    return [op for op in root.walk() if isinstance(op, ProgramOp)]
+    """Every `dataflow.program` under `root` (a module), in order (programs do not nest, so
+    their bodies are not searched)."""
+    if isinstance(root, ProgramOp):
+        return [root]
+    found: list[ProgramOp] = []
+    for region in root.regions:
+        for block in region.blocks:
+            for op in block.ops:
+                found.extend(programs_in(op))
+    return found
 
 
 Dataflow = Dialect(
