@@ -187,6 +187,48 @@ def _mean(total: int, instances: int) -> int | Fraction:
     return total // instances if total % instances == 0 else Fraction(total, instances)
 
 
+def storage_energy(
+    arch: Architecture,
+    label: str,
+    counts: tuple[int, int, int],
+    instances: int,
+    accounting: str = "physical",
+    tensor: str = "",
+) -> float:
+    """pJ of (reads, fills, updates) summed over `instances` utilized instances of the level
+    `label`: Timeloop's block-granular energy per instance (`level_costs.access_energy`), times
+    the instances (`artifact` accounting: times one). Uneven counts are spread evenly: the mean
+    per instance, exact in words, in whole vectors rounded up."""
+    return _storage_pj(_facts(arch).level(label), counts, instances, accounting, label, tensor)
+
+
+def _storage_pj(
+    facts: _LevelFacts,
+    counts: tuple[int, int, int],
+    instances: int,
+    accounting: str,
+    label: str,
+    tensor: str,
+) -> float:
+    per_instance = (
+        _mean(counts[0], instances),
+        _mean(counts[1], instances),
+        _mean(counts[2], instances),
+    )
+    level = facts.level
+    _, pj = access_energy(
+        per_instance,
+        facts.energies,
+        facts.block,
+        instances,
+        max(instances, level.instances),
+        level.cluster_size,
+        label,
+        tensor,
+    )
+    return pj if accounting == "artifact" else pj * instances
+
+
 def level_cycles(
     level: StorageLevel,
     counts: tuple[int, int, int],
@@ -352,33 +394,13 @@ class _Evaluator:
     # -- storage ------------------------------------------------------------------------------
 
     def access(self, op: AccessOp) -> None:
-        """Counts and energy of one access op: Timeloop's block-granular energy per instance
-        (`level_costs.access_energy`) times the utilized instances (`artifact` accounting:
-        times one). Uneven counts are spread evenly: the mean per instance, exact in words,
-        in whole vectors rounded up."""
+        """Counts and energy (`storage_energy`) of one access op."""
         label = op.level_name
         tensor_name = op.tensor_name
         facts = self.facts.level(label)
         counts = op.counts()
         instances = op.instances_value
-        per_instance = (
-            _mean(counts[0], instances),
-            _mean(counts[1], instances),
-            _mean(counts[2], instances),
-        )
-        level = facts.level
-        _, pj = access_energy(
-            per_instance,
-            facts.energies,
-            facts.block,
-            instances,
-            max(instances, level.instances),
-            level.cluster_size,
-            label,
-            tensor_name,
-        )
-        if self.accounting != "artifact":
-            pj *= instances
+        pj = _storage_pj(facts, counts, instances, self.accounting, label, tensor_name)
         entry = self.acc.levels.get(label)
         if entry is None:
             entry = self.acc.levels[label] = _LevelAcc()

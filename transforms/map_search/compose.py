@@ -15,7 +15,7 @@ agree with `lower-to-dataflow` followed by the cost model to the last bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -25,6 +25,7 @@ from einsum_opt.costmodel.model import level_cycles, level_of
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import REGISTERS, Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
+from einsum_opt.lowering.data_spaces import view_source
 from einsum_opt.lowering.loopnest_to_dataflow import (
     dependencies,
     find_loops,
@@ -90,7 +91,10 @@ class KernelStructure:
 
 
 def kernel_structure(
-    nests: Sequence[NestOp], arch: Architecture, running: frozenset[str]
+    nests: Sequence[NestOp],
+    arch: Architecture,
+    running: frozenset[str],
+    views: Mapping[str, tuple[str, str]],
 ) -> KernelStructure:
     """The structure `lower_kernel` gives a kernel of these nests (see the module docstring);
     IllegalMapping when the program would not verify, or when nests sharing a repeat or
@@ -149,6 +153,9 @@ def kernel_structure(
     names = {n.tensor_name for n in nests} | {
         n.access_name(v) for n in nests for v, _ in n.accesses() if v is not None
     }
+    names |= {view_source(views, name, "")[0] for name in names}
+    # As `kernel_accesses`: a pipeline of running values keeps everything it touches.
+    iterative = any(n.iterative_rank() is not None for n in nests)
     return KernelStructure(
         tuple(roles),
         tuple(runs),
@@ -159,7 +166,7 @@ def kernel_structure(
         _loop_count(nests, pipeline) if members else 1,
         _loop_count(nests, repeat),
         bool(repeat) and inner,
-        running & names,
+        frozenset(names) if iterative else running & names,
         tuple(
             i
             for order in (BEFORE, REPEAT_BEFORE, PIPELINE, REPEAT_AFTER, AFTER)
@@ -263,7 +270,7 @@ def _touches(results: Sequence[NestResult]) -> dict[str, list[Touch]]:
     for position, result in enumerate(results):
         for label, ts in result.touches:
             into = out.setdefault(label, [])
-            into.extend(Touch(position, t.tensor, t.writes, t.words) for t in ts)
+            into.extend(Touch(position, t.tensor, t.writes, t.words, t.accumulates) for t in ts)
     return out
 
 
@@ -271,9 +278,12 @@ class CascadeCoster:
     """Costs candidate mappings of one cascade from their nests' results, keeping the
     structure and the peak footprints of every kernel it has seen."""
 
-    def __init__(self, arch: Architecture, running: frozenset[str]):
+    def __init__(
+        self, arch: Architecture, running: frozenset[str], views: Mapping[str, str]
+    ) -> None:
         self.arch = arch
         self.running = running
+        self.views = {view: (source, arch.root) for view, source in views.items()}
         self.structures: dict[tuple[object, ...], KernelStructure] = {}
         self.peak_memo: dict[tuple[int, ...], dict[str, int]] = {}
         self.cycle_memo: dict[tuple[object, ...], float] = {}
@@ -296,7 +306,7 @@ class CascadeCoster:
         if found is None:
             if len(self.structures) > STRUCTURE_CACHE:
                 self.structures.clear()
-            found = kernel_structure(as_nests(nests), self.arch, self.running)
+            found = kernel_structure(as_nests(nests), self.arch, self.running, self.views)
             self.structures[key] = found
         return found
 

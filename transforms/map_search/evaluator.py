@@ -12,7 +12,7 @@ from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR
 from einsum_opt.hardware import Architecture
 from einsum_opt.transforms.map_search.compose import CascadeCoster, Cost, KernelStructure
 from einsum_opt.transforms.map_search.facts import CascadeFacts
-from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestEvaluator
+from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestEvaluator, NestResult
 from einsum_opt.transforms.map_search.plan import CascadeMap, to_attr
 
 __all__ = ["Cost", "Evaluator", "IllegalMapping", "attach_plan"]
@@ -26,17 +26,20 @@ class Evaluator:
         self.facts = facts
         self.arch = arch
         self.nests = NestEvaluator(cascade, facts, arch)
-        self.coster = CascadeCoster(arch, frozenset(facts.positions))
+        self.coster = CascadeCoster(arch, frozenset(facts.positions), facts.views)
         self.costed = 0
         self._structures: dict[tuple[int, ...], tuple[tuple[object, ...], KernelStructure]] = {}
         self._kernels: dict[tuple[str, ...], list[list[int]]] = {}
+        self._resident: dict[
+            tuple[int, ...], tuple[tuple[NestResult, ...], list[NestResult]]
+        ] = {}
 
     def cost(self, plan: CascadeMap, exact: bool = False) -> Cost:
         """The cost of the cascade mapped by `plan`; IllegalMapping when a nest has no
         legal analysis. `exact`: energies summed in the cost report's order (bit for bit
         what the report gives; otherwise equal up to rounding)."""
         groups = [
-            ([self.nests.result(i, plan[i]) for i in members], structure)
+            (self._kernel_results(members, plan), structure)
             for members, structure in self.structures(plan)
         ]
         for e in self.facts.einsums:
@@ -45,6 +48,19 @@ class Evaluator:
         self.costed += 1
         return self.coster.cost(groups, exact)
 
+    def _kernel_results(self, members: list[int], plan: CascadeMap) -> list[NestResult]:
+        """The results of one kernel's nests, with what earlier nests leave resident (kept
+        per the nests' own results, which are kept alive with it)."""
+        results = tuple(self.nests.result(i, plan[i]) for i in members)
+        key = tuple(id(r) for r in results)
+        kept = self._resident.get(key)
+        if kept is not None and all(a is b for a, b in zip(kept[0], results, strict=True)):
+            return kept[1]
+        found = self.nests.in_kernel(members, plan, results)
+        if len(self._resident) > 200_000:
+            self._resident.clear()
+        self._resident[key] = (results, found)
+        return found
 
     def kernels(self, plan: CascadeMap) -> list[list[int]]:
         """The computing Einsums of each kernel of `plan`, kernels in order."""

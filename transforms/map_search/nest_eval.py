@@ -8,23 +8,23 @@ one Einsum's mapping analyses only that Einsum again.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.costmodel.model import level_of, storage_energy
+from einsum_opt.costmodel.model import storage_energy
 from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_spec import NestSpecError
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.hardware import Architecture, ArchitectureError
-from einsum_opt.lowering.accesses import nest_access_ops
+from einsum_opt.lowering.accesses import nest_access_ops, still_resident
 from einsum_opt.lowering.buffers import Touch
 from einsum_opt.lowering.data_spaces import data_spaces
-from einsum_opt.lowering.placement import place_nest
+from einsum_opt.lowering.placement import PlacedNest, place_nest
 from einsum_opt.transforms.map_search.facts import CascadeFacts
-from einsum_opt.transforms.map_search.light_nest import EinsumShape, LightNest, as_nest
-from einsum_opt.transforms.map_search.plan import EinsumMap, clashes
+from einsum_opt.transforms.map_search.light_nest import EinsumShape, LightNest, as_nest, as_nests
+from einsum_opt.transforms.map_search.plan import CascadeMap, EinsumMap, clashes
 
 PLAN_CACHE = 200_000
 """How many plans are remembered by identity before that shortcut starts over."""
@@ -65,6 +65,8 @@ class NestResult:
     levels: tuple[tuple[str, int, int, int, int], ...] = ()
     energies: tuple[tuple[str, str, float], ...] = ()
     storage_pj: float = 0.0
+    placed: PlacedNest | None = None
+    """The placed nest (None for a view), for what earlier nests of its kernel leave resident."""
 
     @staticmethod
     def of(
@@ -74,6 +76,7 @@ class NestResult:
         point_pj: float,
         accesses: tuple[Access, ...],
         touches: tuple[tuple[str, tuple[Touch, ...]], ...],
+        placed: PlacedNest | None = None,
     ) -> NestResult:
         """A result with its per-level sums and energies derived from `accesses`."""
         sums: dict[str, list[int]] = {}
@@ -93,6 +96,7 @@ class NestResult:
             tuple((label, *c) for label, c in sums.items()),  # type: ignore[misc]
             tuple((a.label, a.tensor, a.energy_pj) for a in accesses),
             sum(a.energy_pj for a in accesses),
+            placed,
         )
 
 
@@ -112,6 +116,7 @@ class NestEvaluator:
         self.by_plan: dict[tuple[int, int], tuple[EinsumMap, NestResult | IllegalMapping]] = {}
         self.lowered: dict[Hashable, LightNest | IllegalMapping] = {}
         self.shapes = [EinsumShape.of(op) for op in self.ops]
+        self.resident_memo: dict[Hashable, NestResult | IllegalMapping] = {}
         self.analysed = 0
 
     def lower(self, index: int, plan: EinsumMap) -> LightNest:
@@ -180,16 +185,22 @@ class NestEvaluator:
         try:
             spaces = data_spaces(as_nest(nest), self.views, self.running, self.sizes)
             placed = place_nest(arch, as_nest(nest), spaces, self.in_memory, {})
-            counts = analyze(placed.spec)
-            ops, touches = nest_access_ops(as_nest(nest), placed, counts)
             cycles = arch.cycles(plan.unit, facts.ops)
             point_pj = arch.op_energy_pj(plan.unit, facts.ops)
+            return self._analysed(nest, plan, placed, cycles, point_pj)
         except (PassFailedException, NestSpecError, ArchitectureError) as error:
             return IllegalMapping(str(error))
+
+    def _analysed(
+        self, nest: LightNest, plan: EinsumMap, placed: PlacedNest, cycles: int, point_pj: float
+    ) -> NestResult:
+        """The result of a placed nest: its analysis, access ops and their energies."""
+        arch = self.arch
+        counts = analyze(placed.spec)
+        ops, touches = nest_access_ops(as_nest(nest), placed, counts)
         accesses = []
         for op in ops:
             counts3 = op.counts()
-            level = level_of(arch, op.level_name)
             accesses.append(
                 Access(
                     op.tensor_name,
@@ -197,7 +208,7 @@ class NestEvaluator:
                     *counts3,
                     op.capacity_value,
                     op.instances_value,
-                    storage_energy(level, counts3, op.instances_value, arch.word_bytes),
+                    storage_energy(arch, op.level_name, counts3, op.instances_value),
                 )
             )
         return NestResult.of(
@@ -207,4 +218,38 @@ class NestEvaluator:
             point_pj,
             tuple(accesses),
             tuple((label, tuple(ts)) for label, ts in touches.items()),
+            placed,
         )
+
+    def in_kernel(
+        self, members: Sequence[int], plan: CascadeMap, results: Sequence[NestResult]
+    ) -> list[NestResult]:
+        """The results of a kernel's nests (`members`, in program order) as `kernel_accesses`
+        gives them: a nest reading a tile an earlier nest of the kernel left at a level does
+        not fetch it again (`still_resident`); such a nest is analysed again, kept."""
+        nests = as_nests([r.nest for r in results])
+        resident: dict[tuple[str, str], tuple[tuple[object, ...], int]] = {}
+        out = []
+        for position, (index, result) in enumerate(zip(members, results, strict=True)):
+            placed = result.placed
+            adjusted = placed and still_resident(placed, resident, nests, position)
+            if adjusted is None or adjusted is placed:
+                out.append(result)
+                continue
+            keeps = tuple(level.keep for level in adjusted.spec.levels)
+            key = (index, plan[index], keeps)
+            found = self.resident_memo.get(key)
+            if found is None:
+                if len(self.resident_memo) > PLAN_CACHE:
+                    self.resident_memo.clear()
+                try:
+                    found = self._analysed(
+                        result.nest, plan[index], adjusted, result.cycles, result.point_pj
+                    )
+                except NestSpecError as error:
+                    found = IllegalMapping(str(error))
+                self.resident_memo[key] = found
+            if isinstance(found, IllegalMapping):
+                raise found
+            out.append(found)
+        return out
