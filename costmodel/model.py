@@ -636,12 +636,7 @@ def _report(
     word = root_level.word_bits_of(arch.word_bytes) // 8
     root_counts = levels.get(root, {})
     dram_bytes = sum(sum(v[:3]) for v in root_counts.values()) * word
-    breakdown: dict[str, float] = {"compute": compute_pj, "registers": 0.0}
-    for label in arch.storage:
-        breakdown[label] = 0.0
-    for label, by_tensor in energy_by_level.items():
-        key = "registers" if label not in arch.storage else label
-        breakdown[key] += sum(by_tensor.values())
+    breakdown = energy_breakdown(arch, compute_pj, energy_by_level)
     access = {
         label: {
             tensor: LevelAccess(_mean(v[0], v[4]), _mean(v[1], v[4]), _mean(v[2], v[4]), v[3], v[4])
@@ -677,6 +672,20 @@ def _report(
         accounting=accounting,
         programs=tuple(name for name, _ in costs),
     )
+
+
+def energy_breakdown(
+    arch: Architecture, compute_pj: float, energy_by_level: Mapping[str, Mapping[str, float]]
+) -> dict[str, float]:
+    """pJ by component, as the report lists them: compute, the units' registers, then every
+    storage level of `arch` (each level's energy summed over its tensors, in their order)."""
+    breakdown: dict[str, float] = {"compute": compute_pj, "registers": 0.0}
+    for label in arch.storage:
+        breakdown[label] = 0.0
+    for label, by_tensor in energy_by_level.items():
+        key = "registers" if label not in arch.storage else label
+        breakdown[key] += sum(by_tensor.values())
+    return breakdown
 
 
 def _as_architecture(arch: Architecture | str) -> Architecture:

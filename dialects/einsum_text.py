@@ -15,7 +15,7 @@ from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
 from xdsl.utils.lexer import Span
 
-from einsum_opt.dialects.einsum import EinsumOp, default_merge
+from einsum_opt.dialects.einsum import EinsumOp, default_merge, reduced_of
 from einsum_opt.dialects.einsum_attrs import (
     REDUCE_OPERATORS,
     Merge,
@@ -247,7 +247,7 @@ def parse_einsum(parser: Parser) -> EinsumOp:
             region = build_map_region(expr, arg_types, result_type.element_type)
         except MapBuildError as e:
             parser.raise_error(f"einsum {name}: {e}", start)
-    reduced = _reduced_in_order(output, [ix for _, ix in resolved])
+    reduced = reduced_of(output, [ix for _, ix in resolved])
     unknown = [v for v in reduce_ops if v not in reduced]
     if unknown:
         parser.raise_error(
@@ -279,16 +279,3 @@ def _element_type(value: SSAValue, parser: Parser) -> Attribute:
     if not isinstance(value.type, TensorType):
         parser.raise_error(f"einsum operand must be an !einsum.tensor, got {value.type}")
     return value.type.element_type
-
-
-def _reduced_in_order(
-    output: Sequence[IndexExpr], accesses: Sequence[Sequence[IndexExpr]]
-) -> list[str]:
-    outs = {v for ix in output for v in ix.variables}
-    seen: list[str] = []
-    for indices in accesses:
-        for index in indices:
-            for v in index.variables:
-                if v not in outs and v not in seen:
-                    seen.append(v)
-    return seen

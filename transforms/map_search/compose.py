@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from xdsl.utils.exceptions import PassFailedException
 
-from einsum_opt.costmodel.model import level_cycles, level_of
+from einsum_opt.costmodel.model import energy_breakdown, level_cycles, level_of
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import REGISTERS, Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
@@ -353,13 +353,7 @@ class CascadeCoster:
                 if total > peaks.get(label, 0):
                     peaks[label] = total
         if exact:
-            breakdown: dict[str, float] = {"compute": compute_pj, "registers": 0.0}
-            for label in arch.storage:
-                breakdown[label] = 0.0
-            for label, by_tensor in by_level.items():
-                key = "registers" if label not in arch.storage else label
-                breakdown[key] += sum(by_tensor.values())
-            energy = sum(breakdown.values())
+            energy = sum(energy_breakdown(arch, compute_pj, by_level).values())
         else:
             energy = compute_pj + storage_pj
         overflow = 0
