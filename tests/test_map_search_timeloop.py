@@ -75,33 +75,12 @@ def test_a_free_search_is_at_least_as_good(case: Path, tmp_path: Path) -> None:
     assert report["cycles"] * report["energy_pj"] <= given * (1 + 1e-3)
 
 
-GEMM = Path(__file__).resolve().parent.parent / "examples" / "timeloop" / "gemm"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "timeloop"
 
 
-def _node_form_mapper_input(directory: Path) -> Path:
-    """examples/timeloop/gemm without its mapping, its nodes constraining the search: the PE
-    fan-out takes M along X and N along Y, 16 each; the RF keeps only Z."""
-    text = (GEMM / "input.yaml").read_text()
-    text = text[: text.index("\nmapping:")]
-    text = text.replace(
-        "    spatial: {meshX: 16, meshY: 16}\n",
-        "    spatial: {meshX: 16, meshY: 16}\n"
-        "    constraints:\n"
-        "      spatial: {factors: [M=16, N=16], permutation: [M, N], split: 1}\n",
-    )
-    text = text.replace(
-        "    attributes: {depth: 16, width: 8, datawidth: 8}\n",
-        "    attributes: {depth: 16, width: 8, datawidth: 8}\n"
-        "    constraints:\n"
-        "      dataspace: {keep: [Z], bypass: [A, B]}\n",
-    )
-    path = directory / "input.yaml"
-    path.write_text(text + "\n")
-    return path
-
-
-def test_a_node_form_input_without_a_mapping_is_a_mapper_input(tmp_path: Path) -> None:
-    path = _node_form_mapper_input(tmp_path)
+def test_a_node_form_input_without_a_mapping_is_a_mapper_input() -> None:
+    # examples/timeloop/gemm-mapper: ../gemm without its mapping, its nodes constraining it.
+    path = EXAMPLES / "gemm-mapper" / "input.yaml"
     spec = load_timeloop_spec(path)
     assert spec.mapping is None
     fanout = spec.constraints.of("inter_PE_spatial")
@@ -109,7 +88,7 @@ def test_a_node_form_input_without_a_mapping_is_a_mapper_input(tmp_path: Path) -
     assert (fanout.spatial_x, fanout.spatial_y) == ({"M"}, {"N"})
     rf = spec.constraints.of("RF")
     assert rf is not None and (rf.keep, rf.bypass) == ({"Z"}, {"A", "B"})
-    report = _search(GEMM, path, budget=5)
-    # The hand mapping of the example (1,024 cycles, 1,179,460 pJ) is within the constraints.
+    report = _search(EXAMPLES / "gemm", path, budget=5)
+    # The hand mapping of ../gemm (1,024 cycles, 1,179,460 pJ) is within the constraints.
     assert report["cycles"] <= 1024
     assert report["cycles"] * report["energy_pj"] <= 1024 * 1_179_460 * (1 + 1e-9)
