@@ -341,14 +341,13 @@ class CascadeCoster:
                         into[tensor] = into.get(tensor, 0.0) + pj
             else:
                 storage_pj += sum(r.storage_pj for r in results)
-            for label, entry in sums.items():
-                if label in self.leaking:
-                    leak = level_of(arch, label).leak_pj_per_cycle * program_latency * entry[3]
-                    if exact:
-                        into = by_level.setdefault(label, {})
-                        into["leakage"] = into.get("leakage", 0.0) + leak
-                    else:
-                        storage_pj += leak
+            for label, instances in self._leaking_instances(results, sums).items():
+                leak = level_of(arch, label).leak_pj_per_cycle * program_latency * instances
+                if exact:
+                    into = by_level.setdefault(label, {})
+                    into["leakage"] = into.get("leakage", 0.0) + leak
+                else:
+                    storage_pj += leak
             for label, total in self._peaks(results, structure.persistent).items():
                 if total > peaks.get(label, 0):
                     peaks[label] = total
@@ -366,6 +365,22 @@ class CascadeCoster:
         else:
             buffer_bytes = sum(peaks.values())
         return Cost(latency, math.ceil(latency), energy, buffer_bytes, overflow)
+
+    def _leaking_instances(
+        self, results: Sequence[NestResult], sums: Mapping[str, list[int]]
+    ) -> dict[str, int]:
+        """label -> instances charged leakage in a kernel, as the cost model charges them:
+        every leaking level on the chains of the kernel's units, its utilised instances, one
+        when the kernel holds nothing there (bypassed by every tensor)."""
+        charged: dict[str, int] = {}
+        for label, entry in sums.items():
+            if label in self.leaking:
+                charged[label] = entry[3]
+        for unit in dict.fromkeys(r.unit for r in results):
+            for chained in self.arch.chain(unit):
+                if chained.label in self.leaking and chained.label not in charged:
+                    charged[chained.label] = 1
+        return charged
 
     def _level_cycles(self, label: str, sums: list[int]) -> float:
         """`level_cycles` of one level's traffic (kept: the same sums recur)."""
