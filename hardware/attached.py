@@ -23,15 +23,21 @@ def attach_architecture(module: ModuleOp, arch: Architecture) -> None:
 
 def attached_architecture(op: Operation) -> Architecture | None:
     """The architecture attached to the module containing `op` (None if there is none)."""
+    text = module_text_attribute(op, ARCH_ATTR)
+    if text is None:
+        return None
+    return Architecture.from_yaml(text, source=f"the module's {ARCH_ATTR}")
+
+
+def module_text_attribute(op: Operation, name: str) -> str | None:
+    """The string attribute `name` of the module containing `op` (None if it has none)."""
     node: Operation | None = op
     while node is not None and not isinstance(node, ModuleOp):
         node = node.parent_op()
     if node is None:
         return None
-    attr = node.attributes.get(ARCH_ATTR)
-    if not isinstance(attr, StringAttr):
-        return None
-    return Architecture.from_yaml(attr.data, source=f"the module's {ARCH_ATTR}")
+    attr = node.attributes.get(name)
+    return attr.data if isinstance(attr, StringAttr) else None
 
 
 def choose_architecture(option: str | None, op: Operation) -> tuple[Architecture, str]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Operation
 
+from einsum_opt.hardware.attached import module_text_attribute
+
 MAPSPACE_ATTR = "einsum.mapspace"
 """The module attribute holding the mapspace constraints, as JSON."""
 
@@ -115,12 +117,5 @@ def attach_mapspace(module: ModuleOp, constraints: MapspaceConstraints) -> None:
 
 def attached_mapspace(op: Operation) -> MapspaceConstraints | None:
     """The mapspace constraints of the module containing `op` (None if it has none)."""
-    node: Operation | None = op
-    while node is not None and not isinstance(node, ModuleOp):
-        node = node.parent_op()
-    if node is None:
-        return None
-    attr = node.attributes.get(MAPSPACE_ATTR)
-    if not isinstance(attr, StringAttr):
-        return None
-    return MapspaceConstraints.from_json(attr.data)
+    text = module_text_attribute(op, MAPSPACE_ATTR)
+    return None if text is None else MapspaceConstraints.from_json(text)
