@@ -51,11 +51,10 @@ def rate(count: int, seconds: float) -> str:
 
 
 def costed(worker: Worker, what: str, genomes: list[Genome]) -> None:
-    """Cost `genomes` one by one and print the rate."""
+    """Cost `genomes` (one batch, as a search round does) and print the rate."""
     before = worker.evaluator.nests.analysed
     start = time.process_time()
-    for genome in genomes:
-        worker.one(genome, None)
+    worker.evaluate(genomes, None)
     spent = time.process_time() - start
     new = worker.evaluator.nests.analysed - before
     print(

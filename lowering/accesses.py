@@ -61,46 +61,86 @@ def _tile_signature(spec: NestSpec, index: int, tensor: TensorSpec) -> tuple[obj
     return (above, box)
 
 
+@dataclass(frozen=True)
+class ResidentTile:
+    """A tile a nest reads from level `index` (a level below the tensor's outermost keeper):
+    its signature (`_tile_signature`) and the nest's loop variables above the level that move
+    it."""
+
+    index: int
+    signature: tuple[object, ...]
+    moving: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ResidentTensor:
+    """An operand a nest keeps at two levels or more: its data space, the levels keeping it
+    and its tiles below the outermost one (innermost first)."""
+
+    space: str
+    name: str
+    kept: tuple[int, ...]
+    tiles: tuple[ResidentTile, ...]
+
+
+def resident_tensors(placed: PlacedNest) -> tuple[ResidentTensor, ...]:
+    """What `still_resident` compares of a placed nest, computed once per nest (it depends on
+    the nest alone, not on the kernel around it)."""
+    spec = placed.spec
+    levels = spec.levels
+    out = []
+    for tensor, space in zip(spec.tensors, placed.spaces, strict=True):
+        kept = tuple(i for i, level in enumerate(levels) if tensor.name in level.keep)
+        if space.output or len(kept) < 2:
+            continue
+        uses = space.variables()
+        tiles = tuple(
+            ResidentTile(
+                index,
+                _tile_signature(spec, index, tensor),
+                frozenset(
+                    loop.dim for level in levels[:index] for loop in level.loops if loop.dim in uses
+                ),
+            )
+            for index in reversed(kept[1:])
+        )
+        out.append(ResidentTensor(space.name, tensor.name, kept, tiles))
+    return tuple(out)
+
+
 def still_resident(
     placed: PlacedNest,
     resident: dict[tuple[str, str], tuple[tuple[object, ...], int]],
     nests: Sequence[NestOp],
     position: int,
+    tensors: Sequence[ResidentTensor] | None = None,
 ) -> PlacedNest:
     """`placed` (the nest at `position` in `nests`) with the tensors it reads from a level
     where an earlier nest of the kernel left the same tile read from there: they are not
     fetched again (the softmax reads QK from DRAM once, for GM and SN). A tile stays between
     two nests when the loops above the level are the same and every one of them that moves
     the tile is a loop the nests from the one to the other share (`fused_loops`: they run one
-    after another inside it). Records the tiles `placed` brings in for the nests after it."""
+    after another inside it). Records the tiles `placed` brings in for the nests after it.
+    `tensors`: `resident_tensors(placed)` when the caller keeps it."""
     spec = placed.spec
     levels = list(spec.levels)
-    for tensor, space in zip(spec.tensors, placed.spaces, strict=True):
-        kept = [i for i, level in enumerate(levels) if tensor.name in level.keep]
-        if space.output or len(kept) < 2:
-            continue
-        uses = space.variables()
-        for index in reversed(kept[1:]):
-            key = (space.name, levels[index].name)
-            signature = _tile_signature(spec, index, tensor)
-            moving = {
-                loop.dim for level in levels[:index] for loop in level.loops if loop.dim in uses
-            }
-            earlier = resident.get(key)
+    for tensor in resident_tensors(placed) if tensors is None else tensors:
+        for tile in tensor.tiles:
+            earlier = resident.get((tensor.space, levels[tile.index].name))
             if (
                 earlier is not None
-                and earlier[0] == signature
-                and moving <= set(fused_loops(nests[earlier[1] : position + 1]))
+                and earlier[0] == tile.signature
+                and tile.moving <= set(fused_loops(nests[earlier[1] : position + 1]))
             ):
-                for above in kept:
-                    if above < index:
+                for above in tensor.kept:
+                    if above < tile.index:
                         level = levels[above]
                         levels[above] = replace(level, keep=level.keep - {tensor.name})
                 break
-        for index in kept[1:]:
-            key = (space.name, spec.levels[index].name)
-            if key not in resident or resident[key][0] != _tile_signature(spec, index, tensor):
-                resident[key] = (_tile_signature(spec, index, tensor), position)
+        for tile in tensor.tiles:
+            key = (tensor.space, spec.levels[tile.index].name)
+            if key not in resident or resident[key][0] != tile.signature:
+                resident[key] = (tile.signature, position)
     if levels == list(spec.levels):
         return placed
     return replace(placed, spec=replace(spec, levels=tuple(levels)))
@@ -156,13 +196,28 @@ def kernel_accesses(
     return KernelAccesses(accesses, buffers, placed)
 
 
-def nest_access_ops(
+@dataclass(frozen=True)
+class AccessCounts:
+    """What one `dataflow.access` op carries: the tensor, the level, the counts summed over
+    the utilized instances, the largest tile one instance holds and the instances."""
+
+    tensor: str
+    level: str
+    reads: int
+    fills: int
+    updates: int
+    capacity: int
+    instances: int
+
+
+def nest_access_counts(
     nest: NestOp, placed: PlacedNest, counts: NestCounts
-) -> tuple[list[AccessOp], dict[str, list[Touch]]]:
-    """The access ops of one placed and analysed nest, and its touches per level (as the
-    nest at position 0 of its kernel): what `kernel_accesses` emits for it."""
+) -> tuple[list[AccessCounts], dict[str, list[Touch]]]:
+    """The accesses of one placed and analysed nest as plain data (what its
+    `dataflow.access` ops would carry), and its touches per level (as the nest at position 0
+    of its kernel): what `kernel_accesses` emits for it."""
     touches: dict[str, list[Touch]] = {}
-    return _access_ops(nest, placed, counts, touches, 0), touches
+    return _access_counts(nest, placed, counts, touches, 0), touches
 
 
 def _access_ops(
@@ -173,6 +228,25 @@ def _access_ops(
     position: int,
 ) -> list[AccessOp]:
     """One access op per (tensor, level) the nest keeps, second reads of a tensor merged."""
+    return [
+        AccessOp(nest.tensor_name, a.tensor, a.level, *_values(a))
+        for a in _access_counts(nest, placed, counts, touches, position)
+    ]
+
+
+def _values(a: AccessCounts) -> tuple[int, int, int, int, int]:
+    return a.reads, a.fills, a.updates, a.capacity, a.instances
+
+
+def _access_counts(
+    nest: NestOp,
+    placed: PlacedNest,
+    counts: NestCounts,
+    touches: dict[str, list[Touch]],
+    position: int,
+) -> list[AccessCounts]:
+    """One entry per (tensor, level) the nest keeps, second reads of a tensor merged; the
+    nest's tiles are added to `touches`."""
     merged: dict[tuple[str, str], list[int]] = {}
     overwritten = {
         t.name
@@ -204,6 +278,5 @@ def _access_ops(
                 Touch(position, key[0], writes, capacity, tensor.name not in overwritten)
             )
     return [
-        AccessOp(nest.tensor_name, tensor, label, *values)
-        for (tensor, label), values in merged.items()
+        AccessCounts(tensor, label, *values) for (tensor, label), values in merged.items()
     ]

@@ -101,16 +101,27 @@ def occupancy(
 ) -> dict[str, int]:
     """Allocation -> words at one level for a kernel: each tensor at its largest tile, alive
     from its first nest to its last (see the module docstring)."""
-    size: dict[str, int] = {}
-    for t in touches:
-        size[t.tensor] = max(size.get(t.tensor, 0), t.words)
     by_nest: dict[int, list[Touch]] = {}
     for t in touches:
         by_nest.setdefault(t.nest, []).append(t)
+    return nest_occupancy([by_nest[nest] for nest in sorted(by_nest)], persistent)
+
+
+def nest_occupancy(
+    groups: Sequence[Sequence[Touch]], persistent: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """`occupancy` of touches given nest by nest in program order (their `nest` fields are
+    not read); a nest that touches nothing at the level is an empty group or left out."""
+    size: dict[str, int] = {}
+    for group in groups:
+        for t in group:
+            if t.words > size.get(t.tensor, -1):
+                size[t.tensor] = t.words
     produced: list[Produced] = []
     started: set[str] = set()
-    for nest in sorted(by_nest):
-        group = by_nest[nest]
+    for group in groups:
+        if not group:
+            continue
         reads = {t.tensor for t in group if not t.writes}
         for t in group:
             if not t.writes and t.tensor not in started:

@@ -10,15 +10,17 @@ repaired (an illegal home moves to the deepest legal level), and costed exactly.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.hardware import Architecture
-from einsum_opt.transforms.map_search.compose import Cost
+from einsum_opt.transforms.map_search.compose import Cost, KernelStructure
 from einsum_opt.transforms.map_search.constraints import Constraints
 from einsum_opt.transforms.map_search.evaluator import Evaluator, IllegalMapping
 from einsum_opt.transforms.map_search.facts import CascadeFacts, cascade_facts
@@ -97,7 +99,8 @@ class Worker:
         self, genomes: Sequence[Genome], bound: float | None
     ) -> list[Outcome | None]:
         """Each genome's outcome, None for one pruned by `bound` or illegal."""
-        return [self.one(g, bound) for g in genomes]
+        with fewer_collections():
+            return [self.one(g, bound) for g in genomes]
 
     def one(self, genome: Genome, bound: float | None) -> Outcome | None:
         """One genome's outcome (see `evaluate`)."""
@@ -153,18 +156,23 @@ class Worker:
             touching = tuple(i for i in members if tensor in self.facts.einsums[i].tensors)
             self._touching[(tensor, tuple(members))] = touching
         loops = tuple(plan[i].loops for i in touching)
-        key = (tensor, tuple(id(lp) for lp in loops), id(structure))
+        assert isinstance(structure, KernelStructure)
+        # What legality depends on: the touching nests' loops and the loops enclosing a
+        # tensor's life (not the rest of the kernel's structure).
+        life = (structure.repeat_loops, structure.pipeline_loops)
+        units = tuple(plan[i].unit for i in touching)
+        key = (tensor, tuple(id(lp) for lp in loops), units, life)
         kept = self._homes.get(key)
-        # The key holds identities: the loops and the structure are kept with the entry, so
-        # they cannot be freed and their identities reused.
-        if kept is not None and kept[0] == loops and kept[1] is structure:
+        # The key holds the loops' identities: the loops are kept with the entry, so they
+        # cannot be freed and their identities reused.
+        if kept is not None and kept[0] == loops:
             return kept[2]
         args = (self.facts, self.space.chains, plan, members, structure, tensor)
         options = self.space.home_options(genome, tensor)
         found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]  # type: ignore[arg-type]
         if len(self._homes) > 200_000:
             self._homes.clear()
-        self._homes[key] = (loops, structure, found)
+        self._homes[key] = (loops, life, found)
         return found
 
     def lower_bound(self, genome: Genome, plan: CascadeMap) -> float:
@@ -202,6 +210,22 @@ class Worker:
             ops = self.facts.einsums[index].ops
             found = self._compute[key] = (arch.cycles(unit, ops), arch.op_energy_pj(unit, ops))
         return found
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run with Python's cyclic garbage collector rarely: evaluating candidates allocates
+    many short-lived objects beside large caches, and the collector's passes over those caches
+    took a third of the time. What exists on entry is frozen out of the collector's view; the
+    settings are restored on exit."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], 50_000), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 def module_text(module: ModuleOp) -> str:

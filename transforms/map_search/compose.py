@@ -24,7 +24,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.costmodel.model import energy_breakdown, level_cycles, level_of
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import REGISTERS, Architecture
-from einsum_opt.lowering.buffers import Touch, occupancy
+from einsum_opt.lowering.buffers import Touch, nest_occupancy
 from einsum_opt.lowering.data_spaces import view_source
 from einsum_opt.lowering.loopnest_to_dataflow import (
     dependencies,
@@ -264,13 +264,12 @@ def _level_sums(
     return sums
 
 
-def _touches(results: Sequence[NestResult]) -> dict[str, list[Touch]]:
-    """Each level's tiles in a kernel, the nests numbered by position."""
-    out: dict[str, list[Touch]] = {}
-    for position, result in enumerate(results):
+def _touches(results: Sequence[NestResult]) -> dict[str, list[Sequence[Touch]]]:
+    """Each level's tiles in a kernel, nest by nest in program order."""
+    out: dict[str, list[Sequence[Touch]]] = {}
+    for result in results:
         for label, ts in result.touches:
-            into = out.setdefault(label, [])
-            into.extend(Touch(position, t.tensor, t.writes, t.words, t.accumulates) for t in ts)
+            out.setdefault(label, []).append(ts)
     return out
 
 
@@ -406,7 +405,7 @@ class CascadeCoster:
         for label, touches in _touches(results).items():
             if self.capacity.get(label) is None:
                 continue
-            holds = occupancy(touches, persistent)
+            holds = nest_occupancy(touches, persistent)
             if any(holds.values()):
                 out[label] = sum(v * word for v in holds.values())
         if len(self.peak_memo) > STRUCTURE_CACHE:

@@ -65,6 +65,9 @@ class EinsumShape:
         )
 
 
+_UNSET = object()
+
+
 class LightNest:
     """The parts of a `loopnest.nest` the lowering reads (see the module docstring)."""
 
@@ -92,6 +95,9 @@ class LightNest:
         self._kept: list[list[str] | None] = [
             list(keeps[t]) if t in keeps and len(keeps[t]) > 1 else None for t in tensors
         ]
+        # Computed on first use: the lowering's functions ask for them again and again.
+        self._iterative: object = _UNSET
+        self._reduced: tuple[str, ...] | None = None
 
     def loop_list(self) -> list[LightLoop]:
         """The loops, outermost first."""
@@ -119,11 +125,17 @@ class LightNest:
 
     def iterative_rank(self) -> str | None:
         """The variable of the loop the output steps along (`m1` for `RM[m1+1, p]`)."""
-        return stepped_variable(self.output_indices)
+        if self._iterative is _UNSET:
+            self._iterative = stepped_variable(self.output_indices)
+        return self._iterative  # type: ignore[return-value]
 
     def reduced_variables(self) -> tuple[str, ...]:
         """Loop variables the accesses use and the output does not, in order of first use."""
-        return reduced_of(self.output_indices, (indices for _, indices in self._accesses))
+        if self._reduced is None:
+            self._reduced = reduced_of(
+                self.output_indices, (indices for _, indices in self._accesses)
+            )
+        return self._reduced
 
     def describe(self) -> str:
         """How diagnostics name the nest."""

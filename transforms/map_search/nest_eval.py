@@ -18,7 +18,12 @@ from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_spec import NestSpecError
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.hardware import Architecture, ArchitectureError
-from einsum_opt.lowering.accesses import nest_access_ops, still_resident
+from einsum_opt.lowering.accesses import (
+    ResidentTensor,
+    nest_access_counts,
+    resident_tensors,
+    still_resident,
+)
 from einsum_opt.lowering.buffers import Touch
 from einsum_opt.lowering.data_spaces import data_spaces
 from einsum_opt.lowering.placement import PlacedNest, place_nest
@@ -67,6 +72,8 @@ class NestResult:
     storage_pj: float = 0.0
     placed: PlacedNest | None = None
     """The placed nest (None for a view), for what earlier nests of its kernel leave resident."""
+    resident: tuple[ResidentTensor, ...] = ()
+    """`resident_tensors(placed)`, kept with the result."""
 
     @staticmethod
     def of(
@@ -97,6 +104,7 @@ class NestResult:
             tuple((a.label, a.tensor, a.energy_pj) for a in accesses),
             sum(a.energy_pj for a in accesses),
             placed,
+            () if placed is None else resident_tensors(placed),
         )
 
 
@@ -197,18 +205,18 @@ class NestEvaluator:
         """The result of a placed nest: its analysis, access ops and their energies."""
         arch = self.arch
         counts = analyze(placed.spec)
-        ops, touches = nest_access_ops(as_nest(nest), placed, counts)
+        entries, touches = nest_access_counts(as_nest(nest), placed, counts)
         accesses = []
-        for op in ops:
-            counts3 = op.counts()
+        for a in entries:
+            counts3 = (a.reads, a.fills, a.updates)
             accesses.append(
                 Access(
-                    op.tensor_name,
-                    op.level_name,
+                    a.tensor,
+                    a.level,
                     *counts3,
-                    op.capacity_value,
-                    op.instances_value,
-                    storage_energy(arch, op.level_name, counts3, op.instances_value),
+                    a.capacity,
+                    a.instances,
+                    storage_energy(arch, a.level, counts3, a.instances),
                 )
             )
         return NestResult.of(
@@ -232,7 +240,9 @@ class NestEvaluator:
         out = []
         for position, (index, result) in enumerate(zip(members, results, strict=True)):
             placed = result.placed
-            adjusted = placed and still_resident(placed, resident, nests, position)
+            adjusted = placed and still_resident(
+                placed, resident, nests, position, result.resident
+            )
             if adjusted is None or adjusted is placed:
                 out.append(result)
                 continue

@@ -33,7 +33,20 @@ class PipelineGraph:
 
     @staticmethod
     def build(after: Sequence[Sequence[int]], carried: Sequence[Sequence[int]]) -> PipelineGraph:
-        """The graph with its order, reachability and segment cycles."""
+        """The graph with its order, reachability and segment cycles (kept: candidates of one
+        kernel mostly share their pipeline's graph)."""
+        key = (tuple(map(tuple, after)), tuple(map(tuple, carried)))
+        found = _GRAPHS.get(key)
+        if found is None:
+            if len(_GRAPHS) > 10_000:
+                _GRAPHS.clear()
+            found = _GRAPHS[key] = PipelineGraph._build(*key)
+        return found
+
+    @staticmethod
+    def _build(
+        after: Sequence[Sequence[int]], carried: Sequence[Sequence[int]]
+    ) -> PipelineGraph:
         n = len(after)
         order = _topological(after)
         successors: list[list[int]] = [[] for _ in range(n)]
@@ -162,3 +175,6 @@ def _elementary_cycles(n: int, edges: dict[int, set[int]]) -> tuple[tuple[int, .
                 elif nxt > start and nxt not in path:
                     stack.append((nxt, [*path, nxt]))
     return tuple(cycles)
+
+
+_GRAPHS: dict[tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]], PipelineGraph] = {}
