@@ -99,6 +99,46 @@ def kernel_structure(
     """The structure `lower_kernel` gives a kernel of these nests (see the module docstring);
     IllegalMapping when the program would not verify, or when nests sharing a repeat or
     pipeline loop give it different trips (a shared loop has one trip count)."""
+    return shaped(kernel_loops(nests, running, views), nests, arch)
+
+
+@dataclass(frozen=True)
+class KernelLoops:
+    """What a kernel's structure takes from its nests' loop names alone, and from the trips of
+    its repeat and pipeline loops (`trips`): everything but each nest's stage shape and runs.
+    Nests whose loops have the same names, axes and levels share it as long as those trips
+    agree (`fits`)."""
+
+    iterative: str | None
+    repeat: tuple[str, ...]
+    pipeline: tuple[str, ...]
+    roles: tuple[int, ...]
+    skips: tuple[tuple[str, ...], ...]
+    """Per nest, the loops its stage shape leaves out (the repeat, and the pipeline loops for a
+    pipeline stage)."""
+    members: tuple[int, ...]
+    graph: PipelineGraph | None
+    trips: tuple[tuple[str, int], ...]
+    has_repeat: bool
+    persistent: frozenset[str]
+    accounting_order: tuple[int, ...]
+
+    def fits(self, nests: Sequence[NestOp]) -> bool:
+        """Whether nests of the same loop names give the same structure: their repeat and
+        pipeline loops have these trips (and, without a running value, they share the same
+        loops)."""
+        for var, trip in self.trips:
+            for nest in nests:
+                found = nest.extents().get(var)
+                if found is not None and found != trip:
+                    return False
+        return self.iterative is not None or fused_loops(nests) == self.pipeline
+
+
+def kernel_loops(
+    nests: Sequence[NestOp], running: frozenset[str], views: Mapping[str, tuple[str, str]]
+) -> KernelLoops:
+    """The `KernelLoops` of a kernel of these nests; IllegalMapping as `kernel_structure`."""
     try:
         it, repeat, pipeline = find_loops(nests)
     except PassFailedException as error:
@@ -106,37 +146,35 @@ def kernel_structure(
     if it is None:
         pipeline = fused_loops(nests)
     extents = [n.extents() for n in nests]
+    trips: dict[str, int] = {}
     for var in (*repeat, *pipeline):
-        trips = {ext[var] for ext in extents if var in ext}
-        if len(trips) > 1:
-            raise IllegalMapping(f"the shared loop {var} has different trips {sorted(trips)}")
+        found = {ext[var] for ext in extents if var in ext}
+        if len(found) > 1:
+            raise IllegalMapping(f"the shared loop {var} has different trips {sorted(found)}")
+        trips[var] = next(iter(found))
     staged = {
         n.tensor_name: n
         for n, ext in zip(nests, extents, strict=True)
         if pipeline and any(v in ext for v in pipeline) and all(v in ext for v in repeat)
     }
-    roles, runs, times, points = [], [], [], []
+    roles, skips = [], []
     started_pipeline = started_any = False
     stage_index: dict[str, int] = {}
     for nest, ext in zip(nests, extents, strict=True):
         in_repeat = it is not None and all(v in ext for v in repeat)
         name = nest.tensor_name
         if name in staged:
-            shape = stage_shape(nest, arch, (*repeat, *pipeline))
+            skips.append((*repeat, *pipeline))
             roles.append(PIPELINE)
-            runs.append(math.prod(ext[v] for v in pipeline if v in ext))
             stage_index[name] = len(stage_index)
             started_pipeline = started_any = True
         else:
-            shape = stage_shape(nest, arch, repeat if in_repeat else ())
-            runs.append(1)
+            skips.append(repeat if in_repeat else ())
             if in_repeat:
                 roles.append(REPEAT_AFTER if started_pipeline else REPEAT_BEFORE)
                 started_any = True
             else:
                 roles.append(AFTER if started_any else BEFORE)
-        times.append(shape[0])
-        points.append(math.prod(shape[1]))
     members = [i for i, r in enumerate(roles) if r == PIPELINE]
     graph = None
     if members:
@@ -156,15 +194,15 @@ def kernel_structure(
     names |= {view_source(views, name, "")[0] for name in names}
     # As `kernel_accesses`: a pipeline of running values keeps everything it touches.
     iterative = any(n.iterative_rank() is not None for n in nests)
-    return KernelStructure(
+    return KernelLoops(
+        it,
+        tuple(repeat),
+        tuple(pipeline),
         tuple(roles),
-        tuple(runs),
-        tuple(times),
-        tuple(points),
+        tuple(skips),
         tuple(members),
         graph,
-        _loop_count(nests, pipeline) if members else 1,
-        _loop_count(nests, repeat),
+        tuple(trips.items()),
         bool(repeat) and inner,
         frozenset(names) if iterative else running & names,
         tuple(
@@ -173,17 +211,39 @@ def kernel_structure(
             for i, r in enumerate(roles)
             if r == order
         ),
-        it,
-        tuple(repeat),
-        tuple(pipeline),
     )
 
 
-def _loop_count(nests: Sequence[NestOp], variables: Sequence[str]) -> int:
-    count = 1
-    for var in variables:
-        count *= next(n.extents()[var] for n in nests if var in n.extents())
-    return count
+def shaped(loops: KernelLoops, nests: Sequence[NestOp], arch: Architecture) -> KernelStructure:
+    """The structure of a kernel of `nests` with these loops: each stage's shape and runs."""
+    runs, times, points = [], [], []
+    pipeline = loops.pipeline
+    for nest, role, skip in zip(nests, loops.roles, loops.skips, strict=True):
+        shape = stage_shape(nest, arch, skip)
+        if role == PIPELINE:
+            ext = nest.extents()
+            runs.append(math.prod(ext[v] for v in pipeline if v in ext))
+        else:
+            runs.append(1)
+        times.append(shape[0])
+        points.append(math.prod(shape[1]))
+    trips = dict(loops.trips)
+    return KernelStructure(
+        loops.roles,
+        tuple(runs),
+        tuple(times),
+        tuple(points),
+        loops.members,
+        loops.graph,
+        math.prod(trips[v] for v in pipeline) if loops.members else 1,
+        math.prod(trips[v] for v in loops.repeat),
+        loops.has_repeat,
+        loops.persistent,
+        loops.accounting_order,
+        loops.iterative,
+        loops.repeat,
+        pipeline,
+    )
 
 
 def _compute(results: Sequence[NestResult], structure: KernelStructure) -> Fraction:
@@ -284,6 +344,7 @@ class CascadeCoster:
         self.running = running
         self.views = {view: (source, arch.root) for view, source in views.items()}
         self.structures: dict[tuple[object, ...], KernelStructure] = {}
+        self.loops: dict[tuple[object, ...], KernelLoops] = {}
         self.peak_memo: dict[tuple[int, ...], dict[str, int]] = {}
         self.cycle_memo: dict[tuple[object, ...], float] = {}
         buffer = arch.buffer_level()
@@ -294,18 +355,31 @@ class CascadeCoster:
         self.capacity = _label_capacities(arch)
 
     def structure(
-        self, nests: Sequence[LightNest], key: tuple[object, ...] | None = None
+        self,
+        nests: Sequence[LightNest],
+        key: tuple[object, ...] | None = None,
+        names: tuple[object, ...] | None = None,
     ) -> KernelStructure:
         """The structure of a kernel of these nests, kept by `key` (what it depends on: each
         nest's unit and loops; by default the nests' identities, as the evaluator keeps every
-        nest it lowers)."""
+        nest it lowers). `names`: what the nests' loop names depend on (each nest's Einsum,
+        unit, and its loops' ranks, axes, levels and which have one trip), to share the
+        `KernelLoops` of nests that differ only in trips."""
         if key is None:
             key = tuple(id(n) for n in nests)
         found = self.structures.get(key)
         if found is None:
             if len(self.structures) > STRUCTURE_CACHE:
                 self.structures.clear()
-            found = kernel_structure(as_nests(nests), self.arch, self.running, self.views)
+            lowered = as_nests(nests)
+            loops = self.loops.get(names) if names is not None else None
+            if loops is None or not loops.fits(lowered):
+                loops = kernel_loops(lowered, self.running, self.views)
+                if names is not None:
+                    if len(self.loops) > STRUCTURE_CACHE:
+                        self.loops.clear()
+                    self.loops[names] = loops
+            found = shaped(loops, lowered, self.arch)
             self.structures[key] = found
         return found
 

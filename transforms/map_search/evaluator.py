@@ -13,7 +13,7 @@ from einsum_opt.hardware import Architecture
 from einsum_opt.transforms.map_search.compose import CascadeCoster, Cost, KernelStructure
 from einsum_opt.transforms.map_search.facts import CascadeFacts
 from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestEvaluator, NestResult
-from einsum_opt.transforms.map_search.plan import CascadeMap, to_attr
+from einsum_opt.transforms.map_search.plan import CascadeMap, Loop, to_attr
 
 __all__ = ["Cost", "Evaluator", "IllegalMapping", "attach_plan"]
 
@@ -88,13 +88,22 @@ class Evaluator:
             found = self.coster.structures.get(key)
             if found is None:
                 nests = [self.nests.lower(i, plan[i]) for i in members]
-                found = self.coster.structure(nests, key)
+                names = tuple(
+                    (i, plan[i].unit, tuple(_loop_shape(lp) for lp in plan[i].loops))
+                    for i in members
+                )
+                found = self.coster.structure(nests, key, names)
             if len(self._structures) > 200_000:
                 self._structures.clear()
             # Kept by the plans' identities, the plans held so that they stay alive.
             self._structures[tuple(id(p) for p in plans)] = (plans, found)
             out.append((members, found))
         return out
+
+
+def _loop_shape(loop: Loop) -> tuple[object, ...]:
+    """What a loop contributes to its nest's loop names and index strides, its trips aside."""
+    return (loop.rank, loop.axis, loop.level, loop.extent == 1)
 
 
 def attach_plan(cascade: CascadeOp, plan: CascadeMap) -> None:
