@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+"""Each class's field names (`dataclasses.fields` is slow to call per object)."""
+
 
 class CachedHash:
     """Mixin for frozen dataclasses: `hash` computed from the fields once, then kept (a
@@ -15,8 +18,11 @@ class CachedHash:
     def __hash__(self) -> int:
         found: int | None = self.__dict__.get("_hash")
         if found is None:
-            fields = dataclasses.fields(self)  # type: ignore[arg-type]
-            found = hash(tuple(getattr(self, f.name) for f in fields))
+            names = _NAMES.get(type(self))
+            if names is None:
+                fields = dataclasses.fields(self)  # type: ignore[arg-type]
+                names = _NAMES[type(self)] = tuple(f.name for f in fields)
+            found = hash(tuple(getattr(self, name) for name in names))
             object.__setattr__(self, "_hash", found)
         return found
 
