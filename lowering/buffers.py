@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,38 @@ def nest_occupancy(
         for t in group:
             if t.words > size.get(t.tensor, -1):
                 size[t.tensor] = t.words
-    produced: list[Produced] = []
+    produced = [
+        Produced("", 0, reads)
+        if tensor is None
+        else Produced(tensor, size[tensor], reads, in_place)
+        for tensor, reads, in_place in production_order(groups)
+    ]
+    return share_space(produced, persistent)
+
+
+class TouchShape(Protocol):
+    """What a touch says apart from its words: its tensor, whether it writes it and whether
+    it reads back what it writes (a `Touch` is one)."""
+
+    @property
+    def tensor(self) -> str: ...
+
+    @property
+    def writes(self) -> bool: ...
+
+    @property
+    def accumulates(self) -> bool: ...
+
+
+def production_order(
+    groups: Sequence[Sequence[TouchShape]],
+) -> list[tuple[str | None, set[str], bool]]:
+    """The items `share_space` allocates for touches given nest by nest, without their sizes:
+    (tensor, the tensors its nest reads, in place) for a tensor's first touch, (None, reads,
+    False) for a nest that only reads (or writes a tensor it already holds). A tensor is
+    allocated at its first touch, by a reader (an input, or a running value read ahead) or by
+    its writer."""
+    order: list[tuple[str | None, set[str], bool]] = []
     started: set[str] = set()
     for group in groups:
         if not group:
@@ -125,19 +157,18 @@ def nest_occupancy(
         reads = {t.tensor for t in group if not t.writes}
         for t in group:
             if not t.writes and t.tensor not in started:
-                # First touched by a reader (an input, or a running value read ahead).
-                produced.append(Produced(t.tensor, size[t.tensor], set()))
+                order.append((t.tensor, set(), True))
                 started.add(t.tensor)
         written = [t for t in group if t.writes]
         for t in written:
             if t.tensor in started:
-                produced.append(Produced("", 0, reads | {t.tensor}))
+                order.append((None, reads | {t.tensor}, False))
                 continue
-            produced.append(Produced(t.tensor, size[t.tensor], reads, not t.accumulates))
+            order.append((t.tensor, reads, not t.accumulates))
             started.add(t.tensor)
         if not written:
-            produced.append(Produced("", 0, reads))
-    return share_space(produced, persistent)
+            order.append((None, reads, False))
+    return order
 
 
 def totals(holds: Mapping[str, int]) -> int:

@@ -15,6 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
+
+import numpy as np
+
+from einsum_opt.support.int64_rows import INT64_MAX, fill_rows, int64_array, rows_within
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,113 @@ class PipelineGraph:
             if total * best_den > best_num * len(cycle):
                 best_num, best_den = total, len(cycle)
         return Fraction(best_num, best_den)
+
+    def critical_paths(self, latency: object) -> np.ndarray:
+        """`critical_path` of every row of `latency` (N rows, one int column per stage), as
+        int64. Rows with a negative latency or latencies so large that int64 could overflow
+        are computed by `critical_path` itself; an OverflowError when a path does not fit."""
+        table = self._latency_table(latency, "critical_paths")
+        out = np.zeros(table.shape[0], dtype=np.int64)
+        fast = self._fast_rows(table, len(self.order))
+        fill_rows(out, np.flatnonzero(~fast), lambda r: self.critical_path(table[r].tolist()))
+        if fast.any():
+            rows = table[fast]
+            ends: dict[int, np.ndarray] = {}
+            best = np.zeros(rows.shape[0], dtype=np.int64)
+            for node in self.order:
+                total = rows[:, node]
+                if self.after[node]:
+                    total = total + np.maximum.reduce([ends[d] for d in self.after[node]])
+                ends[node] = total
+                best = np.maximum(best, total)
+            out[fast] = best
+        return out
+
+    def recurrence_bounds(self, latency: object) -> tuple[np.ndarray, np.ndarray]:
+        """`recurrence_bound` of every row of `latency` (N rows, one int column per stage) as
+        (numerators, denominators), int64, in lowest terms (0 is 0 / 1). Rows with a negative
+        latency or latencies so large that int64 could overflow are computed by
+        `recurrence_bound` itself; an OverflowError when a bound does not fit."""
+        table = self._latency_table(latency, "recurrence_bounds")
+        rows_in = table.shape[0]
+        numerators = np.zeros(rows_in, dtype=np.int64)
+        denominators = np.ones(rows_in, dtype=np.int64)
+        if not self.cycles:
+            return numerators, denominators
+        longest = max(map(len, self.cycles))
+        fast = self._fast_rows(table, len(self.order) * longest * longest)
+        slow = np.flatnonzero(~fast)
+        bounds = {r: self.recurrence_bound(table[r].tolist()) for r in slow.tolist()}
+        fill_rows(numerators, slow, lambda r: bounds[r].numerator)
+        fill_rows(denominators, slow, lambda r: bounds[r].denominator)
+        if fast.any():
+            num, den = self._recurrence_fast(table[fast])
+            numerators[fast], denominators[fast] = num, den
+        return numerators, denominators
+
+    def _recurrence_fast(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`recurrence_bounds` of rows whose sums and cross products stay within int64: the
+        weight of each segment edge once, then each cycle's total against the best mean so
+        far by cross-multiplication, as `recurrence_bound` does."""
+        chains = {begin: self._longest_rows(begin, rows) for begin in self._segment_begins}
+        weights = {
+            (begin, target): np.maximum.reduce([chains[begin][s] for s in sources])
+            for (begin, target), sources in self._segment_sources.items()
+        }
+        best_num = np.zeros(rows.shape[0], dtype=np.int64)
+        best_den = np.ones(rows.shape[0], dtype=np.int64)
+        for cycle in self.cycles:
+            total = np.add.reduce(
+                [weights[(b, cycle[(k + 1) % len(cycle)])] for k, b in enumerate(cycle)]
+            )
+            better = total * best_den > best_num * len(cycle)
+            best_num = np.where(better, total, best_num)
+            best_den = np.where(better, len(cycle), best_den)
+        common = np.gcd(best_num, best_den)
+        return best_num // common, best_den // common
+
+    def _longest_rows(self, begin: int, rows: np.ndarray) -> dict[int, np.ndarray]:
+        """`_longest_from(begin)` of every row, for the stages it reaches (latencies are not
+        negative, so every stage an after-chain reaches gets a length)."""
+        reach = self.reach[begin]
+        best = {begin: rows[:, begin]}
+        for node in self.order:
+            if node == begin or node not in reach:
+                continue
+            top = np.maximum.reduce([best[d] for d in self.after[node] if d in best])
+            best[node] = top + rows[:, node]
+        return best
+
+    @cached_property
+    def _segment_begins(self) -> tuple[int, ...]:
+        return tuple(sorted({begin for cycle in self.cycles for begin in cycle}))
+
+    @cached_property
+    def _segment_sources(self) -> dict[tuple[int, int], tuple[int, ...]]:
+        """Each edge b -> t of the segment graph's cycles: the stages t waits for from the
+        previous iteration that an after-chain from b reaches."""
+        sources: dict[tuple[int, int], tuple[int, ...]] = {}
+        for cycle in self.cycles:
+            for k, begin in enumerate(cycle):
+                target = cycle[(k + 1) % len(cycle)]
+                sources[(begin, target)] = tuple(
+                    s for s in self.carried[target] if s in self.reach[begin]
+                )
+        return sources
+
+    def _latency_table(self, latency: object, what: str) -> np.ndarray:
+        table = int64_array(latency, f"{what}: latency", 2)
+        if table.shape[1] != len(self.order):
+            raise ValueError(
+                f"{what}: latency has {table.shape[1]} columns for {len(self.order)} stages"
+            )
+        return table
+
+    @staticmethod
+    def _fast_rows(table: np.ndarray, factor: int) -> np.ndarray:
+        """Rows whose latencies are not negative and at most INT64_MAX / `factor` (a bound on
+        how many latencies a sum, times a cycle length, adds up)."""
+        return rows_within(table, 0, INT64_MAX // max(factor, 1))
 
     def _longest_from(self, begin: int, latency: Sequence[int]) -> list[int | None]:
         """The longest after-chain from `begin` to every stage (None: unreachable), both
