@@ -77,7 +77,8 @@ def main() -> None:
     stats = result.stats
     print(
         f"search (BERT 4K, 20 s, one worker): {stats.candidates:,} candidates costed "
-        f"({rate(stats.candidates, spent)} per core), {stats.pruned:,} pruned by the compute "
+        f"({rate(stats.candidates, spent)} per core; {stats.batched:,} of them re-tilings costed "
+        f"together), {stats.pruned:,} pruned by the compute "
         f"bound, {stats.analysed:,} nests analysed ({rate(stats.analysed, spent)})"
     )
     best = result.genome

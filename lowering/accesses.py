@@ -123,24 +123,36 @@ def still_resident(
     after another inside it). Records the tiles `placed` brings in for the nests after it.
     `tensors`: `resident_tensors(placed)` when the caller keeps it."""
     spec = placed.spec
-    levels = list(spec.levels)
+    found: list[tuple[ResidentTensor, int]] = []
     for tensor in resident_tensors(placed) if tensors is None else tensors:
         for tile in tensor.tiles:
-            earlier = resident.get((tensor.space, levels[tile.index].name))
+            earlier = resident.get((tensor.space, spec.levels[tile.index].name))
             if (
                 earlier is not None
                 and earlier[0] == tile.signature
                 and tile.moving <= set(fused_loops(nests[earlier[1] : position + 1]))
             ):
-                for above in tensor.kept:
-                    if above < tile.index:
-                        level = levels[above]
-                        levels[above] = replace(level, keep=level.keep - {tensor.name})
+                found.append((tensor, tile.index))
                 break
         for tile in tensor.tiles:
             key = (tensor.space, spec.levels[tile.index].name)
             if key not in resident or resident[key][0] != tile.signature:
                 resident[key] = (tile.signature, position)
+    return left_resident(placed, found)
+
+
+def left_resident(
+    placed: PlacedNest, found: Sequence[tuple[ResidentTensor, int]]
+) -> PlacedNest:
+    """`placed` with each (tensor, level index) of `found` read from that level as left there
+    by an earlier nest: the levels above it no longer keep the tensor."""
+    spec = placed.spec
+    levels = list(spec.levels)
+    for tensor, index in found:
+        for above in tensor.kept:
+            if above < index:
+                level = levels[above]
+                levels[above] = replace(level, keep=level.keep - {tensor.name})
     if levels == list(spec.levels):
         return placed
     return replace(placed, spec=replace(spec, levels=tuple(levels)))

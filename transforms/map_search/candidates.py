@@ -169,7 +169,7 @@ class Worker:
             return kept[2]
         args = (self.facts, self.space.chains, plan, members, structure, tensor)
         options = self.space.home_options(genome, tensor)
-        found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]  # type: ignore[arg-type]
+        found = [lv for lv in options if lv == self.space.root or not home_problem(*args, lv)]
         if len(self._homes) > 200_000:
             self._homes.clear()
         self._homes[key] = (loops, life, found)

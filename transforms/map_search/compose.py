@@ -127,12 +127,18 @@ class KernelLoops:
         """Whether nests of the same loop names give the same structure: their repeat and
         pipeline loops have these trips (and, without a running value, they share the same
         loops)."""
+        if not self.trips_fit(nests):
+            return False
+        return self.iterative is not None or fused_loops(nests) == self.pipeline
+
+    def trips_fit(self, nests: Sequence[NestOp]) -> bool:
+        """Whether the repeat and pipeline loops of `nests` have these trips."""
         for var, trip in self.trips:
             for nest in nests:
                 found = nest.extents().get(var)
                 if found is not None and found != trip:
                     return False
-        return self.iterative is not None or fused_loops(nests) == self.pipeline
+        return True
 
 
 def kernel_loops(

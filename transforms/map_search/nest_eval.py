@@ -246,20 +246,29 @@ class NestEvaluator:
             if adjusted is None or adjusted is placed:
                 out.append(result)
                 continue
-            keeps = tuple(level.keep for level in adjusted.spec.levels)
-            key = (index, plan[index], keeps)
-            found = self.resident_memo.get(key)
-            if found is None:
-                if len(self.resident_memo) > PLAN_CACHE:
-                    self.resident_memo.clear()
-                try:
-                    found = self._analysed(
-                        result.nest, plan[index], adjusted, result.cycles, result.point_pj
-                    )
-                except NestSpecError as error:
-                    found = IllegalMapping(str(error))
-                self.resident_memo[key] = found
-            if isinstance(found, IllegalMapping):
-                raise found
+            found = self.resident_result(index, plan[index], result, adjusted)
             out.append(found)
         return out
+
+    def resident_result(
+        self, index: int, plan: EinsumMap, result: NestResult, adjusted: PlacedNest
+    ) -> NestResult:
+        """The result of Einsum `index`'s nest (`result`) placed as `adjusted` (what earlier
+        nests leave resident no longer kept above), kept; IllegalMapping when the analysis
+        rejects it."""
+        keeps = tuple(level.keep for level in adjusted.spec.levels)
+        key = (index, plan, keeps)
+        found = self.resident_memo.get(key)
+        if found is None:
+            if len(self.resident_memo) > PLAN_CACHE:
+                self.resident_memo.clear()
+            try:
+                found = self._analysed(
+                    result.nest, plan, adjusted, result.cycles, result.point_pj
+                )
+            except NestSpecError as error:
+                found = IllegalMapping(str(error))
+            self.resident_memo[key] = found
+        if isinstance(found, IllegalMapping):
+            raise found
+        return found

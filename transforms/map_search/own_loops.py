@@ -16,6 +16,7 @@ outside a skeleton) is one temporal piece.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -258,6 +259,78 @@ def table_moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:
     for moved in _moves(ctx, table):
         if _standard_order(ctx, moved):
             yield moved
+
+
+def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[LevelTable]:
+    """The tables with `table`'s pieces (the same ranks at the same levels, in time or on the
+    same axes, in the same order) and other trips: each free rank's trips redistributed over
+    its pieces, every piece keeping at least two, each axis within its room; at most `limit`,
+    the nearest first (by how many pieces change, then in a fixed order). `table` itself is
+    not among them. Candidates that differ only in trips share their nests' structure, so
+    they are analysed together."""
+    constrained = ctx.standard | ctx.split | ctx.single
+    places: dict[str, list[tuple[str, int, int]]] = {}  # rank -> (kind, level, position)
+    for i, pieces in enumerate(table.temporal):
+        for k, (rank, _) in enumerate(pieces):
+            places.setdefault(rank, []).append(("t", i, k))
+    for i, spieces in enumerate(table.spatial):
+        for k, (rank, _, _) in enumerate(spieces):
+            places.setdefault(rank, []).append(("s", i, k))
+    free = [r for r, at in places.items() if r not in constrained and len(at) > 1]
+    if not free:
+        return []
+    options = [_splits(ctx.extents[r], len(places[r])) for r in free]
+    current = [_trips_at(table, places[r]) for r in free]
+    found: list[tuple[int, int, LevelTable]] = []
+    for n, choice in enumerate(itertools.product(*options)):
+        if list(choice) == current:
+            continue
+        temporal = [list(t) for t in table.temporal]
+        spatial = [list(x) for x in table.spatial]
+        for rank, trips in zip(free, choice, strict=True):
+            for (kind, i, k), x in zip(places[rank], trips, strict=True):
+                if kind == "t":
+                    temporal[i][k] = (rank, x)
+                else:
+                    spatial[i][k] = (rank, x, spatial[i][k][2])
+        if not _spatial_fits(ctx, table.start, spatial):
+            continue
+        changed = sum(
+            a != b for c, t in zip(current, choice, strict=True) for a, b in zip(c, t, strict=True)
+        )
+        found.append((changed, n, _table(table.start, temporal, spatial)))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [t for _, _, t in found[:limit]]
+
+
+def _splits(extent: int, pieces: int) -> list[tuple[int, ...]]:
+    """The ordered ways of writing `extent` as a product of `pieces` factors of at least two."""
+    if pieces == 1:
+        return [(extent,)] if extent >= 2 else []
+    out = []
+    for d in divisors(extent):
+        if d >= 2:
+            out += [(d, *rest) for rest in _splits(extent // d, pieces - 1)]
+    return out
+
+
+def _trips_at(table: LevelTable, places: Sequence[tuple[str, int, int]]) -> tuple[int, ...]:
+    return tuple(
+        table.temporal[i][k][1] if kind == "t" else table.spatial[i][k][1]
+        for kind, i, k in places
+    )
+
+
+def _spatial_fits(
+    ctx: OwnContext, start: int, spatial: Sequence[Sequence[tuple[str, int, int]]]
+) -> bool:
+    """Whether every level's spatial pieces fit its fan-out, axis by axis."""
+    for i, pieces in enumerate(spatial):
+        fanout = ctx.chain.levels[start + i].fanout
+        for axis in (0, 1):
+            if math.prod(x for _, x, a in pieces if a == axis) > fanout[axis]:
+                return False
+    return True
 
 
 def _moves(ctx: OwnContext, table: LevelTable) -> Iterator[LevelTable]:

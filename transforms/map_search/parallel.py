@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
 from xdsl.utils.exceptions import PassFailedException
 
+from einsum_opt.transforms.map_search.batch_eval import OptionBatch, evaluate_batch
 from einsum_opt.transforms.map_search.candidates import Outcome, Problem, Worker
 from einsum_opt.transforms.map_search.genome import Genome
 
@@ -49,6 +50,14 @@ def evaluate_chunk(
     return outcomes, worker.evaluator.nests.analysed - before
 
 
+def evaluate_batch_chunk(problem: Problem, batch: OptionBatch) -> tuple[list[Outcome | None], int]:
+    """Evaluate a batch's rows in this process (see `evaluate_chunk`)."""
+    worker = _worker(problem)
+    before = worker.evaluator.nests.analysed
+    outcomes = evaluate_batch(worker, batch, alone=False)
+    return outcomes, worker.evaluator.nests.analysed - before
+
+
 class Executor(Protocol):
     """Evaluates chunks of candidates of one problem."""
 
@@ -58,6 +67,11 @@ class Executor(Protocol):
         self, genomes: Sequence[Genome], bound: float | None
     ) -> tuple[list[Outcome | None], int]:
         """The outcome of every genome, in order, and the nests analysed."""
+        ...
+
+    def map_batch(self, batch: OptionBatch) -> tuple[list[Outcome | None], int]:
+        """Evaluate a batch's rows: their outcomes in row order (None for a row not costed: one
+        the batch cannot cost together is skipped) and how many nests were analysed."""
         ...
 
     def close(self) -> None:
@@ -85,6 +99,11 @@ class InProcess:
     ) -> tuple[list[Outcome | None], int]:
         before = self.worker.evaluator.nests.analysed
         outcomes = self.worker.evaluate(genomes, bound)
+        return outcomes, self.worker.evaluator.nests.analysed - before
+
+    def map_batch(self, batch: OptionBatch) -> tuple[list[Outcome | None], int]:
+        before = self.worker.evaluator.nests.analysed
+        outcomes = evaluate_batch(self.worker, batch, alone=False)
         return outcomes, self.worker.evaluator.nests.analysed - before
 
     def close(self) -> None:
@@ -118,6 +137,13 @@ class LocalPool:
             outcomes += got
             analysed += count
         return outcomes, analysed
+
+    def map_batch(self, batch: OptionBatch) -> tuple[list[Outcome | None], int]:
+        futures = [
+            self.pool.submit(evaluate_batch_chunk, self.problem, part)
+            for part in batch.parts(self.workers)
+        ]
+        return _joined(f.result() for f in futures)
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
@@ -157,5 +183,24 @@ class DaskCluster:
             analysed += count
         return outcomes, analysed
 
+    def map_batch(self, batch: OptionBatch) -> tuple[list[Outcome | None], int]:
+        futures = [
+            self.client.submit(evaluate_batch_chunk, self.remote, part, pure=False)
+            for part in batch.parts(self.workers)
+        ]
+        return _joined(self.client.gather(futures))
+
     def close(self) -> None:
         self.client.close()
+
+
+def _joined(
+    results: Iterable[tuple[list[Outcome | None], int]],
+) -> tuple[list[Outcome | None], int]:
+    """Chunks' outcomes in order, and the nests they analysed."""
+    outcomes: list[Outcome | None] = []
+    analysed = 0
+    for got, count in results:
+        outcomes += got
+        analysed += count
+    return outcomes, analysed

@@ -3,9 +3,11 @@ restarts, within a time budget.
 
 1. The initial genomes (`Space.initial_genomes`) are evaluated; the best is the incumbent.
 2. A round evaluates every unseen neighbour of the incumbent (`moves.neighbours`), pruning
-   those whose compute-only lower bound exceeds the incumbent's objective; the best improving
-   neighbour (ties: the first in the fixed order) becomes the incumbent, until no neighbour
-   improves.
+   those whose compute-only lower bound exceeds the incumbent's objective, and then a batch of
+   the incumbent's re-tilings (`batch_eval.retiling_batch`: up to `BATCH_ROWS` combinations of
+   its Einsums' own loops with other trips, drawn with the seed when there are more, costed
+   together); the best improving candidate (ties: the first in the fixed order, neighbours
+   before the batch) becomes the incumbent, until none improves.
 3. Then, `restarts` times, a perturbation of the best (a few neighbours drawn with the seed)
    is climbed the same way.
 
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from einsum_opt.transforms.map_search.batch_eval import retiling_batch
 from einsum_opt.transforms.map_search.candidates import (
     Outcome,
     objective_value,
@@ -43,6 +46,9 @@ PATIENCE = 3
 PERTURBATION = 3
 """Random moves in one perturbation."""
 
+BATCH_ROWS = 8192
+"""Re-tilings of the incumbent costed together in each round, at most."""
+
 RANDOM_STARTS = 32
 """Random genomes (drawn with the seed) evaluated beside the constructed ones; each later
 restart climbs from the best start not yet climbed, or from a perturbation of the best."""
@@ -54,6 +60,8 @@ class SearchStats:
 
     candidates: int = 0
     """Candidates costed exactly."""
+    batched: int = 0
+    """Of those, candidates costed together in batches of re-tilings."""
     pruned: int = 0
     """Candidates pruned by their lower bound (or illegal) before being costed."""
     analysed: int = 0
@@ -91,6 +99,7 @@ class Search:
         seed: int,
         progress: Progress | None = None,
         keep_points: bool = False,
+        batch_rows: int = BATCH_ROWS,
     ):
         self.space = space
         self.executor = executor
@@ -99,6 +108,7 @@ class Search:
         self.rng = random.Random(seed)
         self.progress = progress
         self.keep_points = keep_points
+        self.batch_rows = batch_rows
         self.stats = SearchStats()
         self.seen: set[Genome] = set()
         self.best: Outcome | None = None
@@ -147,6 +157,9 @@ class Search:
             self.seen.update(candidates)
             bound = self._bound(current.cost)
             found = self._round(candidates, bound)
+            swept = self._sweep(current.genome)
+            if swept is not None and (found is None or self._better(swept.cost, found.cost)):
+                found = swept
             if found is None or not self._better(found.cost, current.cost):
                 return
             current = found
@@ -174,6 +187,26 @@ class Search:
                 best = outcome
         return best
 
+    def _sweep(self, genome: Genome) -> Outcome | None:
+        """Cost the unseen re-tilings of `genome` together; the best of them (also recorded
+        as the search's best if it is)."""
+        if self._out_of_time():
+            return None
+        batch = retiling_batch(self.space, genome, self.batch_rows, self.rng)
+        if batch is None:
+            return None
+        batch = batch.without(lambda g: g in self.seen)
+        if batch.rows == 0:
+            return None
+        genomes = [batch.genome(r) for r in range(batch.rows)]
+        self.seen.update(genomes)
+        began = time.monotonic()
+        outcomes, analysed = self.executor.map_batch(batch)
+        self.last_round += time.monotonic() - began
+        costed = [o for o in outcomes if o is not None]
+        self.stats.batched += len(costed)
+        return self._merged(costed, analysed)
+
     def _evaluate(self, genomes: Sequence[Genome], bound: float | None) -> list[Outcome | None]:
         """Evaluate `genomes` (one round), recording the statistics, the points and the
         search's best."""
@@ -181,6 +214,11 @@ class Search:
         outcomes, analysed = self.executor.map(genomes, bound)
         self.last_round = time.monotonic() - began
         self.stats.rounds += 1
+        self._merged(outcomes, analysed)
+        return outcomes
+
+    def _merged(self, outcomes: Sequence[Outcome | None], analysed: int) -> Outcome | None:
+        """Record evaluated outcomes (statistics, points, the search's best); the best."""
         self.stats.analysed += analysed
         best: Outcome | None = None
         for outcome in outcomes:
@@ -196,7 +234,7 @@ class Search:
             self.best = best
         if self.progress is not None:
             self.progress(self.stats, None if self.best is None else self.best.cost)
-        return outcomes
+        return best
 
     def _better(self, a: Cost, b: Cost) -> bool:
         return rank_key(a, self.objective) < rank_key(b, self.objective)
