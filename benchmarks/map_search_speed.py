@@ -2,7 +2,10 @@
 Measured in CPU seconds of one process (per core), in one run:
 
 - during a search (the 1-pass cascade of BERT at 4K tokens on FuseMax, 20 s, one worker):
-  candidates costed exactly, candidates pruned by the compute bound, and nests analysed;
+  candidates costed exactly (and how many of them were re-tilings costed together),
+  candidates pruned by the compute bound, and nests analysed;
+- re-tilings of the search's best costed together (`batch_eval`: every combination of its
+  Einsums' re-tilings, up to 20,000), their new nests' analysis included;
 - candidates whose nests were analysed before (re-combinations of the search's own plans, as
   a search's later rounds see them): kernel programs, legality and costs only;
 - candidates that change one decision of a genome the search had not seen (about one new
@@ -26,6 +29,7 @@ from xdsl.dialects.builtin import ModuleOp
 from einsum_opt import api
 from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.hardware import load_architecture
+from einsum_opt.transforms.map_search.batch_eval import evaluate_batch, retiling_batch
 from einsum_opt.transforms.map_search.candidates import Problem, Worker, module_text
 from einsum_opt.transforms.map_search.constraints import Constraints
 from einsum_opt.transforms.map_search.genome import Genome
@@ -82,6 +86,15 @@ def main() -> None:
         f"bound, {stats.analysed:,} nests analysed ({rate(stats.analysed, spent)})"
     )
     best = result.genome
+    batch = retiling_batch(worker.space, best, 20_000, random.Random(0))
+    if batch is not None:
+        start = time.process_time()
+        costed_together = sum(o is not None for o in evaluate_batch(worker, batch, alone=False))
+        spent = time.process_time() - start
+        print(
+            f"re-tilings costed together: {batch.rows:,} in {spent:.2f} s, "
+            f"{rate(batch.rows, spent)} per core ({costed_together:,} together)"
+        )
     rng = random.Random(0)
     pools: list[list[object]] = [[] for _ in best.own]
     for _, genome in result.points:

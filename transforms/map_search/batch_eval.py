@@ -23,7 +23,12 @@ import numpy.typing as npt
 from einsum_opt.lowering.accesses import left_resident
 from einsum_opt.lowering.loopnest_to_dataflow import stage_shape
 from einsum_opt.transforms.map_search.batch_cost import KernelRows, kernel_rows, result_shape
-from einsum_opt.transforms.map_search.batch_rows import FusedLoops, NestOptions, residency
+from einsum_opt.transforms.map_search.batch_rows import (
+    FusedLoops,
+    NestOptions,
+    distinct_rows,
+    residency,
+)
 from einsum_opt.transforms.map_search.candidates import Outcome, Worker
 from einsum_opt.transforms.map_search.compose import PIPELINE, Cost, KernelLoops, kernel_loops
 from einsum_opt.transforms.map_search.genome import Genome, OwnPlan
@@ -60,15 +65,23 @@ class OptionBatch:
             if b > a
         ]
 
-    def without(self, seen: Callable[[Genome], bool]) -> OptionBatch:
-        """The batch without the rows whose genome `seen` accepts."""
-        keep = [r for r in range(self.rows) if not seen(self.genome(r))]
-        return OptionBatch(self.base, self.options, self.choice[keep])
+    def without(self, seen: Callable[[Genome], bool]) -> tuple[OptionBatch, list[Genome]]:
+        """The batch without the rows whose genome `seen` accepts, and its rows' genomes."""
+        kept = [(r, g) for r, g in enumerate(self.genomes()) if not seen(g)]
+        rows = [r for r, _ in kept]
+        return OptionBatch(self.base, self.options, self.choice[rows]), [g for _, g in kept]
 
     def genome(self, row: int) -> Genome:
         """Row `row`'s genome."""
+        return self._genome(self.choice[row].tolist())
+
+    def genomes(self) -> list[Genome]:
+        """Every row's genome, in order."""
+        return [self._genome(picks) for picks in self.choice.tolist()]
+
+    def _genome(self, picks: Sequence[int]) -> Genome:
         own = list(self.base.own)
-        for (index, plans), pick in zip(self.options, self.choice[row].tolist(), strict=True):
+        for (index, plans), pick in zip(self.options, picks, strict=True):
             own[index] = plans[pick]
         return Genome(self.base.kernels, tuple(own), self.base.homes)
 
@@ -163,14 +176,20 @@ class _BatchCoster:
         else:
             buffer = sum(peaks.values(), np.zeros(self.rows, dtype=np.int64))
         out: list[Outcome | None] = []
-        for r in range(self.rows):
-            if self.alone[r]:
+        columns = zip(
+            self.batch.genomes(),
+            self.alone.tolist(),
+            latency.tolist(),
+            energy.tolist(),
+            buffer.tolist(),
+            overflow.tolist(),
+            strict=True,
+        )
+        for r, (genome, alone, value, pj, held, over) in enumerate(columns):
+            if alone:
                 out.append(self._alone(r))
                 continue
-            genome = self.batch.genome(r)
-            value = float(latency[r])
-            cost = Cost(value, math.ceil(value), float(energy[r]), int(buffer[r]), int(overflow[r]))
-            out.append(Outcome(genome, cost))
+            out.append(Outcome(genome, Cost(value, math.ceil(value), pj, held, over)))
         self.evaluator.costed += int((~self.alone).sum())
         return out
 
@@ -304,7 +323,7 @@ class _BatchCoster:
             if not touching:
                 continue
             keys = np.stack([self._picks(i) for i in touching], axis=1)
-            distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+            distinct, inverse = distinct_rows(keys)
             legal = np.zeros(len(distinct), dtype=np.bool_)
             for d, combo in enumerate(distinct.tolist()):
                 plan = list(self.base_plan)
@@ -312,7 +331,7 @@ class _BatchCoster:
                     plan[i] = plans[i][pick]
                 homes = worker._legal_homes(base, tuple(plan), members, structure, tensor)
                 legal[d] = home in homes
-            self.alone |= ~legal[inverse.reshape(-1)]
+            self.alone |= ~legal[inverse]
 
     def _resident(
         self,
@@ -338,7 +357,7 @@ class _BatchCoster:
                 rids.append(choice[:, k])
                 continue
             keys = np.stack([choice[:, k], *per_tensor], axis=1)
-            distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+            distinct, inverse = distinct_rows(keys)
             table: list[NestResult] = []
             for combo in distinct.tolist():
                 option, picks = combo[0], combo[1:]
@@ -361,7 +380,7 @@ class _BatchCoster:
                     table.append(result)
                     self.alone |= inverse.reshape(-1) == len(table) - 1
             tables.append(table)
-            rids.append(inverse.reshape(-1).astype(np.int64))
+            rids.append(inverse.astype(np.int64))
         return tables, rids
 
     def _costed(
@@ -379,8 +398,7 @@ class _BatchCoster:
             seen: dict[object, int] = {}
             ids = np.array([seen.setdefault(result_shape(r), len(seen)) for r in table])
             shape_ids.append(ids[rid])
-        groups, inverse = np.unique(np.stack(shape_ids, axis=1), axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        groups, inverse = distinct_rows(np.stack(shape_ids, axis=1))
         out: KernelRows | None = None
         for g in range(len(groups)):
             rows = np.flatnonzero(inverse == g)

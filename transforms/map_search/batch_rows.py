@@ -22,6 +22,23 @@ Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 
+def distinct_rows(table: Ints) -> tuple[Ints, Ints]:
+    """`np.unique(table, axis=0, return_inverse=True)` for a small-valued int table (values
+    at least -1): rows coded as one integer each when the codes fit int64, which is much
+    faster than comparing rows."""
+    if table.shape[1] == 0:
+        return table[:1], np.zeros(table.shape[0], dtype=np.int64)
+    radices = (table.max(axis=0) + 2).astype(np.int64)
+    if float(np.prod(radices.astype(np.float64))) >= 2.0**62:
+        distinct, inverse = np.unique(table, axis=0, return_inverse=True)
+        return distinct, inverse.reshape(-1)
+    code = np.zeros(table.shape[0], dtype=np.int64)
+    for j in range(table.shape[1]):
+        code = code * radices[j] + (table[:, j] + 1)
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return table[first], inverse.reshape(-1)
+
+
 @dataclass(frozen=True)
 class NestOptions:
     """The options of one position of a kernel: their nests (same loop names, axes and

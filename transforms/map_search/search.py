@@ -4,10 +4,11 @@ restarts, within a time budget.
 1. The initial genomes (`Space.initial_genomes`) are evaluated; the best is the incumbent.
 2. A round evaluates every unseen neighbour of the incumbent (`moves.neighbours`), pruning
    those whose compute-only lower bound exceeds the incumbent's objective, and then a batch of
-   the incumbent's re-tilings (`batch_eval.retiling_batch`: up to `BATCH_ROWS` combinations of
-   its Einsums' own loops with other trips, drawn with the seed when there are more, costed
-   together); the best improving candidate (ties: the first in the fixed order, neighbours
-   before the batch) becomes the incumbent, until none improves.
+   re-tilings (`batch_eval.retiling_batch`: up to `BATCH_ROWS` combinations of the Einsums'
+   own loops with other trips, drawn with the seed when there are more, costed together) of
+   the incumbent and of the round's `SWEPT_NEIGHBOURS` best neighbours; the best improving
+   candidate (ties: the first in the fixed order, neighbours before the batches) becomes the
+   incumbent, until none improves.
 3. Then, `restarts` times, a perturbation of the best (a few neighbours drawn with the seed)
    is climbed the same way.
 
@@ -48,6 +49,9 @@ PERTURBATION = 3
 
 BATCH_ROWS = 8192
 """Re-tilings of the incumbent costed together in each round, at most."""
+
+SWEPT_NEIGHBOURS = 3
+"""The round's best neighbours whose re-tilings are costed too (beside the incumbent's)."""
 
 RANDOM_STARTS = 32
 """Random genomes (drawn with the seed) evaluated beside the constructed ones; each later
@@ -156,10 +160,14 @@ class Search:
             candidates = list(dict.fromkeys(candidates))
             self.seen.update(candidates)
             bound = self._bound(current.cost)
-            found = self._round(candidates, bound)
-            swept = self._sweep(current.genome)
-            if swept is not None and (found is None or self._better(swept.cost, found.cost)):
-                found = swept
+            ranked = self._ranked(candidates, bound)
+            found = ranked[0] if ranked else None
+            # Re-tile the incumbent and the round's best few: a structural move may pay off
+            # only with other trips.
+            for around in [current, *ranked[: SWEPT_NEIGHBOURS]]:
+                swept = self._sweep(around.genome)
+                if swept is not None and (found is None or self._better(swept.cost, found.cost)):
+                    found = swept
             if found is None or not self._better(found.cost, current.cost):
                 return
             current = found
@@ -187,6 +195,13 @@ class Search:
                 best = outcome
         return best
 
+    def _ranked(self, genomes: Sequence[Genome], bound: float | None) -> list[Outcome]:
+        """Evaluate `genomes` (one round); the outcomes, best first (ties: in order)."""
+        if not genomes:
+            return []
+        outcomes = [o for o in self._evaluate(genomes, bound) if o is not None]
+        return sorted(outcomes, key=lambda o: rank_key(o.cost, self.objective))
+
     def _sweep(self, genome: Genome) -> Outcome | None:
         """Cost the unseen re-tilings of `genome` together; the best of them (also recorded
         as the search's best if it is)."""
@@ -195,10 +210,9 @@ class Search:
         batch = retiling_batch(self.space, genome, self.batch_rows, self.rng)
         if batch is None:
             return None
-        batch = batch.without(lambda g: g in self.seen)
+        batch, genomes = batch.without(lambda g: g in self.seen)
         if batch.rows == 0:
             return None
-        genomes = [batch.genome(r) for r in range(batch.rows)]
         self.seen.update(genomes)
         began = time.monotonic()
         outcomes, analysed = self.executor.map_batch(batch)
