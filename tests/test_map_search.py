@@ -192,3 +192,33 @@ def test_command_line_errors_are_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: map-search: unknown objective 'fast' (expected latency, energy, edp)"
     ]
+
+
+def test_a_kept_chain_left_from_an_earlier_home_no_longer_applies() -> None:
+    """A genome's kept chain for a tensor whose home has since changed (repaired, or the
+    tensor now crosses kernels) is not realized: the attached mapping verifies and lowers.
+    (An EDP search on FLAT's 3-pass cascade once attached one and failed verification.)"""
+    from einsum_opt.hardware import load_architecture
+    from einsum_opt.transforms.map_search.candidates import Problem, Worker, module_text
+    from einsum_opt.transforms.map_search.constraints import Constraints
+    from einsum_opt.transforms.map_search.evaluator import attach_plan
+    from einsum_opt.transforms.map_search.genome import OwnPlan
+
+    module = _load(EXAMPLES / "attention" / "3pass.einsum")
+    arch = load_architecture("flat")
+    worker = Worker(Problem(module_text(module), 0, arch.to_yaml(), Constraints(), "edp"))
+    genome = next(iter(worker.space.initial_genomes()))
+    plan = worker.space.realizer.realize(genome)
+    index = next(e.index for e in worker.facts.einsums if not e.view)
+    tensor = worker.facts.einsums[index].name
+    own = genome.own[index]
+    assert own is not None
+    names = worker.space.chains[own.unit].names()
+    stale = next(n for n in names if n != plan[index].home(tensor))
+    chain = (stale, *[n for n in names if n != stale][-1:])
+    genome = genome.with_own(index, OwnPlan(own.unit, own.loops, ((tensor, chain),)))
+    realized = worker.space.realizer.realize(genome)
+    assert tensor not in dict(realized[index].keeps)
+    mapped = module.clone()
+    attach_plan(cascades_in(mapped)[0], realized)
+    api.apply(mapped, "lower-to-loopnest,lower-to-dataflow{arch=flat}")

@@ -208,7 +208,12 @@ class Realizer:
         loops = tuple(
             Loop(p.rank, p.extent, None, p.level) for p in self.skeleton_of(kernel, index)
         ) + own.loops
-        plan = EinsumMap(own.unit, loops, homes, own.keeps, kernel_name)
+        # A kept chain starts at its tensor's home; one left from an earlier home (the home
+        # was repaired, or the tensor now crosses kernels and lives at the root) no longer
+        # applies, and the default chain does.
+        at = dict(homes)
+        keeps = tuple((t, chain) for t, chain in own.keeps if at.get(t) == chain[0])
+        plan = EinsumMap(own.unit, loops, homes, keeps, kernel_name)
         if len(self.cache) > 500_000:
             self.cache.clear()
         self.cache[key] = plan
