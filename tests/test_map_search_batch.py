@@ -13,10 +13,9 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt import api
-from einsum_opt.dialects.einsum import cascades_in
 from einsum_opt.hardware import load_architecture
 from einsum_opt.transforms.map_search.batch_eval import OptionBatch, evaluate_batch, retiling_batch
-from einsum_opt.transforms.map_search.candidates import Problem, Worker, module_text
+from einsum_opt.transforms.map_search.candidates import Outcome, Problem, Worker, module_text
 from einsum_opt.transforms.map_search.constraints import Constraints
 from einsum_opt.transforms.map_search.genome import Genome
 
@@ -25,7 +24,12 @@ EXAMPLES = ROOT / "examples"
 HELD_OUT = ROOT / "tests" / "map_search"
 
 CASES = [
-    (EXAMPLES / "attention/mha.einsum", "pass-fusion{rank=M tile=256}", {"B": 4, "H": 2}, "fusemax"),
+    (
+        EXAMPLES / "attention/mha.einsum",
+        "pass-fusion{rank=M tile=256}",
+        {"B": 4, "H": 2},
+        "fusemax",
+    ),
     (
         EXAMPLES / "attention/mha.einsum",
         "pass-fusion{rank=M tile=256}",
@@ -44,14 +48,7 @@ CASES = [
 
 
 def _worker(path: Path, pipeline: str, sizes: dict[str, int], arch: str) -> Worker:
-    module: ModuleOp = api.load(path)
-    if sizes:
-        api.set_rank_sizes(module, sizes)
-    if pipeline:
-        api.apply(module, pipeline)
-    architecture = load_architecture(arch)
-    problem = Problem(module_text(module), 0, architecture.to_yaml(), Constraints(), "latency")
-    return Worker(problem, cascades_in(module)[0])
+    return Worker(worker_problem(path, pipeline, sizes, arch))
 
 
 def _bases(worker: Worker) -> list[Genome]:
@@ -113,3 +110,55 @@ def test_a_batch_of_one_option_per_einsum_is_the_base() -> None:
     (outcome,) = evaluate_batch(worker, only_base)
     expected = worker.one(genome, None)
     assert outcome is not None and expected is not None and outcome.cost == expected.cost
+
+
+def test_workers_and_clusters_cost_a_batch_alike() -> None:
+    """A batch split over two local processes or a Dask cluster's workers gives the rows the
+    outcomes one process gives them, in order."""
+    distributed = pytest.importorskip("distributed")
+    from einsum_opt.transforms.map_search.parallel import DaskCluster, InProcess, LocalPool
+
+    path, pipeline, sizes, arch = CASES[0]
+    worker = _worker(path, pipeline, sizes, arch)
+    batch = max(
+        (
+            b
+            for g in _bases(worker)
+            if (b := retiling_batch(worker.space, g, 300, random.Random(1)))
+        ),
+        key=lambda b: b.rows,
+    )
+    expected, _ = InProcess(worker).map_batch(batch)
+    pool = LocalPool(worker_problem(path, pipeline, sizes, arch), 2)
+    try:
+        pooled, _ = pool.map_batch(batch)
+    finally:
+        pool.close()
+    assert _costs(pooled) == _costs(expected)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        dask = DaskCluster(
+            worker_problem(path, pipeline, sizes, arch), cluster.scheduler_address, "t"
+        )
+        try:
+            clustered, _ = dask.map_batch(batch)
+        finally:
+            dask.close()
+    assert _costs(clustered) == _costs(expected)
+
+
+def worker_problem(path: Path, pipeline: str, sizes: dict[str, int], arch: str) -> Problem:
+    """The search problem `_worker` builds its worker from."""
+    module: ModuleOp = api.load(path)
+    if sizes:
+        api.set_rank_sizes(module, sizes)
+    if pipeline:
+        api.apply(module, pipeline)
+    return Problem(
+        module_text(module), 0, load_architecture(arch).to_yaml(), Constraints(), "latency"
+    )
+
+
+def _costs(outcomes: list[Outcome | None]) -> list[object]:
+    return [None if o is None else (o.genome, o.cost) for o in outcomes]

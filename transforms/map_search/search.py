@@ -213,10 +213,11 @@ class Search:
         batch, genomes = batch.without(lambda g: g in self.seen)
         if batch.rows == 0:
             return None
-        self.seen.update(genomes)
         began = time.monotonic()
         outcomes, analysed = self.executor.map_batch(batch)
         self.last_round += time.monotonic() - began
+        # A row the batch skipped stays unseen: a round may still cost it one by one.
+        self.seen.update(g for g, o in zip(genomes, outcomes, strict=True) if o is not None)
         costed = [o for o in outcomes if o is not None]
         self.stats.batched += len(costed)
         return self._merged(costed, analysed)
