@@ -108,7 +108,9 @@ def _energies_fast(
         else:
             # ceil(ceil(c / i) / block) == ceil(c / (i * block)), without the product
             vectors = _ceiling(_ceiling(count, instances), facts.block)
-            term = (vectors * pj).astype(np.float64) if isinstance(pj, int) else vectors * pj
+            # Both at most 2**53, so the float product is rounded once, as Python's float of
+            # an int product is.
+            term = vectors * pj
         per_cluster = per_cluster + np.where(count == 0, 0.0, term)
     pj_per_instance = per_cluster / (per_instance / clusters.astype(np.float64))
     return pj_per_instance if accounting == "artifact" else pj_per_instance * per_instance
