@@ -6,9 +6,11 @@ instance is Python's correctly rounded `int / int` (one float64 division while b
 at most 2**53), a mean that does not divide is a Fraction only where vectors are single words
 (`_vectors` rounds up whole vectors, here in exact integer ceilings), an action never accessed
 adds nothing, an integer energy multiplies exactly before rounding as Python's `int * int`.
-Rows beyond those bounds (counts above 2**53, a count or instance count out of the ordinary
-domain, an energy the level lacks) are computed by the scalar function itself, in row order,
-so they give its value or raise its error (`LevelCostError` for a missing energy).
+Rows beyond those bounds (counts above 2**53, or 2**53 over the largest integer energy; a
+negative count; instances below 1 or above 2**53; fewer clusters than one; an access at an
+action the level has no energy for) are computed by the scalar function itself, in row order,
+so they give its value or raise its error (`LevelCostError` for a missing energy,
+ZeroDivisionError for no cluster), as a loop over the rows would.
 """
 
 from __future__ import annotations
