@@ -106,7 +106,7 @@ def _check_occupancy(data: st.DataObject, word: st.SearchStrategy[int]) -> None:
     _same_outcome(lambda: occupancy_totals(groups, table, persistent).tolist(), expected)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_occupancy_totals_are_nest_occupancy_per_row(data: st.DataObject) -> None:
     _check_occupancy(data, small_words)
@@ -201,7 +201,7 @@ def _check_pipeline(data: st.DataObject, latency: st.SearchStrategy[int]) -> Non
     _same_outcome(bounds, _rowwise(len(rows), bound))
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_pipeline_bounds_per_row_are_the_scalar_ones(data: st.DataObject) -> None:
     _check_pipeline(data, small_latency)
@@ -308,7 +308,7 @@ def _check_energies(arch: Architecture, label: str, rows: list[tuple[int, int, i
         )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(LEVELS, st.lists(access_rows(extreme=False), min_size=1, max_size=12))
 def test_storage_energies_are_storage_energy_bit_for_bit(
     level: tuple[Architecture, str], rows: list[tuple[int, int, int, int]]
@@ -316,7 +316,7 @@ def test_storage_energies_are_storage_energy_bit_for_bit(
     _check_energies(*level, rows)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(LEVELS, st.lists(access_rows(extreme=True), min_size=1, max_size=12))
 def test_storage_energies_beyond_the_ordinary_are_storage_energy(
     level: tuple[Architecture, str], rows: list[tuple[int, int, int, int]]
@@ -341,7 +341,7 @@ def _without_read_energy() -> Architecture:
     return arch
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(access_rows(extreme=False), min_size=1, max_size=8), st.data())
 def test_a_missing_energy_is_the_scalar_error(
     rows: list[tuple[int, int, int, int]], data: st.DataObject
@@ -397,7 +397,7 @@ def _check_cycles(level: tuple[StorageLevel, Architecture], rows: list[tuple[int
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(bandwidth_levels(), st.lists(access_rows(extreme=False), min_size=1, max_size=12))
 def test_level_cycles_batch_is_level_cycles_bit_for_bit(
     level: tuple[StorageLevel, Architecture], rows: list[tuple[int, int, int, int]]
@@ -405,7 +405,7 @@ def test_level_cycles_batch_is_level_cycles_bit_for_bit(
     _check_cycles(level, rows)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(bandwidth_levels(), st.lists(access_rows(extreme=True), min_size=1, max_size=12))
 def test_level_cycles_batch_beyond_the_ordinary_is_level_cycles(
     level: tuple[StorageLevel, Architecture], rows: list[tuple[int, int, int, int]]
