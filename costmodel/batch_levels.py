@@ -6,9 +6,11 @@ instance is Python's correctly rounded `int / int` (one float64 division while b
 at most 2**53), a mean that does not divide is a Fraction only where vectors are single words
 (`_vectors` rounds up whole vectors, here in exact integer ceilings), an action never accessed
 adds nothing, an integer energy multiplies exactly before rounding as Python's `int * int`.
-Rows beyond those bounds (counts above 2**53, a count or instance count out of the ordinary
-domain, an energy the level lacks) are computed by the scalar function itself, in row order,
-so they give its value or raise its error (`LevelCostError` for a missing energy).
+Rows beyond those bounds (counts above 2**53, or 2**53 over the largest integer energy; a
+negative count; instances below 1 or above 2**53; fewer clusters than one; an access at an
+action the level has no energy for) are computed by the scalar function itself, in row order,
+so they give its value or raise its error (`LevelCostError` for a missing energy,
+ZeroDivisionError for no cluster), as a loop over the rows would.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ def _energies_fast(
         else:
             # ceil(ceil(c / i) / block) == ceil(c / (i * block)), without the product
             vectors = _ceiling(_ceiling(count, instances), facts.block)
-            term = (vectors * pj).astype(np.float64) if isinstance(pj, int) else vectors * pj
+            # Both at most 2**53, so the float product is rounded once, as Python's float of
+            # an int product is.
+            term = vectors * pj
         per_cluster = per_cluster + np.where(count == 0, 0.0, term)
     pj_per_instance = per_cluster / (per_instance / clusters.astype(np.float64))
     return pj_per_instance if accounting == "artifact" else pj_per_instance * per_instance

@@ -8,7 +8,8 @@ allocations, one row per candidate: the free ones (their last reader has run, or
 this reader's output has the same size), the first smallest that fits (`np.argmin`, like
 `sorted(...)[0]`, keeps the first of equals), else the first largest free one (`np.argmax`,
 like `max`), grown, else a new one. Allocations are numbered in the order they are made, as
-`share_space` lists them.
+`share_space` lists them. (Which of several equal free allocations is taken cannot change a
+total, since all of them are free from then on, but the choice is the scalar's all the same.)
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class _Plan:
         return sum(nest_occupancy(groups, self.persistent).values())
 
     def _fast(self, words: np.ndarray) -> np.ndarray:
+        """The totals of rows within the bounds: `share_space` on arrays of allocations
+        (their sizes, the index of their tensor's last reader, the item they hold now)."""
         rows = words.shape[0]
         width = max(self.allocatable, 1)
         sizes = np.zeros((rows, width), dtype=np.int64)

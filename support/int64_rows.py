@@ -29,6 +29,8 @@ def int64_array(values: object, what: str, ndim: int) -> np.ndarray:
         raise ValueError(f"{what}: expected {ndim} dimensions, got shape {array.shape}")
     if array.size == 0:
         return array.astype(np.int64)
+    if array.dtype.kind == "O" and all(isinstance(v, int) for v in array.flat):
+        raise OverflowError(f"{what}: an integer does not fit in int64")
     if array.dtype.kind not in "iu":
         raise TypeError(f"{what}: expected integers, got {array.dtype}")
     if array.dtype.kind == "u" and int(array.max()) > INT64_MAX:

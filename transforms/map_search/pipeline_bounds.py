@@ -158,10 +158,13 @@ class PipelineGraph:
             return numerators, denominators
         longest = max(map(len, self.cycles))
         fast = self._fast_rows(table, len(self.order) * longest * longest)
-        slow = np.flatnonzero(~fast)
-        bounds = {r: self.recurrence_bound(table[r].tolist()) for r in slow.tolist()}
-        fill_rows(numerators, slow, lambda r: bounds[r].numerator)
-        fill_rows(denominators, slow, lambda r: bounds[r].denominator)
+
+        def numerator(r: int) -> int:
+            bound = self.recurrence_bound(table[r].tolist())
+            denominators[r] = bound.denominator  # at most a cycle's length
+            return bound.numerator
+
+        fill_rows(numerators, np.flatnonzero(~fast), numerator)
         if fast.any():
             num, den = self._recurrence_fast(table[fast])
             numerators[fast], denominators[fast] = num, den
