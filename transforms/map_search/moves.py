@@ -1,8 +1,7 @@
 """The neighbours of a genome: every genome one decision away, in a fixed order.
 
 - an Einsum on another unit (its own loops rebuilt for it), or with another spatial
-  assignment, or with its own loops one step away (`own_loops.table_moves`), or re-tiled
-  (the same pieces with other trips: `own_loops.retilings`);
+  assignment, or with its own loops one step away (`own_loops.table_moves`);
 - a level kept or bypassed for one tensor of one Einsum;
 - an intermediate tensor homed at another level;
 - a kernel's skeleton one step away: a prime factor of a rank moved between its pieces and
@@ -20,12 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from einsum_opt.transforms.map_search.genome import Genome, OwnPlan, Piece
-from einsum_opt.transforms.map_search.own_loops import (
-    prime_factors,
-    retilings,
-    table_moves,
-    table_of,
-)
+from einsum_opt.transforms.map_search.own_loops import prime_factors, table_moves, table_of
 from einsum_opt.transforms.map_search.space import Space
 
 
@@ -56,7 +50,7 @@ def _own_moves(space: Space, genome: Genome) -> Iterator[Genome]:
             for variant in range(1, len(space.spatial_options(ctx))):
                 yield changed(space.default_own(kernel, index, own.unit, variant))
             table = table_of(ctx, own.loops)
-            for moved in (*table_moves(ctx, table), *retilings(ctx, table)):
+            for moved in table_moves(ctx, table):
                 if space.constraints.allows(ctx, moved):
                     yield changed(OwnPlan(own.unit, moved.loops(ctx.chain), own.keeps))
 

@@ -265,9 +265,9 @@ def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[Level
     """The tables with `table`'s pieces (the same ranks at the same levels, in time or on the
     same axes, in the same order) and other trips: each free rank's trips redistributed over
     its pieces, every piece keeping at least two, each axis within its room; at most `limit`,
-    the nearest first (by how many pieces change, then in a fixed order). `table` itself is
-    not among them. Candidates that differ only in trips share their nests' structure, so
-    they are analysed together."""
+    the nearest first: those re-tiling one rank, then two, and so on, each group by how many
+    pieces change, then in a fixed order. `table` itself is not among them. Candidates that
+    differ only in trips share their nests' structure, so they are costed together."""
     constrained = ctx.standard | ctx.split | ctx.single
     places: dict[str, list[tuple[str, int, int]]] = {}  # rank -> (kind, level, position)
     for i, pieces in enumerate(table.temporal):
@@ -277,30 +277,60 @@ def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[Level
         for k, (rank, _, _) in enumerate(spieces):
             places.setdefault(rank, []).append(("s", i, k))
     free = [r for r, at in places.items() if r not in constrained and len(at) > 1]
-    if not free:
-        return []
-    options = [_splits(ctx.extents[r], len(places[r])) for r in free]
-    current = [_trips_at(table, places[r]) for r in free]
-    found: list[tuple[int, int, LevelTable]] = []
-    for n, choice in enumerate(itertools.product(*options)):
-        if list(choice) == current:
-            continue
-        temporal = [list(t) for t in table.temporal]
-        spatial = [list(x) for x in table.spatial]
-        for rank, trips in zip(free, choice, strict=True):
-            for (kind, i, k), x in zip(places[rank], trips, strict=True):
-                if kind == "t":
-                    temporal[i][k] = (rank, x)
-                else:
-                    spatial[i][k] = (rank, x, spatial[i][k][2])
-        if not _spatial_fits(ctx, table.start, spatial):
-            continue
-        changed = sum(
-            a != b for c, t in zip(current, choice, strict=True) for a, b in zip(c, t, strict=True)
+    current = {r: _trips_at(table, places[r]) for r in free}
+    # Each rank's other splits, nearest first.
+    others = {
+        r: sorted(
+            (t for t in _splits(ctx.extents[r], len(places[r])) if t != current[r]),
+            key=lambda t, r=r: sum(a != b for a, b in zip(t, current[r], strict=True)),
         )
-        found.append((changed, n, _table(table.start, temporal, spatial)))
-    found.sort(key=lambda f: (f[0], f[1]))
-    return [t for _, _, t in found[:limit]]
+        for r in free
+    }
+    out: list[LevelTable] = []
+    for count in range(1, len(free) + 1):
+        group: list[tuple[int, int, LevelTable]] = []
+        examined = 0
+        for ranks in itertools.combinations(free, count):
+            for choice in itertools.product(*(others[r] for r in ranks)):
+                examined += 1
+                if examined > RETILING_TRIES:
+                    break
+                moved = _retiled(table, places, dict(zip(ranks, choice, strict=True)))
+                if not _spatial_fits(ctx, table.start, moved.spatial):
+                    continue
+                changed = sum(
+                    a != b
+                    for r, t in zip(ranks, choice, strict=True)
+                    for a, b in zip(t, current[r], strict=True)
+                )
+                group.append((changed, len(group), moved))
+        group.sort(key=lambda g: (g[0], g[1]))
+        out += [t for _, _, t in group[: limit - len(out)]]
+        if len(out) >= limit:
+            break
+    return out
+
+
+RETILING_TRIES = 4096
+"""Combinations `retilings` examines per number of re-tiled ranks, at most (a convolution's
+many ranks would otherwise make their product large)."""
+
+
+def _retiled(
+    table: LevelTable,
+    places: Mapping[str, Sequence[tuple[str, int, int]]],
+    trips: Mapping[str, tuple[int, ...]],
+) -> LevelTable:
+    """`table` with the pieces of each rank of `trips` given those trips."""
+    temporal = [list(t) for t in table.temporal]
+    spatial = [list(x) for x in table.spatial]
+    for rank, values in trips.items():
+        for (kind, i, k), x in zip(places[rank], values, strict=True):
+            if kind == "t":
+                temporal[i][k] = (rank, x)
+            else:
+                spatial[i][k] = (rank, x, spatial[i][k][2])
+    return _table(table.start, temporal, spatial)
 
 
 def _splits(extent: int, pieces: int) -> list[tuple[int, ...]]:

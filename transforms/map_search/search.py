@@ -6,7 +6,8 @@ restarts, within a time budget.
    those whose compute-only lower bound exceeds the incumbent's objective, and then a batch of
    re-tilings (`batch_eval.retiling_batch`: up to `BATCH_ROWS` combinations of the Einsums'
    own loops with other trips, drawn with the seed when there are more, costed together) of
-   the incumbent and of the round's `SWEPT_NEIGHBOURS` best neighbours; the best improving
+   the incumbent and of the round's `SWEPT_NEIGHBOURS` best neighbours (a genome with fewer
+   than `BATCH_MIN` re-tilings gets no batch); the best improving
    candidate (ties: the first in the fixed order, neighbours before the batches) becomes the
    incumbent, until none improves.
 3. Then, `restarts` times, a perturbation of the best (a few neighbours drawn with the seed)
@@ -49,6 +50,10 @@ PERTURBATION = 3
 
 BATCH_ROWS = 8192
 """Re-tilings of the incumbent costed together in each round, at most."""
+
+BATCH_MIN = 256
+"""Fewer re-tilings than this are not worth a batch (its fixed cost, the options' new nests,
+is then most of it): a genome with fewer is left to the rounds' one-step moves."""
 
 SWEPT_NEIGHBOURS = 3
 """The round's best neighbours whose re-tilings are costed too (beside the incumbent's)."""
@@ -208,7 +213,7 @@ class Search:
         if self._out_of_time():
             return None
         batch = retiling_batch(self.space, genome, self.batch_rows, self.rng)
-        if batch is None:
+        if batch is None or batch.rows < BATCH_MIN:
             return None
         batch, genomes = batch.without(lambda g: g in self.seen)
         if batch.rows == 0:
