@@ -66,6 +66,13 @@ def carry_location(old: Operation, new: Operation) -> None:
         _LOCATIONS[new] = _LOCATIONS[old]
 
 
+def forget_locations(op: Operation) -> None:
+    """Forget where `op` and the ops inside it were written: for IR parsed from generated text,
+    whose lines are not the user's."""
+    for inner in op.walk():
+        _LOCATIONS.pop(inner, None)
+
+
 def clone_located(op: OpT) -> OpT:
     """`op.clone()`, every op of the copy at the place of the op it copies."""
     copy = op.clone()
