@@ -84,6 +84,9 @@ def diagnostic_of(
         return Diagnostic("error", f"{input_name}: out of memory")
     from einsum_opt.interpreters.einsum_values import ExecutionError
 
+    if isinstance(error, ExecutionError) and error.op is not None:
+        message = _one_line(str(error.args[0]) if error.args else str(error))
+        return _at_op(error.op, message, line_offset, None)
     if isinstance(error, DiagnosticException | UserError | ExecutionError | ValueError):
         message = _one_line(str(error.args[0]) if error.args else str(error))
         return Diagnostic("error", message)
