@@ -3,6 +3,8 @@
 // RUN: sed 's/expected-error/unchecked-error/' %s | not einsum-opt --split-input-file --verify-diagnostics -p 'pass-fusion{rank=M tile=2}' 2>&1 | filecheck %s --check-prefix=COLUMN
 // Without --verify-diagnostics a chunk's failure is the one `error:` line, at its place:
 // RUN: not einsum-opt %s --split-input-file -p 'pass-fusion{rank=M tile=2}' 2>&1 | filecheck %s --check-prefix=FIRST
+// A later chunk's failure is at its line in the file (the first chunk's tile made to divide):
+// RUN: sed 's/ranks(M = 5, P = 3)/ranks(M = 4, P = 3)/' %s | not einsum-opt --split-input-file -p 'pass-fusion{rank=M tile=2}' 2>&1 | filecheck %s --check-prefix=LATER
 // A pass failure is reported at the op it is about: the cascade whose rank a tile does not
 // divide, the Einsum that keeps a rank from being split (pass-fusion splits a copy of the
 // cascade: the copy's ops are at the places of the ops they copy).
@@ -24,6 +26,7 @@ einsum.cascade @running(%X: !einsum.tensor<[M, P], f32>) -> !einsum.tensor<[M, P
   // expected-error @+1 {{pass-fusion: @running: rank M is iterative in einsum R}}
   %R = einsum.einsum R[m+1, p] = max(R[m, p], %S[m, p]) init(-3.4028235e+38) : !einsum.tensor<[M, P], f32>
 // COLUMN: <stdin>:[[# @LINE - 1]]:22: error: unexpected error: pass-fusion: @running: rank M is iterative in einsum R
+// LATER: <stdin>:[[# @LINE - 2]]:22: error: pass-fusion: @running: rank M is iterative in einsum R{{$}}
   einsum.return %R : !einsum.tensor<[M, P], f32>
 }
 
