@@ -97,6 +97,11 @@ class OpPassFailedException(PassFailedException):
         super().__init__(message)
         self.op = op
 
+    def __reduce__(self) -> tuple[type[PassFailedException], tuple[object, ...]]:
+        # Sent to another process (map-search's workers), it is the plain failure: places
+        # are this process's, and ops do not pickle.
+        return PassFailedException, self.args
+
 
 def pass_failure(message: str, op: Operation | None = None) -> PassFailedException:
     """The failure of a pass: at `op`'s place when it is about that op."""

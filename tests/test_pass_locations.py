@@ -511,3 +511,15 @@ def test_a_failure_without_an_op_keeps_its_unplaced_form() -> None:
         api.apply(module, "reorder-loops{einsum=XX order=P}")
     assert not isinstance(info.value, OpPassFailedException)
     assert format_diagnostic(info.value) == "error: reorder-loops: no einsum named XX"
+
+
+def test_a_placed_failure_crosses_processes_as_the_plain_one() -> None:
+    """map-search's workers send failures back pickled: ops do not pickle, places are the
+    sending process's."""
+    import pickle
+
+    module = api.load(EXAMPLES / "attention" / "3pass.mlir")
+    error = OpPassFailedException(_named(module, "SN"), "reorder-loops: einsum SN: bad")
+    received = pickle.loads(pickle.dumps(error))
+    assert type(received) is PassFailedException
+    assert str(received) == "reorder-loops: einsum SN: bad"
