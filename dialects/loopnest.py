@@ -46,7 +46,12 @@ from einsum_opt.dialects.einsum_attrs import (
 from einsum_opt.dialects.einsum_mapping import name_text
 from einsum_opt.dialects.einsum_syntax import IndexExpr
 from einsum_opt.dialects.einsum_text import parse_einsum, print_einsum
-from einsum_opt.dialects.locations import OpVerifyException, location_of, record_location
+from einsum_opt.dialects.locations import (
+    OpVerifyException,
+    carry_location,
+    location_of,
+    record_location,
+)
 
 
 @irdl_attr_definition
@@ -209,6 +214,7 @@ class NestOp(EinsumStructure):
             result_types=[op.result.type],
         )
         nest.result.name_hint = op.tensor_name
+        carry_location(op, nest)
         return nest
 
     @property

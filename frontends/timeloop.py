@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, partition_names
+from einsum_opt.dialects.locations import forget_locations
 from einsum_opt.frontends.notation import parse_einsum_notation
 from einsum_opt.frontends.timeloop_energy import (
     compute_action,
@@ -292,6 +293,7 @@ def parse_timeloop(
     if name[0].isdigit():
         name = f"case_{name}"
     module = parse_einsum_notation(cascade_text(spec, name), str(input_path))
+    forget_locations(module)  # lines of the generated notation, not of the input
     cascade = cascades_in(module)[0]
     (einsum,) = cascade.einsums()
     if spec.mapping is not None:

@@ -22,14 +22,19 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
 )
-from xdsl.ir import Attribute
+from xdsl.ir import Attribute, Operation
 
 Array = NDArray[Any]
 """A numpy array of any element type."""
 
 
 class ExecutionError(Exception):
-    """A cascade cannot be run on the given inputs (the message says why, naming the culprit)."""
+    """A cascade cannot be run on the given inputs (the message says why, naming the culprit;
+    `op`, when given, is the op of the input at fault, so the error can be shown at its place)."""
+
+    def __init__(self, message: str, op: Operation | None = None):
+        super().__init__(message)
+        self.op = op
 
 
 @dataclass(frozen=True)

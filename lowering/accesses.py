@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from xdsl.utils.exceptions import PassFailedException
-
 from einsum_opt.costmodel.model import level_of as level_of_label
 from einsum_opt.costmodel.nest_analysis import analyze
 from einsum_opt.costmodel.nest_counts import NestCounts
 from einsum_opt.costmodel.nest_spec import NestSpec, NestSpecError, TensorSpec
 from einsum_opt.dialects.dataflow import AccessOp, BufferOp
 from einsum_opt.dialects.einsum import CascadeOp
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture
 from einsum_opt.lowering.buffers import Touch, occupancy
@@ -192,7 +191,8 @@ def kernel_accesses(
         try:
             counts = analyze(nest_placed.spec)
         except NestSpecError as error:
-            raise PassFailedException(f"lower-to-dataflow: {nest.describe()}: {error}") from None
+            message = f"lower-to-dataflow: {nest.describe()}: {error}"
+            raise OpPassFailedException(nest, message) from None
         accesses += _access_ops(nest, nest_placed, counts, touches, position)
     buffers = []
     # In a pipeline of running values every nest runs in every iteration: what the kernel

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
-from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import TensorType
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.dialects.upstream import RANKS_ATTR
 from einsum_opt.interpreters.compute_ops import (
@@ -61,7 +61,12 @@ from einsum_opt.lowering.loopnest_to_linalg import nest_plan
 
 
 class ExportError(Exception):
-    """A cascade that cannot be exported (the message names the cascade and the culprit)."""
+    """A cascade that cannot be exported (the message names the cascade and the culprit; `op`
+    is the Einsum or nest at fault, else the cascade)."""
+
+    def __init__(self, op: Operation, message: str):
+        super().__init__(message)
+        self.op = op
 
 
 def einsum_plan(op: EinsumOp, fixed: str | None, extents: Mapping[str, int]) -> StepPlan:
@@ -85,6 +90,7 @@ def cascade_to_func(cascade: CascadeOp, ranks: Mapping[str, int] | None = None) 
     when an output index cannot be written through slices and reshapes.
     """
     where = f"@{cascade.cascade_name}"
+    culprit: Operation = cascade
     try:
         sizes = rank_sizes(cascade, ranks)
         ops = compute_ops(cascade)
@@ -111,12 +117,15 @@ def cascade_to_func(cascade: CascadeOp, ranks: Mapping[str, int] | None = None) 
         b = IRBuilder(InsertPoint.at_end(fn.body.block))
         for group in execution_order(ops):
             if len(group) == 1 and group[0].iterative_rank() is None:
+                culprit = group[0]
                 _emit_single(b, group[0], tensors, layout)
             else:
+                culprit = cascade  # a loop of several: the message names them
                 _emit_loop(b, group, tensors, layout)
+        culprit = cascade
         b.add(func.ReturnOp(*[tensors[n] for n in cascade.output_names()]))
     except (ExecutionError, ViewError) as e:
-        raise ExportError(f"{where}: {e}") from e
+        raise ExportError(culprit, f"{where}: {e}") from e
     return fn
 
 
@@ -201,4 +210,4 @@ class LowerToLinalgPass(ModulePass):
         try:
             lower_module_to_linalg(op)
         except ExportError as e:
-            raise PassFailedException(f"lower-to-linalg: {e}") from e
+            raise OpPassFailedException(e.op, f"lower-to-linalg: {e}") from e

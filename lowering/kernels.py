@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from xdsl.utils.exceptions import PassFailedException
-
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.lowering.data_spaces import view_source
 
@@ -27,7 +26,8 @@ def split_kernels(
         return kernels
     if "" in kernels:
         unnamed = kernels[""][0]
-        raise PassFailedException(
+        raise OpPassFailedException(
+            unnamed,
             f"lower-to-dataflow: {unnamed.describe()} has no kernel, but other nests of its "
             "cascade do: name a kernel in every mapping of the cascade, or in none"
         )
@@ -47,10 +47,11 @@ def split_kernels(
                 f"{tensor} of kernel {producer.kernel_name}"
             )
             if order.index(producer.kernel_name) > order.index(nest.kernel_name):
-                raise PassFailedException(f"{where}, which runs later")
+                raise OpPassFailedException(nest, f"{where}, which runs later")
             stored = producer.level_names()[-1]
             if stored != "DRAM" or levels[i] != "DRAM":
-                raise PassFailedException(
+                raise OpPassFailedException(
+                    nest,
                     f"{where} from {levels[i]} (stored in {stored}): tensors cross kernels "
                     "through DRAM"
                 )

@@ -46,6 +46,7 @@ from einsum_opt.dialects.dataflow import (
 )
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr
+from einsum_opt.dialects.locations import pass_failure
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture, ArchitectureError, Unit
 from einsum_opt.hardware.attached import choose_architecture
@@ -57,8 +58,8 @@ from einsum_opt.lowering.op_counts import count_ops, is_copy
 PASS = "lower-to-dataflow"
 
 
-def _fail(message: str) -> PassFailedException:
-    return PassFailedException(f"{PASS}: {message}")
+def _fail(message: str, op: Operation | None = None) -> PassFailedException:
+    return pass_failure(f"{PASS}: {message}", op)
 
 
 def find_views(cascade: CascadeOp, nests: Sequence[NestOp]) -> dict[str, tuple[str, str]]:
@@ -87,7 +88,8 @@ def find_loops(nests: Sequence[NestOp]) -> tuple[str | None, tuple[str, ...], tu
     if len(variables) > 1:
         raise _fail(
             f"running values iterate different loops ({', '.join(map(str, variables))}): "
-            "one pipeline per cascade is supported"
+            "one pipeline per cascade is supported",
+            next(n for n in running if n.iterative_rank() != variables[0]),
         )
     it = variables[0]
     assert it is not None
@@ -97,7 +99,8 @@ def find_loops(nests: Sequence[NestOp]) -> tuple[str | None, tuple[str, ...], tu
         if set(_temporal_before(nest, it)) != set(repeat):
             raise _fail(
                 f"the running values {first.tensor_name} and {nest.tensor_name} have different "
-                f"loops outside {it}"
+                f"loops outside {it}",
+                nest,
             )
     members = [n for n in nests if it in n.extents()]
     pipeline = [it]
@@ -122,7 +125,8 @@ def check_unit(nest: NestOp, arch: Architecture) -> Unit:
         raise _fail(
             f"{nest.describe()} runs on unit '{nest.unit_name}', which architecture "
             f"'{arch.name}' does not have (its units: {', '.join(arch.units)}); map the cascade "
-            "first (map-fusemax or apply-mapping)"
+            "first (map-fusemax or apply-mapping)",
+            nest,
         )
     return unit
 
@@ -141,7 +145,8 @@ def stage_shape(nest: NestOp, arch: Architecture, skip: Sequence[str]) -> tuple[
         elif axis >= len(unit.shape):
             raise _fail(
                 f"{nest.describe()}: loop {loop.var.data} is spatial on axis {axis}, but unit "
-                f"'{nest.unit_name}' has {len(unit.shape)} axis/axes"
+                f"'{nest.unit_name}' has {len(unit.shape)} axis/axes",
+                nest,
             )
         else:
             extent[axis] *= loop.extent.data
@@ -221,7 +226,7 @@ def lower_kernel(
         tensor = nest.tensor_name
         ops = count_ops(nest)
         if not ops:
-            raise _fail(f"{nest.describe()} performs no operation")
+            raise _fail(f"{nest.describe()} performs no operation", nest)
         if tensor in staged:
             times, extent = stage_shape(nest, arch, (*repeat, *pipeline))
             after, carried = dependencies(nest, staged, it)
@@ -265,7 +270,8 @@ def lower_cascade(
     if len(nests) != len(cascade.producers()):
         raise _fail(
             f"@{cascade.cascade_name} has Einsums that are not loop nests: run "
-            "lower-to-loopnest first"
+            "lower-to-loopnest first",
+            cascade,
         )
     for nest in nests:
         check_unit(nest, arch)

@@ -48,7 +48,7 @@ def run_cascade_with_mlir(
     try:
         fn = cascade_to_func(op, ranks)
     except ExportError as e:
-        raise ExecutionError(str(e)) from e
+        raise ExecutionError(str(e), e.op) from e
     module = ModuleOp([fn])
     arrays = [store[name] for name, _ in op.inputs()]
     results = run_function(module, op.cascade_name, arrays, tools)

@@ -16,8 +16,8 @@ not what the PEs compute; its cost is the operation it feeds.
 from __future__ import annotations
 
 from xdsl.ir import Operation
-from xdsl.utils.exceptions import PassFailedException
 
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.dialects.loopnest import NestOp
 
 OP_KIND: dict[str, str] = {
@@ -71,7 +71,8 @@ def _kind(op: Operation, where: str) -> str | None:
         return None
     kind = OP_KIND.get(op.name)
     if kind is None:
-        raise PassFailedException(
+        raise OpPassFailedException(
+            op,
             f"lower-to-dataflow: {where}: no operation kind for '{op.name}' in the map region"
         )
     return kind

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.costmodel.nest_spec import LevelSpec, Loop, NestSpec, TensorSpec, Term
+from einsum_opt.dialects.locations import pass_failure
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import REGISTERS, Architecture, ChainLevel
 from einsum_opt.lowering.data_spaces import DataSpace, tile_words
@@ -39,12 +40,15 @@ AXES = ("X", "Y")
 """Array axis 0 is Timeloop's X, axis 1 its Y."""
 
 
-def _fail(message: str) -> PassFailedException:
-    return PassFailedException(f"lower-to-dataflow: {message}")
+def _fail(message: str, nest: NestOp | None) -> PassFailedException:
+    return pass_failure(f"lower-to-dataflow: {message}", nest)
 
 
-def resolve_level(arch: Architecture, unit: str, name: str, where: str) -> int:
-    """The index in `unit`'s chain of the level a nest names (or the role it names)."""
+def resolve_level(
+    arch: Architecture, unit: str, name: str, where: str, nest: NestOp | None = None
+) -> int:
+    """The index in `unit`'s chain of the level a nest (`nest`, when it is IR) names (or the
+    role it names)."""
     chain = arch.chain(unit)
     names = [c.name for c in chain]
     if name in names:
@@ -62,7 +66,8 @@ def resolve_level(arch: Architecture, unit: str, name: str, where: str) -> int:
         return names.index(role)
     raise _fail(
         f"{where} names level '{name}', which unit {unit}'s chain "
-        f"({', '.join(names)}) in architecture '{arch.name}' does not have"
+        f"({', '.join(names)}) in architecture '{arch.name}' does not have",
+        nest,
     )
 
 
@@ -88,11 +93,11 @@ def keep_sets(
     for space in spaces:
         where = f"{nest.describe()}: {space.name}"
         if space.kept is not None:
-            kept = [resolve_level(arch, nest.unit_name, n, where) for n in space.kept]
+            kept = [resolve_level(arch, nest.unit_name, n, where, nest) for n in space.kept]
             if kept != sorted(set(kept)):
-                raise _fail(f"{where} is kept in levels out of chain order or twice")
+                raise _fail(f"{where} is kept in levels out of chain order or twice", nest)
         else:
-            home = resolve_level(arch, nest.unit_name, space.home, where)
+            home = resolve_level(arch, nest.unit_name, space.home, where, nest)
             kept = [home] + [i for i in range(home + 1, len(chain)) if chain[i].level.default_keep]
         if space.name in in_memory and 0 not in kept:
             kept = [0, *kept]
@@ -111,6 +116,7 @@ def home_levels(arch: Architecture, nest: NestOp, spaces: Sequence[DataSpace]) -
             nest.unit_name,
             space.kept[0] if space.kept else space.home,
             f"{where}: {space.name}",
+            nest,
         )
         for space in spaces
     ]
@@ -127,10 +133,11 @@ def _split_spatial(
     loops: list[tuple[str, int, int | None, int | None]],
     chain: Sequence[ChainLevel],
     unit_mesh: tuple[int, int],
-    where: str,
+    nest: NestOp,
 ) -> list[tuple[str, int, int | None, int | None]]:
     """Place unplaced spatial loops on the innermost level with room along their axis,
     splitting one that is too large into a temporal part and a spatial part."""
+    where = nest.describe()
     room = {i: _fanout(chain, i, unit_mesh) for i in range(len(chain))}
     for _var, extent, axis, level in loops:
         if axis is not None and level is not None:
@@ -141,7 +148,9 @@ def _split_spatial(
             out.append((var, extent, axis, level))
             continue
         if axis > 1:
-            raise _fail(f"{where}: loop {var} is spatial on axis {axis}; arrays have axes 0, 1")
+            raise _fail(
+                f"{where}: loop {var} is spatial on axis {axis}; arrays have axes 0, 1", nest
+            )
         fitting = [i for i in reversed(range(len(chain))) if room[i][axis] >= extent]
         if fitting:
             room[fitting[0]][axis] //= extent
@@ -152,7 +161,8 @@ def _split_spatial(
         if side <= 1 or extent % side:
             raise _fail(
                 f"{where}: spatial loop {var} = {extent} does not fit the unit's axis {axis} "
-                f"(room for {side}) and does not split evenly over it"
+                f"(room for {side}) and does not split evenly over it",
+                nest,
             )
         room[best][axis] = 1
         out.append((var, side, axis, best))
@@ -177,12 +187,14 @@ def place_nest(
     loops: list[tuple[str, int, int | None, int | None]] = []
     for loop in nest.loop_list():
         level = (
-            resolve_level(arch, nest.unit_name, loop.level_name, f"{where}: loop {loop.var.data}")
+            resolve_level(
+                arch, nest.unit_name, loop.level_name, f"{where}: loop {loop.var.data}", nest
+            )
             if loop.level_name
             else None
         )
         loops.append((loop.var.data, loop.extent.data, loop.spatial_axis, level))
-    loops = _split_spatial(loops, chain, unit.mesh, where)
+    loops = _split_spatial(loops, chain, unit.mesh, nest)
     spaces = _with_folds(spaces, loops)
     if any(level is None for *_, level in loops):
         homes = home_levels(arch, nest, spaces)
@@ -194,7 +206,8 @@ def place_nest(
         if level < deepest:
             raise _fail(
                 f"{where}: loop {var} at {chain[level].name} is inside a loop at "
-                f"{chain[deepest].name} (loops go outermost level first)"
+                f"{chain[deepest].name} (loops go outermost level first)",
+                nest,
             )
         deepest = level
         levels[level].append(Loop(var, extent, None if axis is None else AXES[axis]))
@@ -203,7 +216,8 @@ def place_nest(
         if any(lp.axis is None for lp in block[first_spatial:]):
             raise _fail(
                 f"{where}: at {chain[i].name}, a temporal loop is inside a spatial loop (a "
-                "level's spatial loops fan out to the level below: they come last)"
+                "level's spatial loops fan out to the level below: they come last)",
+                nest,
             )
     tensors = tuple(
         TensorSpec(

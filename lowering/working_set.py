@@ -9,6 +9,7 @@ whether a tile fits.
 from __future__ import annotations
 
 from einsum_opt.dialects.einsum import CascadeOp
+from einsum_opt.dialects.locations import clone_located
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture
 from einsum_opt.lowering.accesses import KernelAccesses, kernel_accesses
@@ -22,7 +23,7 @@ def trial(
 ) -> list[KernelAccesses]:
     """The accesses and buffers of every kernel of `cascade` (or the one named `kernel`) as
     its mappings now stand, counted on a copy (the cascade is left unchanged)."""
-    copy = cascade.clone()
+    copy = clone_located(cascade)
     lower_to_loopnest(copy)
     nests = [op for op in copy.body.block.ops if isinstance(op, NestOp)]
     views = find_views(copy, nests)

@@ -7,6 +7,7 @@ The FLAT and unfused points are recomputed by hand from the FuseMax artifact's c
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -541,17 +542,26 @@ def test_kernel_errors_on_the_command_line(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Mappings written out with explicit `kernel = NAME`, edited, and lowered by einsum-opt:
-    one `error:` line, exit status 1, nothing on stdout."""
+    one `error:` line at the Einsum of the nest at fault, exit status 1, nothing on stdout."""
     old, new, message = KERNEL_TEXT_ERRORS[case]
     text = str(api.apply(load(THREE_PASS), "map-unfused"))
     assert text.count(old) == 1
     source = tmp_path / "unfused.mlir"
-    source.write_text(text.replace(old, new))
+    edited = text.replace(old, new)
+    source.write_text(edited)
     status, out, err = cli(
         capsys, str(source), "-p", "lower-to-loopnest,lower-to-dataflow{arch=flat}"
     )
     assert (status, out) == (1, "")
-    assert err.splitlines() == [f"error: {message}"]
+    nest = re.match(r"lower-to-dataflow: nest (\w+)", message)
+    assert nest is not None
+    line, statement = next(
+        (n, ln)
+        for n, ln in enumerate(edited.splitlines(), 1)
+        if ln.lstrip().startswith(f"%{nest[1]} = einsum.einsum ")
+    )
+    column = statement.index("einsum.einsum ") + len("einsum.einsum ") + 1
+    assert err.splitlines() == [f"{source}:{line}:{column}: error: {message}"]
 
 
 # -- share_space ------------------------------------------------------------------------------

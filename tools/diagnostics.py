@@ -8,9 +8,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from xdsl.ir import Operation
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 
-from einsum_opt.dialects.locations import OpVerifyException, SourceLocation, location_of
+from einsum_opt.dialects.locations import (
+    OpPassFailedException,
+    OpVerifyException,
+    location_of,
+)
 from einsum_opt.support.diagnostics import Diagnostic, cut_long_values
 from einsum_opt.support.errors import PlacedError, UserError
 
@@ -18,6 +23,16 @@ from einsum_opt.support.errors import PlacedError, UserError
 def _one_line(text: str) -> str:
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     return cut_long_values(lines[0]) if lines else "unknown error"
+
+
+def _at_op(op: Operation, message: str, line_offset: int, unplaced: str | None) -> Diagnostic:
+    """The diagnostic `message` at `op`'s place (shifted by the chunk's `line_offset`), else
+    printed as `unplaced` (or `error: message`)."""
+    place = location_of(op)
+    if place is not None:
+        at = place.shifted(line_offset)
+        return Diagnostic("error", message, at.filename, at.line, at.column)
+    return Diagnostic("error", message, text=unplaced)
 
 
 def diagnostic_of(
@@ -42,12 +57,11 @@ def diagnostic_of(
         loc = error.span.get_location()
         return Diagnostic("error", _one_line(error.msg), loc.file, loc.line, loc.col)
     if isinstance(error, OpVerifyException):
-        place: SourceLocation | None = location_of(error.op)
         message = _one_line(str(error.args[0]) if error.args else str(error))
-        if place is not None:
-            at = place.shifted(line_offset)
-            return Diagnostic("error", message, at.filename, at.line, at.column)
-        return Diagnostic("error", message, text=f"error: {input_name}: {message}")
+        return _at_op(error.op, message, line_offset, f"error: {input_name}: {message}")
+    if isinstance(error, OpPassFailedException):
+        message = _one_line(str(error.args[0]) if error.args else str(error))
+        return _at_op(error.op, message, line_offset, None)
     if isinstance(error, ArgSpecParseError):
         # "Error parsing ...:", "<location>", "<pipeline>", "<carets>", "<message>"
         lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
@@ -70,6 +84,9 @@ def diagnostic_of(
         return Diagnostic("error", f"{input_name}: out of memory")
     from einsum_opt.interpreters.einsum_values import ExecutionError
 
+    if isinstance(error, ExecutionError) and error.op is not None:
+        message = _one_line(str(error.args[0]) if error.args else str(error))
+        return _at_op(error.op, message, line_offset, None)
     if isinstance(error, DiagnosticException | UserError | ExecutionError | ValueError):
         message = _one_line(str(error.args[0]) if error.args else str(error))
         return Diagnostic("error", message)

@@ -178,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             outputs = run_cascade(cascade, inputs, ranks=ranks, seed=args.seed)
     except ExecutionError as e:
+        if e.op is not None:  # about an op of the input: printed at its place
+            raise
         raise UserError(str(e)) from e
     if output is not None:
         write_outputs(output, outputs)

@@ -16,10 +16,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of, variable_of
+from einsum_opt.dialects.locations import OpPassFailedException
 
 PASSES_ATTR = "passes"
 """The cascade attribute `count-passes` writes: rank name -> pass count (i64)."""
@@ -57,7 +57,8 @@ def _rank_state(cascade: CascadeOp, var: str) -> _RankState:
                 changed = True
         if not changed:
             return state
-    raise PassFailedException(
+    raise OpPassFailedException(
+        cascade,
         f"count-passes: @{cascade.cascade_name}: passes over rank {rank_of(var)} do not converge "
         "(a value that needs all of the rank feeds back into its own iteration)"
     )

@@ -39,11 +39,11 @@ from functools import partial
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
 from einsum_opt.dialects.einsum_syntax import rank_of
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.hardware import REGISTERS
 from einsum_opt.lowering.working_set import peak_bytes, root_words
 from einsum_opt.transforms.mapping_roles import Roles, divisors, largest_divisor_at_most, roles
@@ -74,7 +74,7 @@ def find_rows(cascade: CascadeOp, rank: str | None, pass_name: str) -> RowLayout
     """The row rank (the largest rank of every Einsum's output, or `rank`) and the outer ones."""
     einsums = cascade.einsums()
     if not einsums:
-        raise PassFailedException(f"{pass_name}: @{cascade.cascade_name} has no Einsum")
+        raise OpPassFailedException(cascade, f"{pass_name}: @{cascade.cascade_name} has no Einsum")
     common = [
         r
         for r in einsums[0].result_type.rank_names
@@ -82,13 +82,15 @@ def find_rows(cascade: CascadeOp, rank: str | None, pass_name: str) -> RowLayout
     ]
     if rank is not None:
         if rank not in common:
-            raise PassFailedException(
+            raise OpPassFailedException(
+                cascade,
                 f"{pass_name}: rank {rank} is not a rank of every Einsum's output in "
                 f"@{cascade.cascade_name} (those are: {', '.join(common) or 'none'})"
             )
         row = rank
     elif not common:
-        raise PassFailedException(
+        raise OpPassFailedException(
+            cascade,
             f"{pass_name}: no rank is common to every Einsum's output in "
             f"@{cascade.cascade_name}: nothing to tile into row blocks"
         )
@@ -235,7 +237,8 @@ def op_sizes(op: EinsumOp) -> dict[str, int]:
 def _check_tile(cascade: CascadeOp, rows: RowLayout, tile: int, pass_name: str) -> int:
     size = cascade.rank_sizes()[rows.row]
     if tile <= 0 or size % tile:
-        raise PassFailedException(
+        raise OpPassFailedException(
+            cascade,
             f"{pass_name}: tile {tile} does not divide the row rank {rows.row} of size {size}"
         )
     return size

@@ -39,6 +39,7 @@ from xdsl.utils.exceptions import PassFailedException
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_mapping import MAPPING_ATTR, MappingAttr, einsum_ranks
 from einsum_opt.dialects.einsum_syntax import rank_of, variable_of
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.hardware import REGISTERS
 from einsum_opt.lowering.working_set import peak_bytes
 from einsum_opt.transforms.map_baselines import is_contraction
@@ -73,11 +74,13 @@ def find_layout(cascade: CascadeOp, query: str | None = None) -> FuseMaxLayout:
         if query is None:
             query = max(others, key=lambda r: sizes[r])  # first of the largest
         elif query not in others:
-            raise PassFailedException(
+            raise OpPassFailedException(
+                op,
                 f"map-fusemax: rank {query} is not a rank of the running value {op.tensor_name}"
             )
         return FuseMaxLayout(rank_of(it), split[1], query, tuple(r for r in others if r != query))
-    raise PassFailedException(
+    raise OpPassFailedException(
+        cascade,
         f"map-fusemax: @{cascade.cascade_name} has no running value over a split rank "
         "(map a 1-pass cascade: run pass-fusion first)"
     )
@@ -108,7 +111,8 @@ def query_tile(
     low, high = 0, len(candidates) - 1
     buildmap(candidates[0])
     if not fits():
-        raise PassFailedException(
+        raise OpPassFailedException(
+            cascade,
             f"map-fusemax: the state of {tile} queries does not fit the buffer{shortfall()}"
         )
     while low < high:  # the footprint grows with P1: the last candidate that fits
@@ -218,13 +222,15 @@ def map_fusemax(
     if tile is None:
         tile = largest_divisor_at_most(size, where.side())
     elif tile <= 0 or size % tile:
-        raise PassFailedException(
+        raise OpPassFailedException(
+            cascade,
             f"map-fusemax: tile {tile} does not divide the query rank {layout.query} "
             f"of size {size}"
         )
     key_tile = cascade.rank_sizes()[layout.key_inner]
     if key_tile > where.key_side():
-        raise PassFailedException(
+        raise OpPassFailedException(
+            cascade,
             f"map-fusemax: key tile {layout.key_inner} = {key_tile} is wider than {where.matrix}, "
             f"which has {where.key_side()} PEs along axis 1 (fuse with tile={where.key_side()}, "
             "or a divisor of it)"

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
+from einsum_opt.dialects.locations import OpPassFailedException, clone_located
 from einsum_opt.transforms.cleanup import cleanup
 from einsum_opt.transforms.count_passes import count_passes
 from einsum_opt.transforms.fuse_max_sum import fuse_max_sum
@@ -112,7 +112,7 @@ def pass_fusion(
     where = f"pass-fusion: @{cascade.cascade_name}"
     if rank is not None:
         if rank not in cascade.ranks.names:
-            raise PassFailedException(f"{where}: rank {rank} is not declared")
+            raise OpPassFailedException(cascade, f"{where}: rank {rank} is not declared")
         return fuse_rank(cascade, rank, tile, report)
     tried: set[str] = set()
     while (busiest := busiest_rank(cascade, tried)) is not None and busiest[1] > 1:
@@ -130,14 +130,14 @@ def fuse_rank(
     where = f"pass-fusion: @{cascade.cascade_name}"
     level: str | None = None
     for t in _tiles(cascade, rank, tile, where, report):
-        trial = cascade.clone()
+        trial = clone_located(cascade)
         levels = None
         if t is not None:
             try:
                 levels = split_rank(trial, rank, t)
             except SplitError as e:
                 if tile is not None:
-                    raise PassFailedException(f"pass-fusion: {e}") from None
+                    raise OpPassFailedException(e.op, f"pass-fusion: {e}") from None
                 if report:
                     remark(f"{where}: keeping rank {rank} whole ({e})")
                 continue

@@ -26,6 +26,7 @@ from einsum_opt.dialects.einsum_mapping import (
     loop_ranks,
     ordered_loops,
 )
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.lowering.einsum_to_loopnest import mapping_of
 
 
@@ -98,6 +99,6 @@ class ReorderLoopsPass(ModulePass):
                     try:
                         reorder_loops(einsum, order, cascade.rank_sizes())
                     except VerifyException as e:
-                        raise PassFailedException(f"reorder-loops: {e}") from None
+                        raise OpPassFailedException(einsum, f"reorder-loops: {e}") from None
         if not found:
             raise PassFailedException(f"reorder-loops: no einsum named {self.einsum}")

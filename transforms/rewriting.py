@@ -19,6 +19,7 @@ from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_attrs import IndicesAttr, TensorType
 from einsum_opt.dialects.einsum_map import build_map_region, constant_attr, extract_expr
 from einsum_opt.dialects.einsum_syntax import Access, Call, Const, Expr, IndexExpr, Size, rank_of
+from einsum_opt.dialects.locations import carry_location
 
 M = TypeVar("M")
 
@@ -329,6 +330,7 @@ def insert_before(anchor: Operation, ops: Iterable[Operation]) -> None:
 def replace_einsum(old: EinsumOp, new: EinsumOp) -> None:
     """Put `new` where `old` is, redirect every use, and erase `old`."""
     insert_before(old, [new])
+    carry_location(old, new)
     old.result.replace_all_uses_with(new.result)
     old.detach()
     old.erase()

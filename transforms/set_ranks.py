@@ -13,6 +13,7 @@ from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from einsum_opt.dialects.einsum import CascadeOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import RANK_NAME
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.support.errors import integer_of
 
 RANKS_HELP = (
@@ -72,7 +73,8 @@ def set_rank_sizes(module: ModuleOp | CascadeOp, sizes: Mapping[str, int]) -> No
         try:
             cascade.set_rank_sizes({n: s for n, s in sizes.items() if n in cascade.ranks.names})
         except VerifyException as e:
-            raise PassFailedException(f"set-ranks: @{cascade.cascade_name}: {e}") from None
+            message = f"set-ranks: @{cascade.cascade_name}: {e}"
+            raise OpPassFailedException(cascade, message) from None
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp, cascades_in
 from einsum_opt.dialects.einsum_attrs import RanksAttr, TensorType
 from einsum_opt.dialects.einsum_syntax import IndexExpr, variable_of
+from einsum_opt.dialects.locations import OpPassFailedException, carry_location
 from einsum_opt.transforms.rewriting import (
     Names,
     Read,
@@ -35,7 +36,12 @@ from einsum_opt.transforms.rewriting import (
 
 
 class SplitError(Exception):
-    """The rank cannot be split; the message says why."""
+    """The rank cannot be split; the message says why and `op` is the cascade or Einsum at
+    fault."""
+
+    def __init__(self, op: Operation, message: str):
+        super().__init__(message)
+        self.op = op
 
 
 def split_names(cascade: CascadeOp, rank: str) -> tuple[str, str]:
@@ -81,24 +87,28 @@ def check_splittable(cascade: CascadeOp, rank: str, tile: int) -> None:
     """Raise `SplitError` unless `rank` can be split into tiles of `tile`."""
     where = f"@{cascade.cascade_name}"
     if rank not in cascade.ranks.names:
-        raise SplitError(f"{where}: rank {rank} is not declared")
+        raise SplitError(cascade, f"{where}: rank {rank} is not declared")
     size = cascade.rank_sizes()[rank]
     if tile <= 0:
-        raise SplitError(f"{where}: the tile must be a positive number of coordinates, got {tile}")
+        raise SplitError(
+            cascade, f"{where}: the tile must be a positive number of coordinates, got {tile}"
+        )
     if size % tile:
         raise SplitError(
+            cascade,
             f"{where}: tile {tile} does not divide rank {rank} of size {size} (a partial last "
             "tile would read past the end of the rank)"
         )
     var = variable_of(rank)
     for op in cascade.einsums():
         if op.iterative_rank() == var:
-            raise SplitError(f"{where}: rank {rank} is iterative in einsum {op.tensor_name}")
+            raise SplitError(op, f"{where}: rank {rank} is iterative in einsum {op.tensor_name}")
         for value, indices in op.accesses():
             for r, ix in zip(op.access_type(value).rank_names, indices, strict=True):
                 plain = ix.as_variable() == var
                 if (var in ix.variables and not plain) or (r == rank and not plain):
                     raise SplitError(
+                        op,
                         f"{where}: einsum {op.tensor_name} indexes rank {rank} with '{ix}'; "
                         f"only the plain index {var} can be split"
                     )
@@ -187,6 +197,7 @@ def _split_einsum(
         op.init,
     )
     new.attributes.update(op.attributes)
+    carry_location(op, new)
     return new
 
 
@@ -213,4 +224,4 @@ class SplitRankPass(ModulePass):
             try:
                 split_rank(cascade, self.rank, self.tile)
             except SplitError as e:
-                raise PassFailedException(f"split-rank: {e}") from None
+                raise OpPassFailedException(e.op, f"split-rank: {e}") from None

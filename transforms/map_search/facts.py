@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from xdsl.ir import SSAValue
-from xdsl.utils.exceptions import PassFailedException
 
 from einsum_opt.dialects.einsum import CascadeOp, EinsumOp
 from einsum_opt.dialects.einsum_mapping import einsum_ranks
 from einsum_opt.dialects.einsum_syntax import IndexExpr, rank_of
+from einsum_opt.dialects.locations import OpPassFailedException
 from einsum_opt.dialects.loopnest import NestOp
 from einsum_opt.hardware import Architecture, ArchitectureError
 from einsum_opt.lowering.data_spaces import running_positions
@@ -193,7 +193,8 @@ def cascade_facts(cascade: CascadeOp, arch: Architecture, pass_name: str) -> Cas
             units = capable_units(arch, ops) if ops else tuple(arch.units)
             if not units:
                 kinds = ", ".join(sorted(ops))
-                raise PassFailedException(
+                raise OpPassFailedException(
+                    op,
                     f"{pass_name}: einsum {op.tensor_name} needs the operations {kinds}, and no "
                     f"unit of architecture '{arch.name}' has all of them (its units: "
                     + ", ".join(f"{n} ({', '.join(u.ops)})" for n, u in arch.units.items())
