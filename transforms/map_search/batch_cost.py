@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -116,17 +117,17 @@ def _used(col: Column) -> list[int]:
 
 def _ints(col: Column, value_of: Callable[[NestResult], int]) -> Ints:
     """value_of(row's result) per row, int64 (computed once per distinct result)."""
-    table, rid = col
-    values = np.zeros(len(table), dtype=np.int64)
-    for u in _used(col):
-        values[u] = value_of(table[u])
-    return values[rid]
+    return _gathered(col, value_of, np.int64)
 
 
 def _floats(col: Column, value_of: Callable[[NestResult], float]) -> Floats:
     """value_of(row's result) per row, float64."""
+    return _gathered(col, value_of, np.float64)
+
+
+def _gathered(col: Column, value_of: Callable[[NestResult], Any], dtype: type) -> Any:
     table, rid = col
-    values = np.zeros(len(table), dtype=np.float64)
+    values = np.zeros(len(table), dtype=dtype)
     for u in _used(col):
         values[u] = value_of(table[u])
     return values[rid]
