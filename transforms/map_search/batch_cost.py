@@ -127,7 +127,7 @@ def _floats(col: Column, value_of: Callable[[NestResult], float]) -> Floats:
 
 def _gathered(col: Column, value_of: Callable[[NestResult], Any], dtype: type) -> Any:
     table, rid = col
-    values = np.zeros(len(table), dtype=dtype)
+    values: Any = np.zeros(len(table), dtype=dtype)
     for u in _used(col):
         values[u] = value_of(table[u])
     return values[rid]

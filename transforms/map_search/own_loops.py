@@ -21,7 +21,7 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from einsum_opt.transforms.map_search.chains import UnitChain
 from einsum_opt.transforms.map_search.plan import Loop
@@ -282,7 +282,7 @@ def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[Level
     others = {
         r: sorted(
             (t for t in _splits(ctx.extents[r], len(places[r])) if t != current[r]),
-            key=lambda t, r=r: sum(a != b for a, b in zip(t, current[r], strict=True)),
+            key=partial(_distance, current[r]),
         )
         for r in free
     }
@@ -299,9 +299,7 @@ def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[Level
                 if not _spatial_fits(ctx, table.start, moved.spatial):
                     continue
                 changed = sum(
-                    a != b
-                    for r, t in zip(ranks, choice, strict=True)
-                    for a, b in zip(t, current[r], strict=True)
+                    _distance(current[r], t) for r, t in zip(ranks, choice, strict=True)
                 )
                 group.append((changed, len(group), moved))
         group.sort(key=lambda g: (g[0], g[1]))
@@ -309,6 +307,11 @@ def retilings(ctx: OwnContext, table: LevelTable, limit: int = 64) -> list[Level
         if len(out) >= limit:
             break
     return out
+
+
+def _distance(current: tuple[int, ...], trips: tuple[int, ...]) -> int:
+    """How many pieces `trips` changes."""
+    return sum(a != b for a, b in zip(trips, current, strict=True))
 
 
 RETILING_TRIES = 4096
