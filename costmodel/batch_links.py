@@ -1,0 +1,224 @@
+"""Which rows of a batch might have link transfers at a level's fan-out (conservatively): the
+rows the batch analysis leaves to the scalar `analyze`.
+
+`tile_trace._Walk` passes a delta over a link only when the move between two consecutive
+deltas of the same shape (`shift + anchor(delta) − anchor(previous delta)`) is the offset to a
+mesh neighbour, ± a carry offset of the row digits or of the column digits of the fan-out
+(`link_transfers.Fanout._patterns`). A delta is nothing, the whole tile (anchor 0) or the part
+a carry shift slid in; the part slid in by a shift that leaves the tile overlapping has its
+anchor at 0 except along its only moving dimension when that move is positive
+(`side − shift` there; see `tile_trace.box_difference`). So every move that could be tested is
+a carry shift, or a carry shift plus the difference of two such anchors; a row none of whose
+candidates equals a neighbour offset has no link transfer, and its walk is `_fills_only`'s.
+Rows whose mesh rows end inside a digit the row width does not divide (where `Fanout.stats`
+may raise) are reported too."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from einsum_opt.costmodel.batch_nest import Bools, Ints
+from einsum_opt.costmodel.batch_trace import Vectors, carry_shifts, pairwise_equal
+
+Digit = tuple[Ints, Vectors]
+"""A digit of the fan-out's instance index: extent per row and step (rank, rows)."""
+
+
+def _digits(
+    fan: Sequence[tuple[Ints, str, Vectors]], mesh_x: int, rows: int
+) -> tuple[list[Digit], list[Digit], Bools]:
+    """The fan-out's digits on the mesh (loops innermost first, `Fanout._split_rows`): the row
+    digits and the column digits, and the rows where a row ends inside a digit it does not
+    divide."""
+    x_size = np.ones(rows, dtype=np.int64)
+    for extent, axis, _ in fan:
+        if axis == "X":
+            x_size = x_size * extent
+    row = np.maximum(x_size, mesh_x)
+    width = np.ones(rows, dtype=np.int64)
+    bad = np.zeros(rows, dtype=bool)
+    row_digits: list[Digit] = []
+    column_digits: list[Digit] = []
+    for extent, _, step in fan:
+        done = width == row
+        whole = ~done & (width * extent <= row)
+        split = ~done & ~whole
+        inner = row // width
+        divides = (row % width == 0) & (extent % np.maximum(inner, 1) == 0)
+        bad |= split & ~divides
+        in_row = np.where(whole, extent, np.where(split & divides, inner, 1))
+        row_digits.append((in_row, step))
+        column_digits.append((extent // in_row, in_row * step))
+        width = np.where(whole, width * extent, np.where(split, row, width))
+    return row_digits, column_digits, bad
+
+
+def _neighbour_offsets(digits: list[Digit]) -> list[tuple[Vectors, Bools]]:
+    """± the offset from an instance to the next when its first c digits are at their top
+    (`link_transfers._carry_offsets`), for the digits of extent > 1."""
+    offsets: list[tuple[Vectors, Bools]] = []
+    carried: Vectors | None = None
+    for extent, step in digits:
+        offset = step if carried is None else carried + step
+        offsets += [(offset, extent > 1), (-offset, extent > 1)]
+        carried = (0 if carried is None else carried) - (extent - 1) * step
+    return offsets
+
+
+def _offsets_of_adding(
+    amount: Ints, fan: Sequence[tuple[Ints, str, Vectors]], rows: int
+) -> list[tuple[Vectors, Bools]]:
+    """The offsets `S(i + amount) − S(i)` over the instances i with `i + amount` one too
+    (`link_transfers._offsets_of_adding`): one per feasible pattern of carries when `amount`
+    is added digit by digit, each pattern enumerated with the rows where it is feasible."""
+    digits = []
+    rest = amount.copy()
+    for extent, _, _ in fan:
+        digits.append(rest % extent)
+        rest = rest // extent
+    fits = rest == 0
+    found: list[tuple[Vectors, Bools]] = []
+    loops = len(fan)
+    for pattern in range(2 ** max(loops - 1, 0)):
+        carries = [0] + [(pattern >> k) & 1 for k in range(loops - 1)] + [0]
+        feasible = fits.copy()
+        offset = np.zeros_like(fan[0][2])
+        for k, (extent, _, step) in enumerate(fan):
+            carry_in, carry_out = carries[k], carries[k + 1]
+            total = digits[k] + carry_in
+            feasible &= total >= 1 if carry_out else total <= extent - 1
+            offset = offset + (total - extent * carry_out) * step
+        found += [(offset, feasible), (-offset, feasible)]
+    return found
+
+
+def _member(moves: Vectors, offsets: Vectors, real: Bools) -> Bools:
+    """Where each move (..., rank, rows) is one of the offsets (offsets, rank, rows) that
+    exist (`real`, (offsets, rows))."""
+    found = np.all(moves[..., None, :, :] == offsets, axis=-2) & real
+    return np.any(found, axis=-2)
+
+
+def _anchors(box: Vectors, shifts: Vectors) -> tuple[Vectors, Bools]:
+    """Per shift, the lowest corner of the part it slides in, and where the tile keeps an
+    overlap (elsewhere the whole tile comes, anchored at 0)."""
+    nonzero = shifts != 0
+    alone = nonzero & (np.sum(nonzero, axis=1) == 1)[:, None, :]
+    anchors = np.where(alone & (shifts > 0), box[None] - shifts, 0)
+    overlapping = np.any(nonzero, axis=1) & np.all(box[None] - np.abs(shifts) > 0, axis=1)
+    return anchors, overlapping
+
+
+def may_link(
+    box: Vectors | None,
+    extents: Ints,
+    moves: Vectors,
+    fan: Sequence[tuple[Ints, str, Vectors]],
+    mesh_x: int,
+    stationary_fix: bool,
+) -> Bools:
+    """Rows whose walk of a child tile `box` (None: the compute units) under the trace
+    (extents (loops, rows), moves (loops, rank, rows), innermost first) might pass a delta
+    over a link of the fan-out `fan` ((extent, axis, step) innermost first) laid on a mesh
+    `mesh_x` wide: rows where the walk compares two deltas of the same shape whose move is a
+    neighbour offset."""
+    rows = extents.shape[1]
+    loops = extents.shape[0]
+    row_digits, column_digits, unsplit = _digits(fan, mesh_x, rows)
+    if not loops:
+        return np.zeros(rows, dtype=bool)
+    # Where the mesh rows do not split at a digit, `Fanout.stats` raises for a move that is
+    # an offset between any two mesh neighbours, and is plain for any other.
+    neighbours = _neighbour_offsets(row_digits) + _neighbour_offsets(column_digits)
+    x_size = np.prod(np.stack([e for e, axis, _ in fan if axis == "X"] or [np.ones(rows, dtype=np.int64)]), axis=0)
+    anywhere = _neighbour_offsets([(e, step) for e, _, step in fan])
+    anywhere += _offsets_of_adding(np.maximum(x_size, mesh_x), fan, rows)
+    shifts = carry_shifts(extents, moves)
+    advancing = extents > 1
+
+    def member(moved: Vectors) -> Bools:
+        near = _member(moved, np.stack([o for o, _ in neighbours]), np.stack([r for _, r in neighbours]))
+        far = _member(moved, np.stack([o for o, _ in anywhere]), np.stack([r for _, r in anywhere]))
+        return np.where(unsplit, far, near)
+
+    whole = member(shifts) & advancing
+    if box is None:  # every delta is a whole operand
+        return np.any(whole, axis=0)
+    anchors, overlapping = _anchors(box, shifts)
+    moved = shifts[:, None] + anchors[:, None] - anchors[None, :]
+    slides = member(moved) & (overlapping & advancing)[None, :]
+    candidate = np.any(whole, axis=0) | np.any(slides & advancing[:, None], axis=(0, 1))
+    subset = np.flatnonzero(candidate)
+    result = np.zeros(rows, dtype=bool)
+    if subset.size:
+        result[subset] = _walk_compares(
+            shifts[..., subset],
+            extents[:, subset],
+            overlapping[:, subset],
+            whole[:, subset],
+            slides[..., subset],
+            stationary_fix,
+        )
+    return result
+
+
+def _walk_compares(
+    shifts: Vectors,
+    extents: Ints,
+    overlapping: Bools,
+    whole: Bools,
+    slides: Bools,
+    stationary_fix: bool,
+) -> Bools:
+    """`_Walk`'s sweep as a dynamic programme over (loop, remembered move, last delta), per
+    row: whether some step compares two deltas of the same shape whose move is a neighbour
+    offset (`whole[q]`: carry q's shift is one; `slides[q, j]`: the move from carry j's slide
+    to carry q's is one). Remembered moves: carry j's shift or none (id `loops`). Last deltas:
+    a whole tile 1, carry j's partial slide 2 + k for the k-th slide that some move from it
+    could match, anything else 0 (nothing: no comparison can follow it). Shapes of partial
+    slides are taken as equal, which only adds rows."""
+    loops, rows = extents.shape
+    relevant = [j for j in range(loops) if np.any(slides[:, j])]
+    slide_id = np.zeros(loops, dtype=np.int64)
+    for k, j in enumerate(relevant):
+        slide_id[j] = 2 + k
+    lasts = 2 + len(relevant)
+    none = loops
+    states = (loops + 1) * lasts
+    columns = np.arange(rows)
+    ids = np.arange(states)[:, None]
+    found = np.zeros((states, rows), dtype=bool)
+    end = np.broadcast_to(ids, (states, rows)).copy()
+    moving = np.any(shifts != 0, axis=1)
+    equal = pairwise_equal(shifts)
+    same = np.zeros((loops + 1, rows), dtype=bool)
+    matches = np.zeros((lasts, rows), dtype=bool)
+    for q in range(loops):
+        same[:loops] = equal[q]
+        matches[1] = whole[q]
+        for k, j in enumerate(relevant):
+            matches[2 + k] = slides[q, j]
+        current = end
+        state, previous = current // lasts, current % lasts
+        is_none = state == none
+        keeps = is_none | same[state, columns]
+        fetched = ~keeps | moving[q]
+        new_state = np.where(is_none, q, np.where(keeps, state, none))
+        if stationary_fix:
+            fetched &= moving[q]
+            new_state = np.where(moving[q], new_state, state)
+        partial = fetched & keeps & overlapping[q]
+        whole_tile = fetched & ~partial
+        compares = ((previous == 1) & whole_tile & whole[q]) | (
+            (previous >= 2) & partial & matches[previous, columns]
+        )
+        delta = np.where(partial, slide_id[q], np.where(whole_tile, 1, 0))
+        stepped = new_state * lasts + delta
+        after = found[stepped, columns]
+        final = end[stepped, columns]
+        advances = extents[q] > 1
+        found = np.where(advances, found | compares | after, found)
+        end = np.where(advances, final, current)
+    return found[none * lasts + 1]

@@ -1,0 +1,200 @@
+"""Loop structures of real nests for the batch analysis' tests and benchmark: reading and
+writing them as JSON (tests/data/nest_structures.json, written by
+benchmarks/capture_nest_structures.py), folding split dimensions back into one, and random
+factorizations of the dimensions over a structure's loop slots."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from einsum_opt.costmodel.nest_analysis import analyze
+from einsum_opt.costmodel.nest_analysis_batch import loop_slots
+from einsum_opt.costmodel.nest_spec import LevelSpec, Loop, NestSpec, TensorSpec, Term
+
+STORED = Path(__file__).resolve().parent / "data" / "nest_structures.json"
+
+
+def to_json(spec: NestSpec) -> dict[str, Any]:
+    """The spec as plain JSON data."""
+    return {
+        "dims": dict(spec.dims),
+        "tensors": [
+            {
+                "name": t.name,
+                "read_write": t.read_write,
+                "projection": [[[term.coefficient, term.dim] for term in terms] for terms in t.projection],
+            }
+            for t in spec.tensors
+        ],
+        "levels": [
+            {
+                "name": level.name,
+                "mesh": [level.mesh_x, level.mesh_y],
+                "keep": sorted(level.keep),
+                "loops": [[lp.dim, lp.extent, lp.axis] for lp in level.loops],
+            }
+            for level in spec.levels
+        ],
+        "compute_mesh": [spec.compute_mesh_x, spec.compute_mesh_y],
+    }
+
+
+def from_json(data: dict[str, Any]) -> NestSpec:
+    """The spec of `to_json`'s data."""
+    return NestSpec(
+        dims=data["dims"],
+        tensors=tuple(
+            TensorSpec(
+                t["name"],
+                tuple(tuple(Term(c, d) for c, d in terms) for terms in t["projection"]),
+                t["read_write"],
+            )
+            for t in data["tensors"]
+        ),
+        levels=tuple(
+            LevelSpec(
+                level["name"],
+                level["mesh"][0],
+                level["mesh"][1],
+                frozenset(level["keep"]),
+                tuple(Loop(d, e, a) for d, e, a in level["loops"]),
+            )
+            for level in data["levels"]
+        ),
+        compute_mesh_x=data["compute_mesh"][0],
+        compute_mesh_y=data["compute_mesh"][1],
+    )
+
+
+def stored() -> dict[str, list[NestSpec]]:
+    """The stored structures by source ("attention", "timeloop")."""
+    data = json.loads(STORED.read_text())
+    return {source: [from_json(s) for s in specs] for source, specs in data.items()}
+
+
+def _positions(spec: NestSpec) -> dict[str, dict[tuple[int, int], int]]:
+    """Per dimension, its summed coefficient at each (tensor, tensor dimension) it is in."""
+    found: dict[str, dict[tuple[int, int], int]] = {dim: {} for dim in spec.dims}
+    for t, tensor in enumerate(spec.tensors):
+        for r, terms in enumerate(tensor.projection):
+            for term in terms:
+                found[term.dim][(t, r)] = found[term.dim].get((t, r), 0) + term.coefficient
+    return found
+
+
+def fold_split_dims(spec: NestSpec) -> NestSpec:
+    """The nest with each group of dimensions that are the digits of one index (found in the
+    same tensor dimensions, coefficients in mixed radix of their sizes, loops of lower digits
+    all inside those of higher ones) folded into one dimension with all their loops: the same
+    nest, whose loops' extents can now be factorized freely."""
+    positions = _positions(spec)
+    slots = [(s, k, lp.dim) for s, level in enumerate(spec.levels) for k, lp in enumerate(level.loops)]
+    groups: dict[tuple[tuple[int, int], ...], list[str]] = {}
+    for dim, where in positions.items():
+        if where:
+            groups.setdefault(tuple(sorted(where)), []).append(dim)
+    rename: dict[str, tuple[str, int]] = {}  # dim -> (folded dim, its weight)
+    for where, dims in groups.items():
+        if len(dims) < 2:
+            continue
+        first = where[0]
+        dims.sort(key=lambda d: (abs(positions[d][first]), spec.dims[d]))
+        weight, weights = 1, {}
+        for dim in dims:
+            weights[dim] = weight
+            weight *= spec.dims[dim]
+        base = {p: positions[dims[0]][p] for p in where}
+        if any(positions[d][p] != base[p] * weights[d] for d in dims for p in where):
+            continue
+        order = [dims.index(dim) for _, _, dim in slots if dim in dims]
+        if order != sorted(order, reverse=True):
+            continue
+        for dim in dims:
+            rename[dim] = (dims[0] + "_folded", weights[dim])
+    if not rename:
+        return spec
+    dims: dict[str, int] = {}
+    for dim, size in spec.dims.items():
+        name = rename.get(dim, (dim, 1))[0]
+        dims[name] = dims.get(name, 1) * size
+    tensors = []
+    for tensor in spec.tensors:
+        projection = []
+        for terms in tensor.projection:
+            kept: list[Term] = []
+            for term in terms:
+                if term.dim not in rename:
+                    kept.append(term)
+                elif rename[term.dim][1] == 1:
+                    kept.append(Term(term.coefficient, rename[term.dim][0]))
+            projection.append(tuple(kept))
+        tensors.append(TensorSpec(tensor.name, tuple(projection), tensor.read_write))
+    levels = tuple(
+        LevelSpec(
+            level.name,
+            level.mesh_x,
+            level.mesh_y,
+            level.keep,
+            tuple(Loop(rename.get(lp.dim, (lp.dim, 1))[0], lp.extent, lp.axis) for lp in level.loops),
+        )
+        for level in spec.levels
+    )
+    folded = NestSpec(dims, tuple(tensors), levels, spec.compute_mesh_x, spec.compute_mesh_y)
+    assert analyze(folded) == analyze(spec), "folding changed the nest"
+    return folded
+
+
+def _prime_factors(n: int) -> list[int]:
+    factors, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+        p += 1
+    return factors
+
+
+def factorizations(spec: NestSpec, rows: int, seed: int, distinct: bool = True) -> np.ndarray:
+    """`rows` random factorizations of every dimension over its loop slots (distinct ones
+    while there are enough), a spatial slot's fan-out kept within its mesh ratio."""
+    rng = random.Random(seed)
+    slots = loop_slots(spec)
+    ratios = _mesh_ratios(spec)
+    found: list[tuple[int, ...]] = []
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(rows * 20):
+        row = [1] * len(slots)
+        for dim, size in spec.dims.items():
+            choices = [j for j, slot in enumerate(slots) if slot.dim == dim]
+            for factor in _prime_factors(size) if choices else ():
+                row[rng.choice(choices)] *= factor
+        if any(
+            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis) > ratio
+            for (s, axis), ratio in ratios.items()
+        ):
+            continue
+        key = tuple(row)
+        if distinct and key in seen:
+            continue
+        seen.add(key)
+        found.append(key)
+        if len(found) == rows:
+            break
+    return np.array(found, dtype=np.int64).reshape(len(found), len(slots))
+
+
+def _mesh_ratios(spec: NestSpec) -> dict[tuple[int, str], int]:
+    ratios = {}
+    for s, level in enumerate(spec.levels):
+        inner = spec.levels[s + 1] if s + 1 < len(spec.levels) else None
+        x = inner.mesh_x if inner else spec.compute_mesh_x
+        y = inner.mesh_y if inner else spec.compute_mesh_y
+        ratios[(s, "X")] = x // level.mesh_x
+        ratios[(s, "Y")] = y // level.mesh_y
+    return ratios
