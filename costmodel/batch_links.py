@@ -94,11 +94,28 @@ def _offsets_of_adding(
     return found
 
 
-def _member(moves: Vectors, offsets: Vectors, real: Bools) -> Bools:
-    """Where each move (..., rank, rows) is one of the offsets (offsets, rank, rows) that
-    exist (`real`, (offsets, rows))."""
-    found = np.all(moves[..., None, :, :] == offsets, axis=-2) & real
-    return np.any(found, axis=-2)
+_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+
+
+def _fingerprints(vectors: Vectors) -> np.ndarray:
+    """A 64-bit linear fingerprint per vector (..., rank, rows) → (..., rows): equal vectors
+    have equal fingerprints (distinct ones almost never do, and a coincidence only makes a
+    row look as if it might link)."""
+    rank = vectors.shape[-2]
+    weights = np.array(
+        [_MIX[r % len(_MIX)] * (2 * (r // len(_MIX)) + 1) % 2**64 for r in range(rank)],
+        dtype=np.uint64,
+    )
+    with np.errstate(over="ignore"):
+        return np.sum(vectors.astype(np.uint64) * weights[:, None], axis=-2, dtype=np.uint64)
+
+
+def _member(keys: np.ndarray, offsets: Vectors, real: Bools) -> Bools:
+    """Where each move, given by its fingerprint (..., rows), may be one of the offsets
+    (offsets, rank, rows) that exist (`real`, (offsets, rows))."""
+    known = np.where(real, _fingerprints(offsets), np.uint64(0))
+    present = (keys[..., None, :] == known) & real
+    return np.any(present, axis=-2)
 
 
 def _anchors(box: Vectors, shifts: Vectors) -> tuple[Vectors, Bools]:
@@ -138,16 +155,21 @@ def may_link(
     shifts = carry_shifts(extents, moves)
     advancing = extents > 1
 
-    def member(moved: Vectors) -> Bools:
-        near = _member(moved, np.stack([o for o, _ in neighbours]), np.stack([r for _, r in neighbours]))
-        far = _member(moved, np.stack([o for o, _ in anywhere]), np.stack([r for _, r in anywhere]))
+    def member(keys: np.ndarray) -> Bools:
+        near = _member(keys, np.stack([o for o, _ in neighbours]), np.stack([r for _, r in neighbours]))
+        if not np.any(unsplit):
+            return near
+        far = _member(keys, np.stack([o for o, _ in anywhere]), np.stack([r for _, r in anywhere]))
         return np.where(unsplit, far, near)
 
-    whole = member(shifts) & advancing
+    shift_keys = _fingerprints(shifts)
+    whole = member(shift_keys) & advancing
     if box is None:  # every delta is a whole operand
         return np.any(whole, axis=0)
     anchors, overlapping = _anchors(box, shifts)
-    moved = shifts[:, None] + anchors[:, None] - anchors[None, :]
+    anchor_keys = _fingerprints(anchors)
+    with np.errstate(over="ignore"):  # fingerprints are linear modulo 2**64
+        moved = (shift_keys + anchor_keys)[:, None] - anchor_keys[None, :]
     slides = member(moved) & (overlapping & advancing)[None, :]
     candidate = np.any(whole, axis=0) | np.any(slides & advancing[:, None], axis=(0, 1))
     subset = np.flatnonzero(candidate)

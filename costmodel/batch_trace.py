@@ -49,6 +49,8 @@ def fills(box: Vectors, size: Ints, extents: Ints, moves: Vectors, stationary_fi
     loops, rows = extents.shape
     if not loops:
         return size.copy()
+    if not stationary_fix:
+        return _fills_two_classes(box, size, extents, moves)
     shifts = carry_shifts(extents, moves)
     moving = np.any(shifts != 0, axis=1)
     slid = np.where(moving, slid_in(box, size, shifts), 0)
@@ -75,3 +77,50 @@ def fills(box: Vectors, size: Ints, extents: Ints, moves: Vectors, stationary_fi
         count = np.where(advances, count + (extents[q] - 1) * (fetched + after), count)
         end = np.where(advances, final, current)
     return size + count[none]
+
+
+def _fills_two_classes(box: Vectors, size: Ints, extents: Ints, moves: Vectors) -> Ints:
+    """`fills` where every step moves or refetches (`stationary_fix` False), in time linear
+    in the loops: after any step of loop q the tile remembers carry q's shift or nothing, so
+    a sweep of loops 0..q always ends on the step of its innermost advancing loop m, and its
+    start state matters only through that first step, which either keeps the window (nothing
+    remembered, or carry m's shift) or refetches. Per row the programme keeps, for both
+    kinds of start, the words fetched and whether the sweep ends remembering nothing."""
+    loops, rows = extents.shape
+    shifts = carry_shifts(extents, moves)
+    moving = np.any(shifts != 0, axis=1)
+    slid = np.where(moving, slid_in(box, size, shifts), 0)
+    zero = np.zeros(rows, dtype=np.int64)
+    # (count, ends forgetting) of sweeping loops 0..q from a keeping / a refetching start.
+    keep_count, keep_forgets = zero, np.zeros(rows, dtype=bool)
+    refetch_count, refetch_forgets = zero, np.zeros(rows, dtype=bool)
+    innermost = np.zeros(shifts.shape[1:], dtype=np.int64)  # carry m's shift
+    found = np.zeros(rows, dtype=bool)  # whether some loop 0..q advances
+    for q in range(loops):
+        advances = extents[q] > 1
+        times = extents[q] - 1
+        # The first advancing loop: its steps are the first of every sweep.
+        first = advances & ~found
+        keep_first = times * slid[q]
+        refetch_first = times * size
+        # A loop outside m: sweep inside, step, sweep inside again from the step's state.
+        like_m = np.all(shifts[q] == innermost, axis=0)
+        outer = {}
+        for start, (count, forgets) in (
+            ("keep", (keep_count, keep_forgets)),
+            ("refetch", (refetch_count, refetch_forgets)),
+        ):
+            keeps = forgets | like_m
+            fetched = np.where(keeps, slid[q], size)
+            # After the step: carry q's shift (a keeping start for m when it equals m's) or
+            # nothing (keeping).
+            after = np.where(keeps, np.where(like_m, keep_count, refetch_count), keep_count)
+            after_forgets = np.where(keeps, np.where(like_m, keep_forgets, refetch_forgets), keep_forgets)
+            outer[start] = (count + times * (fetched + after), after_forgets)
+        keep_count = np.where(first, keep_first, np.where(advances, outer["keep"][0], keep_count))
+        keep_forgets = np.where(first, False, np.where(advances, outer["keep"][1], keep_forgets))
+        refetch_count = np.where(first, refetch_first, np.where(advances, outer["refetch"][0], refetch_count))
+        refetch_forgets = np.where(first, True, np.where(advances, outer["refetch"][1], refetch_forgets))
+        innermost = np.where(first, shifts[q], innermost)
+        found |= advances
+    return size + keep_count

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from einsum_opt.costmodel.batch_links import may_link
 from einsum_opt.costmodel.batch_nest import (
     LARGEST,
-    SAFE,
     BatchNest,
     Bools,
     Ints,
@@ -38,11 +36,10 @@ from einsum_opt.costmodel.batch_nest import (
     substituted,
     validate_structure,
 )
-from einsum_opt.costmodel.batch_trace import Vectors, fills
-from einsum_opt.costmodel.distinct_sums import distinct_sums
+from einsum_opt.costmodel.batch_tensor import FIELDS, TensorBatch, tensor_counts
 from einsum_opt.costmodel.nest_analysis import analyze
-from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts, TensorCounts
-from einsum_opt.costmodel.nest_spec import NestSpec, NestSpecError, TensorSpec, validate
+from einsum_opt.costmodel.nest_counts import LevelCounts, NestCounts
+from einsum_opt.costmodel.nest_spec import NestSpec, NestSpecError, validate
 
 __all__ = [
     "LevelBatch",
@@ -53,39 +50,6 @@ __all__ = [
     "loop_slots",
     "substituted",
 ]
-
-FIELDS = (
-    "reads",
-    "fills",
-    "updates",
-    "utilized_capacity",
-    "utilized_instances",
-    "partition_size",
-    "distinct_destinations",
-    "link_transfers",
-)
-
-
-@dataclass
-class TensorBatch:
-    """One tensor at one level: `TensorCounts`' fields as int64 arrays over rows."""
-
-    reads: Ints
-    fills: Ints
-    updates: Ints
-    utilized_capacity: Ints
-    utilized_instances: Ints
-    partition_size: Ints
-    distinct_destinations: Ints
-    link_transfers: Ints
-    kept: bool
-    read_write: bool
-
-    def counts(self, r: int) -> TensorCounts:
-        """Row r as `TensorCounts` (Python ints)."""
-        values = {name: int(getattr(self, name)[r]) for name in FIELDS}
-        return TensorCounts(kept=self.kept, read_write=self.read_write, **values)
-
 
 @dataclass
 class LevelBatch:
@@ -174,11 +138,8 @@ def analyze_batch(
     scalar = ~nest.safe
     if _too_large(spec):
         scalar = np.ones(rows, dtype=bool)
-    per_tensor = {}
-    for tensor in spec.tensors:
-        counts, unsure = _tensor_counts(nest, tensor, stationary_fix, link_transfers)
-        per_tensor[tensor.name] = counts
-        scalar |= unsure
+    per_tensor, unsure = tensor_counts(nest, stationary_fix, link_transfers)
+    scalar |= unsure
     valid = nest.valid.copy()
     levels = {}
     for s, level in enumerate(spec.levels):
@@ -232,142 +193,3 @@ def _fall_back(batch: NestBatch, rows: np.ndarray, stationary_fix: bool, link_tr
                 got = counts.levels[name].tensors[t]
                 for field in FIELDS:
                     getattr(tb, field)[r] = getattr(got, field)
-
-
-def _coefficients(tensor: TensorSpec, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """Per dimension, the summed coefficient of its terms in each tensor dimension."""
-    rank = len(tensor.projection)
-    by_dim = {dim: np.zeros(rank, dtype=np.int64) for dim in dims}
-    for r, terms in enumerate(tensor.projection):
-        for t in terms:
-            by_dim[t.dim][r] += t.coefficient
-    return by_dim
-
-
-def _box(tensor: TensorSpec, extents: Mapping[str, Ints], rows: int) -> Vectors:
-    """The tile's sides (rank, rows) when the loops span `extents`."""
-    box = np.ones((len(tensor.projection), rows), dtype=np.int64)
-    for r, terms in enumerate(tensor.projection):
-        for t in terms:
-            box[r] += abs(t.coefficient) * (extents[t.dim] - 1)
-    return box
-
-
-def _size(box: Vectors) -> tuple[Ints, np.ndarray]:
-    """The box's words, exact, and as float64 (for bounds)."""
-    return np.prod(box, axis=0), np.prod(box.astype(np.float64), axis=0)
-
-
-def _tensor_counts(
-    nest: BatchNest, tensor: TensorSpec, stationary_fix: bool, link_transfers: bool
-) -> tuple[list[TensorBatch], Bools]:
-    """The tensor's counts at every level (outermost first), and the rows to leave to the
-    scalar analysis."""
-    spec, rows, n = nest.spec, nest.rows, nest.levels
-    coefficients = _coefficients(tensor, spec.dims)
-    # steps[j]: how far the tile moves (rank, rows) when slot j's loop advances by one.
-    steps = np.stack(
-        [coefficients[slot.dim][:, None] * nest.scale[j][None, :] for j, slot in enumerate(nest.slots)]
-    ) if nest.slots else np.zeros((0, len(tensor.projection), rows), dtype=np.int64)
-    boxes = [_box(tensor, nest.tile_extents[s], rows) for s in range(n)]
-    sized = [_size(box) for box in boxes]
-    sizes = [size for size, _ in sized]
-    unsure = np.zeros(rows, dtype=bool)
-    for _, size_float in sized:
-        unsure |= size_float >= SAFE
-    keep = [tensor.name in level.keep for level in spec.levels]
-    order = list(range(len(nest.slots) - 1, -1, -1))  # innermost first
-    fills_at: list[Ints] = [np.zeros(rows, dtype=np.int64)] * (n + 1)
-    content: list[Ints] = [np.zeros(rows, dtype=np.int64)] * n
-    groups = [np.ones(rows, dtype=np.int64) for _ in range(n)]
-    for s in range(n):
-        above = [j for j in order if nest.slots[j].axis is None and nest.slots[j].level <= s]
-        extents = nest.extents[:, above].T
-        moves = steps[above]
-        fanned = [j for j in order if nest.slots[j].axis is not None and nest.slots[j].level == s]
-        fan = [(nest.extents[:, j], nest.slots[j].axis or "X", steps[j]) for j in fanned]
-        if fan:
-            groups[s] = _groups(fan, rows)
-        if s + 1 < n:
-            box: Vectors | None = boxes[s + 1]
-            child_float = sized[s + 1][1]
-            fetched = fills(boxes[s + 1], sizes[s + 1], extents, moves, stationary_fix)
-        else:
-            box, child_float = None, np.ones(rows)
-            fetched = np.where(nest.safe, nest.temporal_product, 0)
-        unsure |= child_float * nest.temporal_above[s] * nest.spatial_float >= SAFE
-        if fan and link_transfers:
-            linkable = may_link(box, extents, moves, fan, nest.mesh_x_ratio[s], stationary_fix)
-            unsure |= nest.fanned[s] & linkable
-        fills_at[s + 1] = fetched
-        content[s] = fetched * groups[s]
-    # Partition sizes: the outermost level holds everything; a fan-out divides it.
-    partition = [sizes[0]] * n
-    for s in range(1, n):
-        if any(sl.axis is not None and sl.level == s - 1 for sl in nest.slots):
-            fan_size, _ = _size(_box(tensor, nest.fan_extents[s - 1], rows))
-            unsure |= partition[s - 1].astype(np.float64) * sized[s][1] >= SAFE
-            divided = partition[s - 1] * sizes[s] // fan_size
-            partition[s] = np.where(nest.fanned[s - 1], divided, partition[s - 1])
-        else:
-            partition[s] = partition[s - 1]
-    # Words each instance receives from its parent (its child's fills: without link
-    # transfers every destination of a multicast receives each word once).
-    share = [np.zeros(rows, dtype=np.int64)] + [fills_at[s] for s in range(1, n)]
-    # A bypassing level hands what its children asked of it to its parent: without link
-    # transfers Timeloop's factor content[s]·fanout / received[s-1] is content[s] / fills[s].
-    for s in range(n - 1, 0, -1):
-        if not keep[s]:
-            content[s - 1] = groups[s - 1] * content[s]
-    top = keep.index(True)
-    share[top] = np.zeros(rows, dtype=np.int64)
-    zeros = np.zeros(rows, dtype=np.int64)
-    result = []
-    for s in range(n):
-        used = nest.used_instances[s]
-        if not keep[s]:
-            result.append(
-                TensorBatch(zeros, zeros, zeros, zeros, used, partition[s], groups[s], zeros, False, tensor.read_write)
-            )
-            continue
-        if tensor.read_write:
-            reads = content[s] - partition[s]
-            fill = share[s] - partition[s] if s > top else share[s]
-            updates = content[s]
-        else:
-            reads, fill, updates = content[s], share[s], zeros
-        result.append(
-            TensorBatch(
-                reads, fill, updates, sizes[s], used, partition[s], groups[s], zeros, True, tensor.read_write
-            )
-        )
-    # Each array of the result is its own (fall-back rows are written into them).
-    for counts in result:
-        for field in FIELDS:
-            setattr(counts, field, np.where(nest.valid, getattr(counts, field), 0).astype(np.int64))
-    return result, unsure & nest.valid
-
-
-def _groups(fan: list[tuple[Ints, str, Vectors]], rows: int) -> Ints:
-    """Distinct deltas of a fan-out per row (`distinct_sums` of its loops): the product of
-    the moving loops' extents when no two loops move along a common tensor dimension, else
-    `distinct_sums` once per distinct row of the fan-out."""
-    supports = [set(np.flatnonzero(np.any(step != 0, axis=1)).tolist()) for _, _, step in fan]
-    if all(not (a & b) for i, a in enumerate(supports) for b in supports[i + 1 :]):
-        result = np.ones(rows, dtype=np.int64)
-        for (extent, _, _), support in zip(fan, supports, strict=True):
-            if support:
-                result = result * extent
-        return result
-    rank = fan[0][2].shape[0]
-    key = np.concatenate([np.stack([e for e, _, _ in fan])] + [step for _, _, step in fan]).T
-    unique, inverse = np.unique(key, axis=0, return_inverse=True)
-    loops = len(fan)
-
-    def count(row: np.ndarray) -> int:
-        extents = [int(e) for e in row[:loops]]
-        moves = [tuple(int(x) for x in row[loops + k * rank : loops + (k + 1) * rank]) for k in range(loops)]
-        return distinct_sums(extents, moves)
-
-    counts = np.array([count(row) for row in unique], dtype=np.int64)
-    return counts[inverse.reshape(-1)]

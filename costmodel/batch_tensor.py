@@ -1,0 +1,255 @@
+"""The per-tensor part of the batch analysis (`nest_analysis._tensor_counts` over rows): every
+tensor's tiles and moves, the fills of every (tensor, level) walked in one stacked dynamic
+programme (`batch_trace.fills`: the traces of the levels are suffixes of the deepest one, so
+the shorter ones are padded with loops of extent 1 at their inner end; tensors of lower rank
+are padded with dimensions of side 1 that never move), the rows that might have link
+transfers (`batch_links`), multicast groups, partitions, bypass and read-write elision.
+
+Without link transfers every count is an integer: a child's fills reach each destination of a
+multicast once (Timeloop's `received / fanout` is the fills), and the bypass factor
+`content[s]·fanout / received[s-1]` is `content[s] / fills[s]`, so a bypassing level's parent
+sends its groups times what the level sends; rounding and truncation change nothing. Rows
+with link transfers (where these become fractions) are the scalar analysis'."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from einsum_opt.costmodel.batch_links import may_link
+from einsum_opt.costmodel.batch_nest import SAFE, BatchNest, Bools, Ints
+from einsum_opt.costmodel.batch_trace import Vectors, fills
+from einsum_opt.costmodel.distinct_sums import distinct_sums
+from einsum_opt.costmodel.nest_counts import TensorCounts
+from einsum_opt.costmodel.nest_spec import TensorSpec
+
+FIELDS = (
+    "reads",
+    "fills",
+    "updates",
+    "utilized_capacity",
+    "utilized_instances",
+    "partition_size",
+    "distinct_destinations",
+    "link_transfers",
+)
+
+
+@dataclass
+class TensorBatch:
+    """One tensor at one level: `TensorCounts`' fields as int64 arrays over rows."""
+
+    reads: Ints
+    fills: Ints
+    updates: Ints
+    utilized_capacity: Ints
+    utilized_instances: Ints
+    partition_size: Ints
+    distinct_destinations: Ints
+    link_transfers: Ints
+    kept: bool
+    read_write: bool
+
+    def counts(self, r: int) -> TensorCounts:
+        """Row r as `TensorCounts` (Python ints)."""
+        values = {name: int(getattr(self, name)[r]) for name in FIELDS}
+        return TensorCounts(kept=self.kept, read_write=self.read_write, **values)
+
+
+@dataclass
+class _Tensor:
+    """A tensor's tiles and moves over the rows (rank padded to the nest's largest)."""
+
+    spec: TensorSpec
+    steps: Vectors  # (slots, rank, rows): the tile's move when slot j's loop advances by one
+    boxes: list[Vectors]  # per level, the tile's sides (rank, rows)
+    sizes: list[Ints]
+    sizes_float: list[np.ndarray]
+
+
+def _prepare(nest: BatchNest, tensor: TensorSpec, rank: int) -> _Tensor:
+    rows = nest.rows
+    coefficients = {dim: np.zeros(rank, dtype=np.int64) for dim in nest.spec.dims}
+    for r, terms in enumerate(tensor.projection):
+        for term in terms:
+            coefficients[term.dim][r] += term.coefficient
+    steps = np.zeros((len(nest.slots), rank, rows), dtype=np.int64)
+    for j, slot in enumerate(nest.slots):
+        steps[j] = coefficients[slot.dim][:, None] * nest.scale[j][None, :]
+    boxes = [_box(tensor, nest.tile_extents[s], rank, rows) for s in range(nest.levels)]
+    return _Tensor(
+        tensor,
+        steps,
+        boxes,
+        [np.prod(box, axis=0) for box in boxes],
+        [np.prod(box.astype(np.float64), axis=0) for box in boxes],
+    )
+
+
+def _box(tensor: TensorSpec, extents: Mapping[str, Ints], rank: int, rows: int) -> Vectors:
+    """The tile's sides (rank, rows) when the loops span `extents` (1 beyond the tensor's
+    own rank)."""
+    box = np.ones((rank, rows), dtype=np.int64)
+    for r, terms in enumerate(tensor.projection):
+        for t in terms:
+            box[r] += abs(t.coefficient) * (extents[t.dim] - 1)
+    return box
+
+
+def tensor_counts(
+    nest: BatchNest, stationary_fix: bool, link_transfers: bool
+) -> tuple[dict[str, list[TensorBatch]], Bools]:
+    """Every tensor's counts at every level (outermost first), and the rows to leave to the
+    scalar analysis."""
+    spec, rows, n = nest.spec, nest.rows, nest.levels
+    rank = max(len(t.projection) for t in spec.tensors)
+    tensors = [_prepare(nest, t, rank) for t in spec.tensors]
+    order = list(range(len(nest.slots) - 1, -1, -1))  # innermost first
+    temporal = [j for j in order if nest.slots[j].axis is None]
+    unsure = np.zeros(rows, dtype=bool)
+    for t in tensors:
+        for size_float in t.sizes_float:
+            unsure |= size_float >= SAFE
+    # fetched[s][i]: what tensor i's tile at level s + 1 fetches over the loops above it.
+    fetched = _stacked_fills(nest, tensors, temporal, stationary_fix)
+    groups = [[np.ones(rows, dtype=np.int64) for _ in range(n)] for _ in tensors]
+    for s in range(n):
+        fanned = [j for j in order if nest.slots[j].axis is not None and nest.slots[j].level == s]
+        if not fanned:
+            continue
+        for i, t in enumerate(tensors):
+            fan = [(nest.extents[:, j], nest.slots[j].axis or "X", t.steps[j]) for j in fanned]
+            groups[i][s] = _groups(fan, rows)
+        if link_transfers:
+            unsure |= nest.fanned[s] & _stacked_links(nest, tensors, s, temporal, fanned, stationary_fix)
+    for s in range(n):
+        for t in tensors:
+            child = t.sizes_float[s + 1] if s + 1 < n else 1.0
+            unsure |= child * nest.temporal_above[s] * nest.spatial_float >= SAFE
+    result = {}
+    for i, t in enumerate(tensors):
+        counts, partition_unsure = _counts(nest, t, [f[i] for f in fetched], groups[i])
+        result[t.spec.name] = counts
+        unsure |= partition_unsure
+    return result, unsure & nest.valid
+
+
+def _stacked_fills(
+    nest: BatchNest, tensors: list[_Tensor], temporal: list[int], stationary_fix: bool
+) -> list[list[Ints]]:
+    """Per level s and tensor, the words its tile at level s + 1 fetches (at the last level,
+    the compute units': one operand per temporal iteration)."""
+    n, rows = nest.levels, nest.rows
+    last = [np.where(nest.safe, nest.temporal_product, 0) for _ in tensors]
+    if n == 1:
+        return [last]
+    problems = [(s, i) for s in range(n - 1) for i in range(len(tensors))]
+    extents = np.concatenate(
+        [
+            np.where(
+                np.array([nest.slots[j].level <= s for j in temporal])[:, None],
+                nest.extents[:, temporal].T,
+                1,
+            )
+            for s, _ in problems
+        ],
+        axis=1,
+    )
+    moves = np.concatenate([tensors[i].steps[temporal] for _, i in problems], axis=2)
+    boxes = np.concatenate([tensors[i].boxes[s + 1] for s, i in problems], axis=1)
+    sizes = np.concatenate([tensors[i].sizes[s + 1] for s, i in problems])
+    words = fills(boxes, sizes, extents, moves, stationary_fix)
+    result = [[words[k * rows : (k + 1) * rows] for k in range(s * len(tensors), (s + 1) * len(tensors))] for s in range(n - 1)]
+    return [*result, last]
+
+
+def _stacked_links(
+    nest: BatchNest,
+    tensors: list[_Tensor],
+    s: int,
+    temporal: list[int],
+    fanned: list[int],
+    stationary_fix: bool,
+) -> Bools:
+    """Rows where some tensor's walk at level s's fan-out might have link transfers."""
+    rows, count = nest.rows, len(tensors)
+    above = [j for j in temporal if nest.slots[j].level <= s]
+    extents = np.tile(nest.extents[:, above].T, (1, count))
+    moves = np.concatenate([t.steps[above] for t in tensors], axis=2)
+    fan = [
+        (np.tile(nest.extents[:, j], count), nest.slots[j].axis or "X", np.concatenate([t.steps[j] for t in tensors], axis=1))
+        for j in fanned
+    ]
+    box = np.concatenate([t.boxes[s + 1] for t in tensors], axis=1) if s + 1 < nest.levels else None
+    linkable = may_link(box, extents, moves, fan, nest.mesh_x_ratio[s], stationary_fix)
+    return np.any(linkable.reshape(count, rows), axis=0)
+
+
+def _counts(
+    nest: BatchNest, tensor: _Tensor, fetched: list[Ints], groups: list[Ints]
+) -> tuple[list[TensorBatch], Bools]:
+    """The counts at every level from the fills of every level's child, and the rows whose
+    partitions might overflow."""
+    spec, rows, n = nest.spec, nest.rows, nest.levels
+    name, read_write = tensor.spec.name, tensor.spec.read_write
+    keep = [name in level.keep for level in spec.levels]
+    sizes = tensor.sizes
+    unsure = np.zeros(rows, dtype=bool)
+    content = [fetched[s] * groups[s] for s in range(n)]
+    # Partition sizes: the outermost level holds everything; a fan-out divides it.
+    partition = [sizes[0]] * n
+    for s in range(1, n):
+        partition[s] = partition[s - 1]
+        if any(sl.axis is not None and sl.level == s - 1 for sl in nest.slots):
+            fan_box = _box(tensor.spec, nest.fan_extents[s - 1], tensor.boxes[0].shape[0], rows)
+            unsure |= partition[s - 1].astype(np.float64) * tensor.sizes_float[s] >= SAFE
+            divided = partition[s - 1] * sizes[s] // np.prod(fan_box, axis=0)
+            partition[s] = np.where(nest.fanned[s - 1], divided, partition[s - 1])
+    # What each instance receives from its parent: its fills (fetched[s - 1] is level s's).
+    share = [np.zeros(rows, dtype=np.int64)] + [fetched[s - 1] for s in range(1, n)]
+    for s in range(n - 1, 0, -1):
+        if not keep[s]:
+            content[s - 1] = groups[s - 1] * content[s]
+    top = keep.index(True)
+    share[top] = np.zeros(rows, dtype=np.int64)
+    zeros = np.zeros(rows, dtype=np.int64)
+    result = []
+    for s in range(n):
+        used = nest.used_instances[s]
+        if not keep[s]:
+            values = (zeros, zeros, zeros, zeros, used, partition[s], groups[s], zeros)
+        elif read_write:
+            fill = share[s] - partition[s] if s > top else share[s]
+            values = (content[s] - partition[s], fill, content[s], sizes[s], used, partition[s], groups[s], zeros)
+        else:
+            values = (content[s], share[s], zeros, sizes[s], used, partition[s], groups[s], zeros)
+        arrays = [np.where(nest.valid, v, 0).astype(np.int64) for v in values]
+        result.append(TensorBatch(*arrays, kept=keep[s], read_write=read_write))
+    return result, unsure
+
+
+def _groups(fan: list[tuple[Ints, str, Vectors]], rows: int) -> Ints:
+    """Distinct deltas of a fan-out per row (`distinct_sums` of its loops): the product of
+    the moving loops' extents when no two loops move along a common tensor dimension, else
+    `distinct_sums` once per distinct row of the fan-out."""
+    supports = [set(np.flatnonzero(np.any(step != 0, axis=1)).tolist()) for _, _, step in fan]
+    if all(not (a & b) for i, a in enumerate(supports) for b in supports[i + 1 :]):
+        result = np.ones(rows, dtype=np.int64)
+        for (extent, _, _), support in zip(fan, supports, strict=True):
+            if support:
+                result = result * extent
+        return result
+    rank = fan[0][2].shape[0]
+    key = np.concatenate([np.stack([e for e, _, _ in fan])] + [step for _, _, step in fan]).T
+    unique, inverse = np.unique(key, axis=0, return_inverse=True)
+    loops = len(fan)
+
+    def count(row: np.ndarray) -> int:
+        extents = [int(e) for e in row[:loops]]
+        moves = [tuple(int(x) for x in row[loops + k * rank : loops + (k + 1) * rank]) for k in range(loops)]
+        return distinct_sums(extents, moves)
+
+    counts = np.array([count(row) for row in unique], dtype=np.int64)
+    return counts[inverse.reshape(-1)]
