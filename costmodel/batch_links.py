@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from einsum_opt.costmodel.batch_nest import Bools, Ints
-from einsum_opt.costmodel.batch_trace import Vectors, carry_shifts, pairwise_equal
+from einsum_opt.costmodel.batch_trace import Vectors, pairwise_equal
 
 Digit = tuple[Ints, Vectors]
 """A digit of the fan-out's instance index: extent per row and step (rank, rows)."""
@@ -131,13 +131,13 @@ def _anchors(box: Vectors, shifts: Vectors) -> tuple[Vectors, Bools]:
 def may_link(
     box: Vectors | None,
     extents: Ints,
-    moves: Vectors,
+    shifts: Vectors,
     fan: Sequence[tuple[Ints, str, Vectors]],
     mesh_x: int,
     stationary_fix: bool,
 ) -> Bools:
     """Rows whose walk of a child tile `box` (None: the compute units) under the trace
-    (extents (loops, rows), moves (loops, rank, rows), innermost first) might pass a delta
+    (extents (loops, rows) and carry shifts (loops, rank, rows), innermost first) might pass a delta
     over a link of the fan-out `fan` ((extent, axis, step) innermost first) laid on a mesh
     `mesh_x` wide: rows where the walk compares two deltas of the same shape whose move is a
     neighbour offset."""
@@ -152,7 +152,6 @@ def may_link(
     x_size = np.prod(np.stack([e for e, axis, _ in fan if axis == "X"] or [np.ones(rows, dtype=np.int64)]), axis=0)
     anywhere = _neighbour_offsets([(e, step) for e, _, step in fan])
     anywhere += _offsets_of_adding(np.maximum(x_size, mesh_x), fan, rows)
-    shifts = carry_shifts(extents, moves)
     advancing = extents > 1
 
     def member(keys: np.ndarray) -> Bools:
@@ -167,11 +166,17 @@ def may_link(
     if box is None:  # every delta is a whole operand
         return np.any(whole, axis=0)
     anchors, overlapping = _anchors(box, shifts)
-    anchor_keys = _fingerprints(anchors)
-    with np.errstate(over="ignore"):  # fingerprints are linear modulo 2**64
-        moved = (shift_keys + anchor_keys)[:, None] - anchor_keys[None, :]
-    slides = member(moved) & (overlapping & advancing)[None, :]
-    candidate = np.any(whole, axis=0) | np.any(slides & advancing[:, None], axis=(0, 1))
+    # Moves between two partial slides, for the loops that slide partially in some row.
+    partial = overlapping & advancing
+    sliding = np.flatnonzero(np.any(partial, axis=1))
+    slides = np.zeros((loops, loops, rows), dtype=bool)
+    if sliding.size:
+        anchor_keys = _fingerprints(anchors[sliding])
+        with np.errstate(over="ignore"):  # fingerprints are linear modulo 2**64
+            moved = (shift_keys[sliding] + anchor_keys)[:, None] - anchor_keys[None, :]
+        found = member(moved) & partial[sliding][None, :] & partial[sliding][:, None]
+        slides[np.ix_(sliding, sliding)] = found
+    candidate = np.any(whole, axis=0) | np.any(slides, axis=(0, 1))
     subset = np.flatnonzero(candidate)
     result = np.zeros(rows, dtype=bool)
     if subset.size:

@@ -8,6 +8,7 @@ unchanged (an empty product, a scale factor of 1), and the trace masks them out.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,10 +43,11 @@ def loop_slots(spec: NestSpec) -> tuple[Slot, ...]:
 
 
 def substituted(spec: NestSpec, extents: tuple[int, ...]) -> NestSpec:
-    """`spec` with its loops' extents replaced by `extents` (one per slot)."""
+    """`spec` with its loops' extents replaced by `extents` (one per slot; numpy integers
+    become ints)."""
     values = iter(extents)
     levels = tuple(
-        replace(level, loops=tuple(Loop(lp.dim, next(values), lp.axis) for lp in level.loops))
+        replace(level, loops=tuple(Loop(lp.dim, operator.index(next(values)), lp.axis) for lp in level.loops))
         for level in spec.levels
     )
     return replace(spec, levels=levels)

@@ -20,7 +20,7 @@ import numpy as np
 
 from einsum_opt.costmodel.batch_links import may_link
 from einsum_opt.costmodel.batch_nest import SAFE, BatchNest, Bools, Ints
-from einsum_opt.costmodel.batch_trace import Vectors, fills
+from einsum_opt.costmodel.batch_trace import Vectors, carry_shifts, fills_of_shifts
 from einsum_opt.costmodel.distinct_sums import distinct_sums
 from einsum_opt.costmodel.nest_counts import TensorCounts
 from einsum_opt.costmodel.nest_spec import TensorSpec
@@ -112,8 +112,13 @@ def tensor_counts(
     for t in tensors:
         for size_float in t.sizes_float:
             unsure |= size_float >= SAFE
-    # fetched[s][i]: what tensor i's tile at level s + 1 fetches over the loops above it.
-    fetched = _stacked_fills(nest, tensors, temporal, stationary_fix)
+    count = len(tensors)
+    # fetched[s][i]: what tensor i's tile at level s + 1 fetches over the loops above it (at
+    # the last level, the compute units' operands: one per temporal iteration).
+    walks = _stacked_walks(nest, tensors, temporal, range(n - 1))
+    words = fills_of_shifts(walks.boxes, walks.sizes, walks.extents, walks.shifts, stationary_fix)
+    fetched = [[_part(words, s * count + i, rows) for i in range(count)] for s in range(n - 1)]
+    fetched.append([np.where(nest.safe, nest.temporal_product, 0) for _ in tensors])
     groups = [[np.ones(rows, dtype=np.int64) for _ in range(n)] for _ in tensors]
     for s in range(n):
         fanned = [j for j in order if nest.slots[j].axis is not None and nest.slots[j].level == s]
@@ -122,8 +127,21 @@ def tensor_counts(
         for i, t in enumerate(tensors):
             fan = [(nest.extents[:, j], nest.slots[j].axis or "X", t.steps[j]) for j in fanned]
             groups[i][s] = _groups(fan, rows)
-        if link_transfers:
-            unsure |= nest.fanned[s] & _stacked_links(nest, tensors, s, temporal, fanned, stationary_fix)
+        if not link_transfers:
+            continue
+        here = walks if s < n - 1 else _stacked_walks(nest, tensors, temporal, range(n - 1, n))
+        first = s * count if s < n - 1 else 0
+        stacked = slice(first * rows, (first + count) * rows)
+        fan = [
+            (np.tile(nest.extents[:, j], count), nest.slots[j].axis or "X",
+             np.concatenate([t.steps[j] for t in tensors], axis=1))
+            for j in fanned
+        ]
+        box = here.boxes[:, stacked] if s < n - 1 else None
+        linkable = may_link(
+            box, here.extents[:, stacked], here.shifts[..., stacked], fan, nest.mesh_x_ratio[s], stationary_fix
+        )
+        unsure |= nest.fanned[s] & np.any(linkable.reshape(count, rows), axis=0)
     for s in range(n):
         for t in tensors:
             child = t.sizes_float[s + 1] if s + 1 < n else 1.0
@@ -136,55 +154,45 @@ def tensor_counts(
     return result, unsure & nest.valid
 
 
-def _stacked_fills(
-    nest: BatchNest, tensors: list[_Tensor], temporal: list[int], stationary_fix: bool
-) -> list[list[Ints]]:
-    """Per level s and tensor, the words its tile at level s + 1 fetches (at the last level,
-    the compute units': one operand per temporal iteration)."""
-    n, rows = nest.levels, nest.rows
-    last = [np.where(nest.safe, nest.temporal_product, 0) for _ in tensors]
-    if n == 1:
-        return [last]
-    problems = [(s, i) for s in range(n - 1) for i in range(len(tensors))]
+@dataclass
+class _Walks:
+    """The traces of every (level s, tensor) problem stacked over rows: problem k = s ×
+    tensors + i covers rows k·N … (k+1)·N. Extents (loops, K·N) (a level's trace padded with
+    loops of extent 1 inside it), carry shifts (loops, rank, K·N), the child tiles."""
+
+    extents: Ints
+    shifts: Vectors
+    boxes: Vectors
+    sizes: Ints
+
+
+def _stacked_walks(nest: BatchNest, tensors: list[_Tensor], temporal: list[int], levels: range) -> _Walks:
+    """The walks of every tensor's tile at level s + 1 for s in `levels` under the temporal
+    loops above it (at the last level the tile is the compute units' operand: size 1)."""
+    n, rows, rank = nest.levels, nest.rows, tensors[0].steps.shape[1]
+    problems = [(s, i) for s in levels for i in range(len(tensors))]
+    if not problems:
+        loops = len(temporal)
+        return _Walks(
+            np.ones((loops, 0), dtype=np.int64),
+            np.zeros((loops, rank, 0), dtype=np.int64),
+            np.ones((rank, 0), dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+        )
+    above = np.array([[nest.slots[j].level <= s for j in temporal] for s, _ in problems], dtype=bool)
     extents = np.concatenate(
-        [
-            np.where(
-                np.array([nest.slots[j].level <= s for j in temporal])[:, None],
-                nest.extents[:, temporal].T,
-                1,
-            )
-            for s, _ in problems
-        ],
-        axis=1,
+        [np.where(above[k][:, None], nest.extents[:, temporal].T, 1) for k in range(len(problems))], axis=1
     )
     moves = np.concatenate([tensors[i].steps[temporal] for _, i in problems], axis=2)
-    boxes = np.concatenate([tensors[i].boxes[s + 1] for s, i in problems], axis=1)
-    sizes = np.concatenate([tensors[i].sizes[s + 1] for s, i in problems])
-    words = fills(boxes, sizes, extents, moves, stationary_fix)
-    result = [[words[k * rows : (k + 1) * rows] for k in range(s * len(tensors), (s + 1) * len(tensors))] for s in range(n - 1)]
-    return [*result, last]
+    ones = np.ones((rank, rows), dtype=np.int64)
+    boxes = np.concatenate([tensors[i].boxes[s + 1] if s + 1 < n else ones for s, i in problems], axis=1)
+    sizes = np.prod(boxes, axis=0)
+    return _Walks(extents, carry_shifts(extents, moves), boxes, sizes)
 
 
-def _stacked_links(
-    nest: BatchNest,
-    tensors: list[_Tensor],
-    s: int,
-    temporal: list[int],
-    fanned: list[int],
-    stationary_fix: bool,
-) -> Bools:
-    """Rows where some tensor's walk at level s's fan-out might have link transfers."""
-    rows, count = nest.rows, len(tensors)
-    above = [j for j in temporal if nest.slots[j].level <= s]
-    extents = np.tile(nest.extents[:, above].T, (1, count))
-    moves = np.concatenate([t.steps[above] for t in tensors], axis=2)
-    fan = [
-        (np.tile(nest.extents[:, j], count), nest.slots[j].axis or "X", np.concatenate([t.steps[j] for t in tensors], axis=1))
-        for j in fanned
-    ]
-    box = np.concatenate([t.boxes[s + 1] for t in tensors], axis=1) if s + 1 < nest.levels else None
-    linkable = may_link(box, extents, moves, fan, nest.mesh_x_ratio[s], stationary_fix)
-    return np.any(linkable.reshape(count, rows), axis=0)
+def _part(array: np.ndarray, k: int, rows: int) -> np.ndarray:
+    """Problem k's rows of a stacked array (rows on the last axis)."""
+    return array[..., k * rows : (k + 1) * rows]
 
 
 def _counts(

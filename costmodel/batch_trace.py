@@ -46,12 +46,18 @@ def fills(box: Vectors, size: Ints, extents: Ints, moves: Vectors, stationary_fi
     """Words a child tile of sides `box` fetches over the trace (extents (loops, rows), moves
     (loops, rank, rows), innermost first), per row; exact while size × the trace's
     iterations fits int64."""
+    return fills_of_shifts(box, size, extents, carry_shifts(extents, moves), stationary_fix)
+
+
+def fills_of_shifts(
+    box: Vectors, size: Ints, extents: Ints, shifts: Vectors, stationary_fix: bool
+) -> Ints:
+    """`fills` from the trace's carry shifts (`carry_shifts`)."""
     loops, rows = extents.shape
     if not loops:
         return size.copy()
     if not stationary_fix:
-        return _fills_two_classes(box, size, extents, moves)
-    shifts = carry_shifts(extents, moves)
+        return _fills_two_classes(box, size, extents, shifts)
     moving = np.any(shifts != 0, axis=1)
     slid = np.where(moving, slid_in(box, size, shifts), 0)
     equal = pairwise_equal(shifts)
@@ -79,7 +85,7 @@ def fills(box: Vectors, size: Ints, extents: Ints, moves: Vectors, stationary_fi
     return size + count[none]
 
 
-def _fills_two_classes(box: Vectors, size: Ints, extents: Ints, moves: Vectors) -> Ints:
+def _fills_two_classes(box: Vectors, size: Ints, extents: Ints, shifts: Vectors) -> Ints:
     """`fills` where every step moves or refetches (`stationary_fix` False), in time linear
     in the loops: after any step of loop q the tile remembers carry q's shift or nothing, so
     a sweep of loops 0..q always ends on the step of its innermost advancing loop m, and its
@@ -87,7 +93,6 @@ def _fills_two_classes(box: Vectors, size: Ints, extents: Ints, moves: Vectors) 
     remembered, or carry m's shift) or refetches. Per row the programme keeps, for both
     kinds of start, the words fetched and whether the sweep ends remembering nothing."""
     loops, rows = extents.shape
-    shifts = carry_shifts(extents, moves)
     moving = np.any(shifts != 0, axis=1)
     slid = np.where(moving, slid_in(box, size, shifts), 0)
     zero = np.zeros(rows, dtype=np.int64)
