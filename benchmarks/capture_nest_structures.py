@@ -82,7 +82,10 @@ def structure(spec: NestSpec) -> tuple[object, ...]:
     return (
         tuple(sorted(spec.dims.items())),
         spec.tensors,
-        tuple((lv.name, lv.mesh_x, lv.mesh_y, lv.keep, tuple((lp.dim, lp.axis) for lp in lv.loops)) for lv in spec.levels),
+        tuple(
+            (lv.name, lv.mesh_x, lv.mesh_y, lv.keep, tuple((lp.dim, lp.axis) for lp in lv.loops))
+            for lv in spec.levels
+        ),
     )
 
 
@@ -109,7 +112,9 @@ def main() -> None:
     for case in cases:
         if (case / "input.yaml").exists():
             ert, art = case / "ERT.yaml", case / "ART.yaml"
-            spec = load_timeloop_spec(case / "input.yaml", ert if ert.exists() else None, art if art.exists() else None)
+            spec = load_timeloop_spec(
+                case / "input.yaml", ert if ert.exists() else None, art if art.exists() else None
+            )
             timeloop_specs.append(to_nest_spec(spec))
     data = {
         "attention": [nest_structures.to_json(s) for s in pick(attention_specs, 8)],

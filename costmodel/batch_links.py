@@ -107,7 +107,8 @@ def _fingerprints(vectors: Vectors) -> np.ndarray:
         dtype=np.uint64,
     )
     with np.errstate(over="ignore"):
-        return np.sum(vectors.astype(np.uint64) * weights[:, None], axis=-2, dtype=np.uint64)
+        keys = np.sum(vectors.astype(np.uint64) * weights[:, None], axis=-2, dtype=np.uint64)
+    return np.asarray(keys)
 
 
 def _member(keys: np.ndarray, offsets: Vectors, real: Bools) -> Bools:
@@ -149,13 +150,18 @@ def may_link(
     # Where the mesh rows do not split at a digit, `Fanout.stats` raises for a move that is
     # an offset between any two mesh neighbours, and is plain for any other.
     neighbours = _neighbour_offsets(row_digits) + _neighbour_offsets(column_digits)
-    x_size = np.prod(np.stack([e for e, axis, _ in fan if axis == "X"] or [np.ones(rows, dtype=np.int64)]), axis=0)
+    x_size = np.prod(
+        np.stack([e for e, axis, _ in fan if axis == "X"] or [np.ones(rows, dtype=np.int64)]),
+        axis=0,
+    )
     anywhere = _neighbour_offsets([(e, step) for e, _, step in fan])
     anywhere += _offsets_of_adding(np.maximum(x_size, mesh_x), fan, rows)
     advancing = extents > 1
 
     def member(keys: np.ndarray) -> Bools:
-        near = _member(keys, np.stack([o for o, _ in neighbours]), np.stack([r for _, r in neighbours]))
+        near = _member(
+            keys, np.stack([o for o, _ in neighbours]), np.stack([r for _, r in neighbours])
+        )
         if not np.any(unsplit):
             return near
         far = _member(keys, np.stack([o for o, _ in anywhere]), np.stack([r for _, r in anywhere]))

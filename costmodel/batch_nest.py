@@ -47,7 +47,10 @@ def substituted(spec: NestSpec, extents: tuple[int, ...]) -> NestSpec:
     become ints)."""
     values = iter(extents)
     levels = tuple(
-        replace(level, loops=tuple(Loop(lp.dim, operator.index(next(values)), lp.axis) for lp in level.loops))
+        replace(
+            level,
+            loops=tuple(Loop(lp.dim, operator.index(next(values)), lp.axis) for lp in level.loops),
+        )
         for level in spec.levels
     )
     return replace(spec, levels=levels)
@@ -56,7 +59,9 @@ def substituted(spec: NestSpec, extents: tuple[int, ...]) -> NestSpec:
 def validate_structure(spec: NestSpec) -> None:
     """Raise `NestSpecError` for what is wrong with `spec` whatever its extents: names, axes,
     loop order, meshes, keep sets, projections, dimension sizes."""
-    validate(substituted(replace(spec, dims=dict.fromkeys(spec.dims, 1)), (1,) * len(loop_slots(spec))))
+    validate(
+        substituted(replace(spec, dims=dict.fromkeys(spec.dims, 1)), (1,) * len(loop_slots(spec)))
+    )
     for dim, size in spec.dims.items():
         if not isinstance(size, int) or size < 1:
             raise NestSpecError(f"dimension {dim}: size {size} is not a positive integer")
@@ -119,14 +124,20 @@ class BatchNest:
             np.prod(
                 np.stack(
                     [np.ones(rows)]
-                    + [ext[j].astype(np.float64) for j, sl in enumerate(self.slots) if sl.axis is None and sl.level <= s]
+                    + [
+                        ext[j].astype(np.float64)
+                        for j, sl in enumerate(self.slots)
+                        if sl.axis is None and sl.level <= s
+                    ]
                 ),
                 axis=0,
             )
             for s in range(n)
         ]
         self.safe = self.valid & (self.temporal_float < SAFE)
-        spatial = np.prod(np.stack([np.ones(rows)] + [f.astype(np.float64) for f in self.fanout]), axis=0)
+        spatial = np.prod(
+            np.stack([np.ones(rows)] + [f.astype(np.float64) for f in self.fanout]), axis=0
+        )
         self.spatial_float = spatial
         self.safe &= self.temporal_float * spatial < SAFE
         temporal_columns = [e for e, sl in zip(ext, self.slots, strict=True) if sl.axis is None]
@@ -154,7 +165,11 @@ class BatchNest:
             inner_x = inner.mesh_x if inner else spec.compute_mesh_x
             inner_y = inner.mesh_y if inner else spec.compute_mesh_y
             for axis, ratio in (("X", inner_x // level.mesh_x), ("Y", inner_y // level.mesh_y)):
-                columns = [safe[:, j] for j, sl in enumerate(self.slots) if sl.level == s and sl.axis == axis]
+                columns = [
+                    safe[:, j]
+                    for j, sl in enumerate(self.slots)
+                    if sl.level == s and sl.axis == axis
+                ]
                 if columns:
                     valid &= _capped_product(columns, ratio, rows) <= ratio
         return valid

@@ -133,13 +133,21 @@ def tensor_counts(
         first = s * count if s < n - 1 else 0
         stacked = slice(first * rows, (first + count) * rows)
         fan = [
-            (np.tile(nest.extents[:, j], count), nest.slots[j].axis or "X",
-             np.concatenate([t.steps[j] for t in tensors], axis=1))
+            (
+                np.tile(nest.extents[:, j], count),
+                nest.slots[j].axis or "X",
+                np.concatenate([t.steps[j] for t in tensors], axis=1),
+            )
             for j in fanned
         ]
         box = here.boxes[:, stacked] if s < n - 1 else None
         linkable = may_link(
-            box, here.extents[:, stacked], here.shifts[..., stacked], fan, nest.mesh_x_ratio[s], stationary_fix
+            box,
+            here.extents[:, stacked],
+            here.shifts[..., stacked],
+            fan,
+            nest.mesh_x_ratio[s],
+            stationary_fix,
         )
         unsure |= nest.fanned[s] & np.any(linkable.reshape(count, rows), axis=0)
     for s in range(n):
@@ -166,7 +174,9 @@ class _Walks:
     sizes: Ints
 
 
-def _stacked_walks(nest: BatchNest, tensors: list[_Tensor], temporal: list[int], levels: range) -> _Walks:
+def _stacked_walks(
+    nest: BatchNest, tensors: list[_Tensor], temporal: list[int], levels: range
+) -> _Walks:
     """The walks of every tensor's tile at level s + 1 for s in `levels` under the temporal
     loops above it (at the last level the tile is the compute units' operand: size 1)."""
     n, rows, rank = nest.levels, nest.rows, tensors[0].steps.shape[1]
@@ -179,13 +189,18 @@ def _stacked_walks(nest: BatchNest, tensors: list[_Tensor], temporal: list[int],
             np.ones((rank, 0), dtype=np.int64),
             np.zeros(0, dtype=np.int64),
         )
-    above = np.array([[nest.slots[j].level <= s for j in temporal] for s, _ in problems], dtype=bool)
+    above = np.array(
+        [[nest.slots[j].level <= s for j in temporal] for s, _ in problems], dtype=bool
+    )
     extents = np.concatenate(
-        [np.where(above[k][:, None], nest.extents[:, temporal].T, 1) for k in range(len(problems))], axis=1
+        [np.where(above[k][:, None], nest.extents[:, temporal].T, 1) for k in range(len(problems))],
+        axis=1,
     )
     moves = np.concatenate([tensors[i].steps[temporal] for _, i in problems], axis=2)
     ones = np.ones((rank, rows), dtype=np.int64)
-    boxes = np.concatenate([tensors[i].boxes[s + 1] if s + 1 < n else ones for s, i in problems], axis=1)
+    boxes = np.concatenate(
+        [tensors[i].boxes[s + 1] if s + 1 < n else ones for s, i in problems], axis=1
+    )
     sizes = np.prod(boxes, axis=0)
     return _Walks(extents, carry_shifts(extents, moves), boxes, sizes)
 
@@ -230,11 +245,23 @@ def _counts(
             values = (zeros, zeros, zeros, zeros, used, partition[s], groups[s], zeros)
         elif read_write:
             fill = share[s] - partition[s] if s > top else share[s]
-            values = (content[s] - partition[s], fill, content[s], sizes[s], used, partition[s], groups[s], zeros)
+            values = (
+                content[s] - partition[s],
+                fill,
+                content[s],
+                sizes[s],
+                used,
+                partition[s],
+                groups[s],
+                zeros,
+            )
         else:
             values = (content[s], share[s], zeros, sizes[s], used, partition[s], groups[s], zeros)
-        arrays = [np.where(nest.valid, v, 0).astype(np.int64) for v in values]
-        result.append(TensorBatch(*arrays, kept=keep[s], read_write=read_write))
+        arrays = {
+            f: np.where(nest.valid, v, 0).astype(np.int64)
+            for f, v in zip(FIELDS, values, strict=True)
+        }
+        result.append(TensorBatch(**arrays, kept=keep[s], read_write=read_write))
     return result, unsure
 
 
@@ -256,7 +283,10 @@ def _groups(fan: list[tuple[Ints, str, Vectors]], rows: int) -> Ints:
 
     def count(row: np.ndarray) -> int:
         extents = [int(e) for e in row[:loops]]
-        moves = [tuple(int(x) for x in row[loops + k * rank : loops + (k + 1) * rank]) for k in range(loops)]
+        moves = [
+            tuple(int(x) for x in row[loops + k * rank : loops + (k + 1) * rank])
+            for k in range(loops)
+        ]
         return distinct_sums(extents, moves)
 
     counts = np.array([count(row) for row in unique], dtype=np.int64)

@@ -120,12 +120,18 @@ def _fills_two_classes(box: Vectors, size: Ints, extents: Ints, shifts: Vectors)
             # After the step: carry q's shift (a keeping start for m when it equals m's) or
             # nothing (keeping).
             after = np.where(keeps, np.where(like_m, keep_count, refetch_count), keep_count)
-            after_forgets = np.where(keeps, np.where(like_m, keep_forgets, refetch_forgets), keep_forgets)
+            after_forgets = np.where(
+                keeps, np.where(like_m, keep_forgets, refetch_forgets), keep_forgets
+            )
             outer[start] = (count + times * (fetched + after), after_forgets)
         keep_count = np.where(first, keep_first, np.where(advances, outer["keep"][0], keep_count))
         keep_forgets = np.where(first, False, np.where(advances, outer["keep"][1], keep_forgets))
-        refetch_count = np.where(first, refetch_first, np.where(advances, outer["refetch"][0], refetch_count))
-        refetch_forgets = np.where(first, True, np.where(advances, outer["refetch"][1], refetch_forgets))
+        refetch_count = np.where(
+            first, refetch_first, np.where(advances, outer["refetch"][0], refetch_count)
+        )
+        refetch_forgets = np.where(
+            first, True, np.where(advances, outer["refetch"][1], refetch_forgets)
+        )
         innermost = np.where(first, shifts[q], innermost)
         found |= advances
     return size + keep_count

@@ -51,6 +51,7 @@ __all__ = [
     "substituted",
 ]
 
+
 @dataclass
 class LevelBatch:
     """One storage level: its instances, the instances used per row, every tensor."""
@@ -121,7 +122,11 @@ class NestBatch:
 
 
 def analyze_batch(
-    spec: NestSpec, extents: np.ndarray, *, stationary_fix: bool = False, link_transfers: bool = True
+    spec: NestSpec,
+    extents: np.ndarray,
+    *,
+    stationary_fix: bool = False,
+    link_transfers: bool = True,
 ) -> NestBatch:
     """`analyze` of `spec` with row r of `extents` (N × len(loop_slots(spec))) substituted for
     its loops' extents, for every row; keyword options as `analyze`'s. Raises `NestSpecError`
@@ -144,7 +149,9 @@ def analyze_batch(
     levels = {}
     for s, level in enumerate(spec.levels):
         tensors = {t.name: per_tensor[t.name][s] for t in spec.tensors}
-        levels[level.name] = LevelBatch(level.name, level.instances, nest.used_instances[s], tensors)
+        levels[level.name] = LevelBatch(
+            level.name, level.instances, nest.used_instances[s], tensors
+        )
     batch = NestBatch(
         spec=spec,
         extents=extents,
@@ -157,7 +164,9 @@ def analyze_batch(
         fallback_rows=0,
         errors={},
     )
-    _fall_back(batch, np.flatnonzero(scalar & (valid | _too_large(spec))), stationary_fix, link_transfers)
+    _fall_back(
+        batch, np.flatnonzero(scalar & (valid | _too_large(spec))), stationary_fix, link_transfers
+    )
     return batch
 
 
@@ -168,7 +177,9 @@ def _too_large(spec: NestSpec) -> bool:
     return max([*spec.dims.values(), *meshes]) > LARGEST
 
 
-def _fall_back(batch: NestBatch, rows: np.ndarray, stationary_fix: bool, link_transfers: bool) -> None:
+def _fall_back(
+    batch: NestBatch, rows: np.ndarray, stationary_fix: bool, link_transfers: bool
+) -> None:
     """Compute `rows` with the scalar analysis and write them into the batch."""
     for r in rows:
         r = int(r)

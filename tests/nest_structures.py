@@ -28,7 +28,9 @@ def to_json(spec: NestSpec) -> dict[str, Any]:
             {
                 "name": t.name,
                 "read_write": t.read_write,
-                "projection": [[[term.coefficient, term.dim] for term in terms] for terms in t.projection],
+                "projection": [
+                    [[term.coefficient, term.dim] for term in terms] for terms in t.projection
+                ],
             }
             for t in spec.tensors
         ],
@@ -94,7 +96,9 @@ def fold_split_dims(spec: NestSpec) -> NestSpec:
     all inside those of higher ones) folded into one dimension with all their loops: the same
     nest, whose loops' extents can now be factorized freely."""
     positions = _positions(spec)
-    slots = [(s, k, lp.dim) for s, level in enumerate(spec.levels) for k, lp in enumerate(level.loops)]
+    slots = [
+        (s, k, lp.dim) for s, level in enumerate(spec.levels) for k, lp in enumerate(level.loops)
+    ]
     groups: dict[tuple[tuple[int, int], ...], list[str]] = {}
     for dim, where in positions.items():
         if where:
@@ -141,7 +145,9 @@ def fold_split_dims(spec: NestSpec) -> NestSpec:
             level.mesh_x,
             level.mesh_y,
             level.keep,
-            tuple(Loop(rename.get(lp.dim, (lp.dim, 1))[0], lp.extent, lp.axis) for lp in level.loops),
+            tuple(
+                Loop(rename.get(lp.dim, (lp.dim, 1))[0], lp.extent, lp.axis) for lp in level.loops
+            ),
         )
         for level in spec.levels
     )
@@ -175,7 +181,8 @@ def factorizations(spec: NestSpec, rows: int, seed: int, distinct: bool = True) 
             for factor in _prime_factors(size) if choices else ():
                 row[rng.choice(choices)] *= factor
         if any(
-            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis) > ratio
+            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis)
+            > ratio
             for (s, axis), ratio in ratios.items()
         ):
             continue

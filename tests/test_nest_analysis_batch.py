@@ -54,7 +54,9 @@ def structures(draw: st.DrawFn) -> NestSpec:
     meshes = [(1, 1)]
     for _ in range(count):
         x, y = meshes[-1]
-        meshes.append((x * draw(st.sampled_from((1, 1, 2, 4))), y * draw(st.sampled_from((1, 1, 2)))))
+        meshes.append(
+            (x * draw(st.sampled_from((1, 1, 2, 4))), y * draw(st.sampled_from((1, 1, 2))))
+        )
     keeps = [set(draw(st.sets(st.sampled_from(names)))) for _ in range(count)]
     for name in names:
         if not any(name in keep for keep in keeps):
@@ -63,14 +65,24 @@ def structures(draw: st.DrawFn) -> NestSpec:
     for s in range(count):
         temporal = [(draw(st.sampled_from(dims)), None) for _ in range(draw(st.integers(0, 3)))]
         spatial = []
-        for axis, ratio in (("X", meshes[s + 1][0] // meshes[s][0]), ("Y", meshes[s + 1][1] // meshes[s][1])):
+        for axis, ratio in (
+            ("X", meshes[s + 1][0] // meshes[s][0]),
+            ("Y", meshes[s + 1][1] // meshes[s][1]),
+        ):
             if ratio > 1 or draw(st.booleans()):
-                spatial += [(draw(st.sampled_from(dims)), axis) for _ in range(draw(st.integers(0, 2)))]
+                spatial += [
+                    (draw(st.sampled_from(dims)), axis) for _ in range(draw(st.integers(0, 2)))
+                ]
         order = draw(st.permutations(spatial)) if spatial else []
         slots.append(temporal + list(order))
     levels = tuple(
-        LevelSpec(f"L{s}", meshes[s][0], meshes[s][1], frozenset(keeps[s]),
-                  tuple(Loop(d, 1, axis) for d, axis in slots[s]))
+        LevelSpec(
+            f"L{s}",
+            meshes[s][0],
+            meshes[s][1],
+            frozenset(keeps[s]),
+            tuple(Loop(d, 1, axis) for d, axis in slots[s]),
+        )
         for s in range(count)
     )
     spec = NestSpec(sizes, tensors, levels, meshes[count][0], meshes[count][1])
@@ -122,7 +134,9 @@ def test_every_row_equals_the_scalar_analysis(
 STORED = [(source, k, spec) for source, specs in stored().items() for k, spec in enumerate(specs)]
 
 
-@pytest.mark.parametrize(("source", "index", "spec"), STORED, ids=[f"{s}-{k}" for s, k, _ in STORED])
+@pytest.mark.parametrize(
+    ("source", "index", "spec"), STORED, ids=[f"{s}-{k}" for s, k, _ in STORED]
+)
 def test_real_structures_are_exact_and_vectorised(source: str, index: int, spec: NestSpec) -> None:
     rows = factorizations(spec, 40, seed=index)
     for stationary_fix in (False, True):
@@ -142,7 +156,13 @@ def _systolic() -> NestSpec:
         {"P": 8, "R": 3},
         tensors,
         (
-            LevelSpec("GLB", 1, 1, frozenset({"W", "I", "O"}), (Loop("P", 2), Loop("R", 3), Loop("P", 4, "X"))),
+            LevelSpec(
+                "GLB",
+                1,
+                1,
+                frozenset({"W", "I", "O"}),
+                (Loop("P", 2), Loop("R", 3), Loop("P", 4, "X")),
+            ),
             LevelSpec("PE", 4, 1, frozenset({"W", "I", "O"}), ()),
         ),
         4,
@@ -153,13 +173,17 @@ def _systolic() -> NestSpec:
 def test_rows_with_link_transfers_are_left_to_the_scalar_analysis() -> None:
     spec = _systolic()
     rows = np.array([[2, 3, 4], [4, 3, 2], [8, 3, 1]])
-    links = [analyze(substituted(spec, tuple(row))).levels["GLB"]["I"].link_transfers for row in rows]
+    links = [
+        analyze(substituted(spec, tuple(row))).levels["GLB"]["I"].link_transfers for row in rows
+    ]
     assert links == [12, 11, 0]
     assert _agree(spec, rows, False, True) == 2  # the rows that pass inputs between neighbours
     assert _agree(spec, rows, False, False) == 0
 
 
-def test_rows_whose_window_slides_partly_between_neighbours_are_left_to_the_scalar_analysis() -> None:
+def test_rows_whose_window_slides_partly_between_neighbours_are_left_to_the_scalar_analysis() -> (
+    None
+):
     # The PE's input window (P 2 + R 2 - 1 = 3 wide) moves by 2 under both R loops of the
     # GLB, which is the offset between neighbour PEs: consecutive partial slides pass over
     # links, as no whole-tile move does.
@@ -176,7 +200,9 @@ def test_rows_whose_window_slides_partly_between_neighbours_are_left_to_the_scal
         1,
     )
     rows = factorizations(spec, 40, seed=0)
-    linked = [analyze(substituted(spec, tuple(row))).levels["GLB"]["I"].link_transfers > 0 for row in rows]
+    linked = [
+        analyze(substituted(spec, tuple(row))).levels["GLB"]["I"].link_transfers > 0 for row in rows
+    ]
     assert sum(linked) == 1
     for stationary_fix in (False, True):
         assert _agree(spec, rows, stationary_fix, True) >= 1
@@ -190,22 +216,36 @@ def test_a_large_nest_overflowing_int64_is_computed_by_the_scalar_analysis() -> 
             TensorSpec("A", ((Term(1, "M"),), (Term(1, "K"),)), False),
             TensorSpec("Z", ((Term(1, "M"),), (Term(1, "N"),)), True),
         ),
-        (LevelSpec("DRAM", 1, 1, frozenset({"A", "Z"}), (Loop("K", 1), Loop("N", 1), Loop("M", 1))),
-         LevelSpec("RF", 1, 1, frozenset({"Z"}), (Loop("M", 1), Loop("N", 1), Loop("K", 1)))),
+        (
+            LevelSpec(
+                "DRAM", 1, 1, frozenset({"A", "Z"}), (Loop("K", 1), Loop("N", 1), Loop("M", 1))
+            ),
+            LevelSpec("RF", 1, 1, frozenset({"Z"}), (Loop("M", 1), Loop("N", 1), Loop("K", 1))),
+        ),
         1,
         1,
     )
-    rows = np.array([[big, big, big, 1, 1, 1], [1, 1, 1, big, big, big], [2, 2, 2, big // 2, big // 2, big // 2]])
+    rows = np.array(
+        [
+            [big, big, big, 1, 1, 1],
+            [1, 1, 1, big, big, big],
+            [2, 2, 2, big // 2, big // 2, big // 2],
+        ]
+    )
     assert _agree(spec, rows, False, True) == len(rows)
 
 
 def test_folding_split_dimensions_keeps_the_nest() -> None:
     split = NestSpec(
         {"m0": 4, "m1": 8, "k": 6},
-        (TensorSpec("A", ((Term(4, "m1"), Term(1, "m0")), (Term(1, "k"),)), False),
-         TensorSpec("Z", ((Term(4, "m1"), Term(1, "m0")),), True)),
-        (LevelSpec("DRAM", 1, 1, frozenset({"A", "Z"}), (Loop("m1", 8), Loop("k", 6))),
-         LevelSpec("RF", 1, 1, frozenset({"Z"}), (Loop("m0", 4),))),
+        (
+            TensorSpec("A", ((Term(4, "m1"), Term(1, "m0")), (Term(1, "k"),)), False),
+            TensorSpec("Z", ((Term(4, "m1"), Term(1, "m0")),), True),
+        ),
+        (
+            LevelSpec("DRAM", 1, 1, frozenset({"A", "Z"}), (Loop("m1", 8), Loop("k", 6))),
+            LevelSpec("RF", 1, 1, frozenset({"Z"}), (Loop("m0", 4),)),
+        ),
         1,
         1,
     )
@@ -220,6 +260,8 @@ def test_a_wrong_structure_or_shape_is_an_error() -> None:
         analyze_batch(spec, np.ones((2, 2), dtype=np.int64))
     assert analyze_batch(spec, np.ones((0, 3), dtype=np.int64)).valid.shape == (0,)
     glb, pe = spec.levels
-    wrong = NestSpec(spec.dims, spec.tensors, (glb, LevelSpec("PE", 4, 1, frozenset({"V"}), pe.loops)), 4, 1)
+    wrong = NestSpec(
+        spec.dims, spec.tensors, (glb, LevelSpec("PE", 4, 1, frozenset({"V"}), pe.loops)), 4, 1
+    )
     with pytest.raises(NestSpecError, match="level PE: keeps unknown tensor V"):
         analyze_batch(wrong, np.ones((1, 3), dtype=np.int64))
