@@ -186,7 +186,8 @@ def may_link(
     subset = np.flatnonzero(candidate)
     result = np.zeros(rows, dtype=bool)
     if subset.size:
-        result[subset] = _walk_compares(
+        walk = _walk_compares if stationary_fix else _walk_compares_two_classes
+        result[subset] = walk(
             shifts[..., subset],
             extents[:, subset],
             overlapping[:, subset],
@@ -195,6 +196,77 @@ def may_link(
             stationary_fix,
         )
     return result
+
+
+def _walk_compares_two_classes(
+    shifts: Vectors,
+    extents: Ints,
+    overlapping: Bools,
+    whole: Bools,
+    slides: Bools,
+    stationary_fix: bool,
+) -> Bools:
+    """`_walk_compares` where every step moves or refetches (`stationary_fix` False), in
+    time linear in the loops, as `batch_trace._fills_two_classes`: a sweep of loops 0..q
+    starts on the step of its innermost advancing loop m (from a start that keeps the window
+    or refetches) and ends on it, so per row and kind of start the programme keeps whether a
+    comparison after the first step matches, whether the sweep ends remembering nothing, and
+    the kind of its last delta (nothing 0, whole 1, m's partial slide 2); the comparison of a
+    sweep's first step with the delta before it is made by the loop outside."""
+    del stationary_fix
+    loops, rows = extents.shape
+    columns = np.arange(rows)
+    moving = np.any(shifts != 0, axis=1)
+    false = np.zeros(rows, dtype=bool)
+    zero = np.zeros(rows, dtype=np.int64)
+    hit = {"keep": false, "refetch": false}
+    forgets = {"keep": false, "refetch": false}
+    last = {"keep": zero, "refetch": zero}
+    first = {"keep": zero, "refetch": zero}  # the kind of m's delta from each start
+    innermost = np.zeros(shifts.shape[1:], dtype=np.int64)
+    m = zero
+    found = false
+    for q in range(loops):
+        advances = extents[q] > 1
+        starts = advances & ~found
+        like_m = np.all(shifts[q] == innermost, axis=0)
+        slid_after_m = slides[q][m, columns]  # from m's partial slide to q's
+        slid_before_m = slides[m, q, columns]  # from q's partial slide to m's
+        outer_hit, outer_forgets, outer_last = {}, {}, {}
+        for start in ("keep", "refetch"):
+            keeps = forgets[start] | like_m
+            fetched = ~keeps | moving[q]
+            partial = fetched & keeps & overlapping[q]
+            whole_tile = fetched & ~partial
+            compares = ((last[start] == 1) & whole_tile & whole[q]) | (
+                (last[start] == 2) & partial & slid_after_m
+            )
+            then = np.where(keeps & ~like_m, 0, 1)  # 1: the next sweep starts keeping
+            kind = np.where(then == 1, first["keep"], first["refetch"])
+            compares |= (whole_tile & (kind == 1) & whole[m, columns]) | (
+                partial & (kind == 2) & slid_before_m
+            )
+            outer_hit[start] = (
+                hit[start] | compares | np.where(then == 1, hit["keep"], hit["refetch"])
+            )
+            outer_forgets[start] = np.where(then == 1, forgets["keep"], forgets["refetch"])
+            outer_last[start] = np.where(then == 1, last["keep"], last["refetch"])
+        own = np.where(moving[q], np.where(overlapping[q], 2, 1), 0)
+        for start in ("keep", "refetch"):
+            initial_last = own if start == "keep" else np.ones(rows, dtype=np.int64)
+            hit[start] = np.where(starts, False, np.where(advances, outer_hit[start], hit[start]))
+            forgets[start] = np.where(
+                starts, start == "refetch", np.where(advances, outer_forgets[start], forgets[start])
+            )
+            last[start] = np.where(
+                starts, initial_last, np.where(advances, outer_last[start], last[start])
+            )
+            first[start] = np.where(starts, initial_last, first[start])
+        innermost = np.where(starts, shifts[q], innermost)
+        m = np.where(starts, q, m)
+        found |= advances
+    opening = found & (first["keep"] == 1) & whole[m, columns]  # after the first whole tile
+    return opening | hit["keep"]
 
 
 def _walk_compares(
