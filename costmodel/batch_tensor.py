@@ -20,7 +20,7 @@ import numpy as np
 
 from einsum_opt.costmodel.batch_links import may_link
 from einsum_opt.costmodel.batch_nest import SAFE, BatchNest, Bools, Ints
-from einsum_opt.costmodel.batch_trace import Vectors, carry_shifts, fills_of_shifts
+from einsum_opt.costmodel.batch_trace import Vectors, fills_of_shifts
 from einsum_opt.costmodel.distinct_sums import distinct_sums
 from einsum_opt.costmodel.nest_counts import TensorCounts
 from einsum_opt.costmodel.nest_spec import TensorSpec
@@ -196,13 +196,25 @@ def _stacked_walks(
         [np.where(above[k][:, None], nest.extents[:, temporal].T, 1) for k in range(len(problems))],
         axis=1,
     )
-    moves = np.concatenate([tensors[i].steps[temporal] for _, i in problems], axis=2)
+    # Carry shifts once per tensor over all the temporal loops; under level s the loops
+    # inside it (a prefix, innermost first) do not count, so its shifts are these plus
+    # their counted moves.
+    full_extents = nest.extents[:, temporal].T
+    counted = [np.where((full_extents > 1)[:, None, :], t.steps[temporal], 0) for t in tensors]
+    inside = [np.cumsum(c, axis=0) - c for c in counted]
+    shifts = []
+    for k, (_, i) in enumerate(problems):
+        shift = tensors[i].steps[temporal] - inside[i]
+        deeper = int(np.count_nonzero(~above[k]))
+        if 0 < deeper < len(temporal):
+            shift = shift + inside[i][deeper]
+        shifts.append(shift)
     ones = np.ones((rank, rows), dtype=np.int64)
     boxes = np.concatenate(
         [tensors[i].boxes[s + 1] if s + 1 < n else ones for s, i in problems], axis=1
     )
     sizes = np.prod(boxes, axis=0)
-    return _Walks(extents, carry_shifts(extents, moves), boxes, sizes)
+    return _Walks(extents, np.concatenate(shifts, axis=2), boxes, sizes)
 
 
 def _part(array: np.ndarray, k: int, rows: int) -> np.ndarray:
