@@ -186,15 +186,12 @@ def may_link(
     subset = np.flatnonzero(candidate)
     result = np.zeros(rows, dtype=bool)
     if subset.size:
-        walk = _walk_compares if stationary_fix else _walk_compares_two_classes
-        result[subset] = walk(
-            shifts[..., subset],
-            extents[:, subset],
-            overlapping[:, subset],
-            whole[:, subset],
-            slides[..., subset],
-            stationary_fix,
-        )
+        walk = (shifts[..., subset], extents[:, subset], overlapping[:, subset])
+        tests = (whole[:, subset], slides[..., subset])
+        if stationary_fix:
+            result[subset] = _walk_compares_stationary(*walk, *tests)
+        else:
+            result[subset] = _walk_compares_two_classes(*walk, *tests)
     return result
 
 
@@ -204,16 +201,14 @@ def _walk_compares_two_classes(
     overlapping: Bools,
     whole: Bools,
     slides: Bools,
-    stationary_fix: bool,
 ) -> Bools:
-    """`_walk_compares` where every step moves or refetches (`stationary_fix` False), in
+    """`_walk_compares_stationary` where every step moves or refetches (`stationary_fix` False), in
     time linear in the loops, as `batch_trace._fills_two_classes`: a sweep of loops 0..q
     starts on the step of its innermost advancing loop m (from a start that keeps the window
     or refetches) and ends on it, so per row and kind of start the programme keeps whether a
     comparison after the first step matches, whether the sweep ends remembering nothing, and
     the kind of its last delta (nothing 0, whole 1, m's partial slide 2); the comparison of a
     sweep's first step with the delta before it is made by the loop outside."""
-    del stationary_fix
     loops, rows = extents.shape
     columns = np.arange(rows)
     moving = np.any(shifts != 0, axis=1)
@@ -269,17 +264,16 @@ def _walk_compares_two_classes(
     return opening | hit["keep"]
 
 
-def _walk_compares(
+def _walk_compares_stationary(
     shifts: Vectors,
     extents: Ints,
     overlapping: Bools,
     whole: Bools,
     slides: Bools,
-    stationary_fix: bool,
 ) -> Bools:
-    """`_Walk`'s sweep as a dynamic programme over (loop, remembered move, last delta), per
-    row: whether some step compares two deltas of the same shape whose move is a neighbour
-    offset (`whole[q]`: carry q's shift is one; `slides[q, j]`: the move from carry j's slide
+    """`_Walk`'s sweep with `stationary_fix` as a dynamic programme over (loop, remembered
+    move, last delta), per row: whether some step compares two deltas of the same shape
+    whose move is a neighbour offset (`whole[q]`: carry q's shift is one; `slides[q, j]`: the move from carry j's slide
     to carry q's is one). Remembered moves: carry j's shift or none (id `loops`). Last deltas:
     a whole tile 1, carry j's partial slide 2 + k for the k-th slide that some move from it
     could match, anything else 0 (nothing: no comparison can follow it). Shapes of partial
@@ -309,11 +303,10 @@ def _walk_compares(
         state, previous = current // lasts, current % lasts
         is_none = state == none
         keeps = is_none | same[state, columns]
-        fetched = ~keeps | moving[q]
-        new_state = np.where(is_none, q, np.where(keeps, state, none))
-        if stationary_fix:
-            fetched &= moving[q]
-            new_state = np.where(moving[q], new_state, state)
+        # Staying put fetches nothing and changes nothing (`stationary_fix`).
+        fetched = moving[q]
+        moved_state = np.where(is_none, q, np.where(keeps, state, none))
+        new_state = np.where(moving[q], moved_state, state)
         partial = fetched & keeps & overlapping[q]
         whole_tile = fetched & ~partial
         compares = ((previous == 1) & whole_tile & whole[q]) | (
