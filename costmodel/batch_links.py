@@ -273,11 +273,11 @@ def _walk_compares_stationary(
 ) -> Bools:
     """`_Walk`'s sweep with `stationary_fix` as a dynamic programme over (loop, remembered
     move, last delta), per row: whether some step compares two deltas of the same shape
-    whose move is a neighbour offset (`whole[q]`: carry q's shift is one; `slides[q, j]`: the move from carry j's slide
-    to carry q's is one). Remembered moves: carry j's shift or none (id `loops`). Last deltas:
-    a whole tile 1, carry j's partial slide 2 + k for the k-th slide that some move from it
-    could match, anything else 0 (nothing: no comparison can follow it). Shapes of partial
-    slides are taken as equal, which only adds rows."""
+    whose move is a neighbour offset (`whole[q]`: carry q's shift is one; `slides[q, j]`:
+    the move from carry j's slide to carry q's is one). Remembered moves: carry j's shift or
+    none (id `loops`). Last deltas: a whole tile 1, carry j's partial slide 2 + k for the
+    k-th slide that some move from it could match, anything else 0 (nothing: no comparison
+    can follow it). Shapes of partial slides are taken as equal, which only adds rows."""
     loops, rows = extents.shape
     relevant = [j for j in range(loops) if np.any(slides[:, j])]
     slide_id = np.zeros(loops, dtype=np.int64)
