@@ -141,7 +141,8 @@ def analyze_batch(
     nest = BatchNest(spec, extents)
     rows = nest.rows
     scalar = ~nest.safe
-    if _too_large(spec):
+    too_large = _too_large(spec)
+    if too_large:
         scalar = np.ones(rows, dtype=bool)
     per_tensor, unsure = tensor_counts(nest, stationary_fix, link_transfers)
     scalar |= unsure
@@ -165,16 +166,23 @@ def analyze_batch(
         errors={},
     )
     _fall_back(
-        batch, np.flatnonzero(scalar & (valid | _too_large(spec))), stationary_fix, link_transfers
+        batch, np.flatnonzero(scalar & (valid | too_large)), stationary_fix, link_transfers
     )
     return batch
 
 
 def _too_large(spec: NestSpec) -> bool:
-    """Whether a dimension size or mesh exceeds what the int64 checks of validity cover."""
+    """Whether a dimension size or mesh exceeds what the int64 checks of validity cover, or
+    a coefficient times a dimension size (a move, a tile's side) might not fit int64 on
+    the way to the bounds."""
     meshes = [spec.compute_mesh_x, spec.compute_mesh_y]
     meshes += [n for level in spec.levels for n in (level.mesh_x, level.mesh_y)]
-    return max([*spec.dims.values(), *meshes]) > LARGEST
+    if max([*spec.dims.values(), *meshes]) > LARGEST:
+        return True
+    terms = [term for t in spec.tensors for terms in t.projection for term in terms]
+    largest = max((abs(term.coefficient) for term in terms), default=0)
+    largest *= max(spec.dims.values(), default=1)
+    return largest * max(len(terms), len(loop_slots(spec)), 1) > LARGEST**2 // 4
 
 
 def _fall_back(
