@@ -13,11 +13,12 @@ batch.row(r) == analyze(substituted(spec, tuple(extents[r])))
 What the structure fixes (projections, keep sets, meshes, which loops are temporal or
 spatial) is worked out once; what the extents change is numpy over rows: the loops' scales,
 every level's tile, the fills of the ruler-sequence walk (`batch_trace`), multicast groups
-and partitions. Rows the vectorised path might not get exactly are computed by the scalar
+(a product of extents, or `distinct_sums` once per distinct fan-out when two of its loops
+move along one tensor dimension), partitions, bypass and read-write elision
+(`batch_tensor`). Rows the vectorised path might not get exactly are computed by the scalar
 `analyze`, transparently (`fallback_rows` counts them): rows that might have link transfers
-(`batch_links`: with link transfers their counts become fractions), rows whose counts might
-not fit int64, and fan-outs whose distinct deltas are not a product of extents (counted once
-per distinct fan-out with `distinct_sums`)."""
+(`batch_links`: with link transfers the counts become fractions), and rows (or structures)
+whose counts might not fit int64."""
 
 from __future__ import annotations
 
