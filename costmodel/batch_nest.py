@@ -2,19 +2,22 @@
 structure and, per row of extents (numpy over rows), which rows `validate` accepts, every
 loop's scale, the extents each level's tile and fan-out span, and the instances used.
 
-Row r is the spec with `extents[r, j]` substituted for the extent of slot j. Loops of extent 1
+Row r is the spec with `extents[r, j]` substituted for the extent of slot j, and with its own
+dimension sizes and projection coefficients when the batch gives them per row (`sizes`,
+`coefficients`: the terms numbered by `projection_terms`). Loops of extent 1
 are kept in place (the scalar analysis drops them): every quantity here is one they leave
 unchanged (an empty product, a scale factor of 1), and the trace masks them out."""
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from einsum_opt.costmodel.nest_spec import Loop, NestSpec, NestSpecError, validate
+from einsum_opt.costmodel.nest_spec import Loop, NestSpec, NestSpecError, Term, validate
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -42,9 +45,27 @@ def loop_slots(spec: NestSpec) -> tuple[Slot, ...]:
     )
 
 
-def substituted(spec: NestSpec, extents: tuple[int, ...]) -> NestSpec:
-    """`spec` with its loops' extents replaced by `extents` (one per slot; numpy integers
-    become ints)."""
+def projection_terms(spec: NestSpec) -> tuple[tuple[str, int, int], ...]:
+    """The spec's projection terms in order (tensor name, tensor dimension, term index):
+    over `spec.tensors`, each tensor's projection dimension by dimension, term by term.
+    Column k of a batch's coefficients is the coefficient of term k."""
+    return tuple(
+        (tensor.name, r, k)
+        for tensor in spec.tensors
+        for r, terms in enumerate(tensor.projection)
+        for k in range(len(terms))
+    )
+
+
+def substituted(
+    spec: NestSpec,
+    extents: Sequence[int],
+    dims: Mapping[str, int] | None = None,
+    coefficients: Sequence[int] | None = None,
+) -> NestSpec:
+    """`spec` with its loops' extents replaced by `extents` (one per slot), its dimension
+    sizes by `dims` and its terms' coefficients by `coefficients` (one per projection term,
+    numbered as `projection_terms`) where given; numpy integers become ints."""
     values = iter(extents)
     levels = tuple(
         replace(
@@ -53,16 +74,32 @@ def substituted(spec: NestSpec, extents: tuple[int, ...]) -> NestSpec:
         )
         for level in spec.levels
     )
-    return replace(spec, levels=levels)
+    spec = replace(spec, levels=levels)
+    if dims is not None:
+        spec = replace(spec, dims={d: operator.index(dims[d]) for d in spec.dims})
+    if coefficients is not None:
+        given = iter(coefficients)
+        tensors = tuple(
+            replace(
+                tensor,
+                projection=tuple(
+                    tuple(Term(operator.index(next(given)), t.dim) for t in terms)
+                    for terms in tensor.projection
+                ),
+            )
+            for tensor in spec.tensors
+        )
+        spec = replace(spec, tensors=tensors)
+    return spec
 
 
-def validate_structure(spec: NestSpec) -> None:
+def validate_structure(spec: NestSpec, sizes_per_row: bool = False) -> None:
     """Raise `NestSpecError` for what is wrong with `spec` whatever its extents: names, axes,
-    loop order, meshes, keep sets, projections, dimension sizes."""
+    loop order, meshes, keep sets, projections, and (unless given per row) dimension sizes."""
     validate(
         substituted(replace(spec, dims=dict.fromkeys(spec.dims, 1)), (1,) * len(loop_slots(spec)))
     )
-    for dim, size in spec.dims.items():
+    for dim, size in [] if sizes_per_row else spec.dims.items():
         if not isinstance(size, int) or size < 1:
             raise NestSpecError(f"dimension {dim}: size {size} is not a positive integer")
 
@@ -72,7 +109,7 @@ LARGEST = 2**31
 them cannot overflow); a structure with a larger one is analysed row by row."""
 
 
-def _capped_product(columns: list[Ints], cap: int, rows: int) -> Ints:
+def _capped_product(columns: list[Ints], cap: int | Ints, rows: int) -> Ints:
     """The product of the positive columns where it is at most `cap`, else `cap + 1`."""
     product = np.ones(rows, dtype=np.int64)
     for column in columns:
@@ -83,13 +120,29 @@ def _capped_product(columns: list[Ints], cap: int, rows: int) -> Ints:
 class BatchNest:
     """The extent-dependent quantities every tensor shares, for N rows of extents."""
 
-    def __init__(self, spec: NestSpec, extents: Ints):
+    def __init__(
+        self, spec: NestSpec, extents: Ints, sizes: Mapping[str, Ints], coefficients: Ints
+    ):
         self.spec = spec
         self.slots = loop_slots(spec)
         self.levels = len(spec.levels)
         rows = extents.shape[0]
         self.rows = rows
-        self.valid = self._valid_rows(extents)
+        # Rows whose sizes or coefficients are beyond the int64 checks: the scalar analysis'.
+        self.large = np.zeros(rows, dtype=bool)
+        for size in sizes.values():
+            self.large |= size > LARGEST
+        largest_size = np.max(np.stack([*sizes.values(), np.ones(rows, dtype=np.int64)]), axis=0)
+        terms = coefficients.shape[1]
+        if terms:
+            largest_coefficient = np.max(np.abs(coefficients.astype(np.float64)), axis=1)
+            bound = (
+                largest_coefficient * largest_size.astype(np.float64) * max(terms, len(self.slots))
+            )
+            self.large |= bound >= SAFE
+        self.sizes = {d: np.where(self.large, 1, size) for d, size in sizes.items()}
+        self.coefficients = np.where(self.large[:, None], 1, coefficients)
+        self.valid = self._valid_rows(extents) & ~self.large
         # Invalid rows are computed on extents of 1 (harmless) and masked.
         self.extents = np.where(self.valid[:, None], extents, 1).astype(np.int64)
         ext = [self.extents[:, j] for j in range(len(self.slots))]
@@ -156,9 +209,10 @@ class BatchNest:
         valid = np.all(extents >= 1, axis=1)
         safe = np.where(valid[:, None], extents, 1)
         rows = extents.shape[0]
-        for dim, size in spec.dims.items():
+        for dim, size in self.sizes.items():
             columns = [safe[:, j] for j, sl in enumerate(self.slots) if sl.dim == dim]
-            valid &= _capped_product(columns, size, rows) == size
+            valid &= size >= 1
+            valid &= _capped_product(columns, np.maximum(size, 1), rows) == size
         n = len(spec.levels)
         for s, level in enumerate(spec.levels):
             inner = spec.levels[s + 1] if s + 1 < n else None

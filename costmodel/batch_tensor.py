@@ -63,39 +63,42 @@ class _Tensor:
     """A tensor's tiles and moves over the rows (rank padded to the nest's largest)."""
 
     spec: TensorSpec
+    terms: list[tuple[int, str, Ints]]  # per term: tensor dimension, loop dimension, |coef|
     steps: Vectors  # (slots, rank, rows): the tile's move when slot j's loop advances by one
     boxes: list[Vectors]  # per level, the tile's sides (rank, rows)
     sizes: list[Ints]
     sizes_float: list[np.ndarray]
 
+    def box(self, extents: Mapping[str, Ints]) -> Vectors:
+        """The tile's sides (rank, rows) when the loops span `extents` (1 beyond the
+        tensor's own rank)."""
+        box = np.ones(self.steps.shape[1:], dtype=np.int64)
+        for r, dim, magnitude in self.terms:
+            box[r] += magnitude * (extents[dim] - 1)
+        return box
 
-def _prepare(nest: BatchNest, tensor: TensorSpec, rank: int) -> _Tensor:
+
+def _prepare(nest: BatchNest, tensor: TensorSpec, first_term: int, rank: int) -> _Tensor:
+    """The tensor's moves and tiles; its terms' coefficients are the batch's columns from
+    `first_term` on."""
     rows = nest.rows
-    coefficients = {dim: np.zeros(rank, dtype=np.int64) for dim in nest.spec.dims}
-    for r, terms in enumerate(tensor.projection):
-        for term in terms:
-            coefficients[term.dim][r] += term.coefficient
+    coefficients = {dim: np.zeros((rank, rows), dtype=np.int64) for dim in nest.spec.dims}
+    terms = []
+    column = first_term
+    for r, projection in enumerate(tensor.projection):
+        for term in projection:
+            coefficient = nest.coefficients[:, column]
+            coefficients[term.dim][r] += coefficient
+            terms.append((r, term.dim, np.abs(coefficient)))
+            column += 1
     steps = np.zeros((len(nest.slots), rank, rows), dtype=np.int64)
     for j, slot in enumerate(nest.slots):
-        steps[j] = coefficients[slot.dim][:, None] * nest.scale[j][None, :]
-    boxes = [_box(tensor, nest.tile_extents[s], rank, rows) for s in range(nest.levels)]
-    return _Tensor(
-        tensor,
-        steps,
-        boxes,
-        [np.prod(box, axis=0) for box in boxes],
-        [np.prod(box.astype(np.float64), axis=0) for box in boxes],
-    )
-
-
-def _box(tensor: TensorSpec, extents: Mapping[str, Ints], rank: int, rows: int) -> Vectors:
-    """The tile's sides (rank, rows) when the loops span `extents` (1 beyond the tensor's
-    own rank)."""
-    box = np.ones((rank, rows), dtype=np.int64)
-    for r, terms in enumerate(tensor.projection):
-        for t in terms:
-            box[r] += abs(t.coefficient) * (extents[t.dim] - 1)
-    return box
+        steps[j] = coefficients[slot.dim] * nest.scale[j][None, :]
+    made = _Tensor(tensor, terms, steps, [], [], [])
+    made.boxes = [made.box(nest.tile_extents[s]) for s in range(nest.levels)]
+    made.sizes = [np.prod(box, axis=0) for box in made.boxes]
+    made.sizes_float = [np.prod(box.astype(np.float64), axis=0) for box in made.boxes]
+    return made
 
 
 def tensor_counts(
@@ -105,7 +108,8 @@ def tensor_counts(
     scalar analysis."""
     spec, rows, n = nest.spec, nest.rows, nest.levels
     rank = max(len(t.projection) for t in spec.tensors)
-    tensors = [_prepare(nest, t, rank) for t in spec.tensors]
+    firsts = np.cumsum([0] + [sum(map(len, t.projection)) for t in spec.tensors])
+    tensors = [_prepare(nest, t, int(firsts[i]), rank) for i, t in enumerate(spec.tensors)]
     order = list(range(len(nest.slots) - 1, -1, -1))  # innermost first
     temporal = [j for j in order if nest.slots[j].axis is None]
     unsure = np.zeros(rows, dtype=bool)
@@ -238,7 +242,7 @@ def _counts(
     for s in range(1, n):
         partition[s] = partition[s - 1]
         if any(sl.axis is not None and sl.level == s - 1 for sl in nest.slots):
-            fan_box = _box(tensor.spec, nest.fan_extents[s - 1], tensor.boxes[0].shape[0], rows)
+            fan_box = tensor.box(nest.fan_extents[s - 1])
             unsure |= partition[s - 1].astype(np.float64) * tensor.sizes_float[s] >= SAFE
             divided = partition[s - 1] * sizes[s] // np.prod(fan_box, axis=0)
             partition[s] = np.where(nest.fanned[s - 1], divided, partition[s - 1])
@@ -284,9 +288,8 @@ def _groups(fan: list[tuple[Ints, str, Vectors]], rows: int) -> Ints:
     supports = [set(np.flatnonzero(np.any(step != 0, axis=1)).tolist()) for _, _, step in fan]
     if all(not (a & b) for i, a in enumerate(supports) for b in supports[i + 1 :]):
         result = np.ones(rows, dtype=np.int64)
-        for (extent, _, _), support in zip(fan, supports, strict=True):
-            if support:
-                result = result * extent
+        for extent, _, step in fan:  # a loop counts in the rows where it moves the tile
+            result = result * np.where(np.any(step != 0, axis=0), extent, 1)
         return result
     rank = fan[0][2].shape[0]
     key = np.concatenate([np.stack([e for e, _, _ in fan])] + [step for _, _, step in fan]).T

@@ -34,6 +34,7 @@ from einsum_opt.costmodel.batch_nest import (
     Ints,
     Slot,
     loop_slots,
+    projection_terms,
     substituted,
     validate_structure,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TensorBatch",
     "analyze_batch",
     "loop_slots",
+    "projection_terms",
     "substituted",
 ]
 
@@ -76,6 +78,8 @@ class NestBatch:
 
     spec: NestSpec
     extents: Ints
+    dims: Mapping[str, Ints]
+    coefficients: Ints
     valid: Bools
     computes: Ints
     compute_cycles: Ints
@@ -94,10 +98,15 @@ class NestBatch:
             return None
         if r not in self.errors:
             try:
-                validate(substituted(self.spec, tuple(int(e) for e in self.extents[r])))
+                validate(self.spec_of(r))
             except NestSpecError as error:
                 self.errors[r] = str(error)
         return self.errors.get(r)
+
+    def spec_of(self, r: int) -> NestSpec:
+        """The spec of row r: its extents, dimension sizes and coefficients substituted."""
+        dims = {d: int(size[r]) for d, size in self.dims.items()}
+        return substituted(self.spec, self.extents[r], dims, self.coefficients[r])
 
     def row(self, r: int) -> NestCounts:
         """Row r as `NestCounts` (equal to `analyze` of the substituted spec); raises
@@ -126,22 +135,41 @@ def analyze_batch(
     spec: NestSpec,
     extents: np.ndarray,
     *,
+    dims: Mapping[str, np.ndarray] | None = None,
+    coefficients: np.ndarray | None = None,
     stationary_fix: bool = False,
     link_transfers: bool = True,
 ) -> NestBatch:
     """`analyze` of `spec` with row r of `extents` (N × len(loop_slots(spec))) substituted for
-    its loops' extents, for every row; keyword options as `analyze`'s. Raises `NestSpecError`
-    when the structure itself is wrong (whatever the extents)."""
-    validate_structure(spec)
+    its loops' extents, for every row; where given, `dims` (dimension → (N,) sizes) and
+    `coefficients` (N × len(projection_terms(spec))) substitute the dimension sizes and the
+    terms' coefficients per row too. Keyword options as `analyze`'s. Raises `NestSpecError`
+    when the structure itself is wrong (whatever the rows) or an array has the wrong shape."""
+    validate_structure(spec, sizes_per_row=dims is not None)
     extents = np.asarray(extents, dtype=np.int64)
     slots = loop_slots(spec)
     if extents.ndim != 2 or extents.shape[1] != len(slots):
         raise NestSpecError(
             f"extents: shape {extents.shape} is not (rows, {len(slots)}) for the nest's loops"
         )
-    nest = BatchNest(spec, extents)
-    rows = nest.rows
-    scalar = ~nest.safe
+    rows = extents.shape[0]
+    sizes = _sizes(spec, dims, rows)
+    terms = projection_terms(spec)
+    if coefficients is None:
+        given = [t.coefficient for tensor in spec.tensors for ts in tensor.projection for t in ts]
+        coefficients = np.tile(np.array(given, dtype=np.int64), (rows, 1))
+    coefficients = (
+        np.asarray(coefficients, dtype=np.int64).reshape(rows, -1)
+        if rows
+        else np.zeros((0, len(terms)), dtype=np.int64)
+    )
+    if coefficients.shape != (rows, len(terms)):
+        raise NestSpecError(
+            f"coefficients: shape {coefficients.shape} is not ({rows}, {len(terms)}) "
+            "for the nest's projection terms"
+        )
+    nest = BatchNest(spec, extents, sizes, coefficients)
+    scalar = ~nest.safe | nest.large
     too_large = _too_large(spec)
     if too_large:
         scalar = np.ones(rows, dtype=bool)
@@ -157,6 +185,8 @@ def analyze_batch(
     batch = NestBatch(
         spec=spec,
         extents=extents,
+        dims=sizes,
+        coefficients=coefficients,
         valid=valid,
         computes=np.where(valid, nest.temporal_product * nest.spatial_product, 0),
         compute_cycles=np.where(valid, nest.temporal_product, 0),
@@ -167,23 +197,35 @@ def analyze_batch(
         errors={},
     )
     _fall_back(
-        batch, np.flatnonzero(scalar & (valid | too_large)), stationary_fix, link_transfers
+        batch,
+        np.flatnonzero(scalar & (valid | too_large | nest.large)),
+        stationary_fix,
+        link_transfers,
     )
     return batch
 
 
+def _sizes(spec: NestSpec, dims: Mapping[str, np.ndarray] | None, rows: int) -> dict[str, Ints]:
+    """Every dimension's size per row: `dims`' where given, else the spec's."""
+    if dims is None:
+        return {d: np.full(rows, size, dtype=np.int64) for d, size in spec.dims.items()}
+    unknown = sorted(set(dims) - set(spec.dims))
+    if unknown:
+        raise NestSpecError(f"dims: unknown dimension {unknown[0]}")
+    sizes = {}
+    for d, size in spec.dims.items():
+        given = np.asarray(dims[d], dtype=np.int64) if d in dims else np.full(rows, size)
+        if given.shape != (rows,):
+            raise NestSpecError(f"dims: dimension {d}: shape {given.shape} is not ({rows},)")
+        sizes[d] = given.astype(np.int64)
+    return sizes
+
+
 def _too_large(spec: NestSpec) -> bool:
-    """Whether a dimension size or mesh exceeds what the int64 checks of validity cover, or
-    a coefficient times a dimension size (a move, a tile's side) might not fit int64 on
-    the way to the bounds."""
+    """Whether a mesh exceeds what the int64 checks of validity cover."""
     meshes = [spec.compute_mesh_x, spec.compute_mesh_y]
     meshes += [n for level in spec.levels for n in (level.mesh_x, level.mesh_y)]
-    if max([*spec.dims.values(), *meshes]) > LARGEST:
-        return True
-    terms = [term for t in spec.tensors for terms in t.projection for term in terms]
-    largest = max((abs(term.coefficient) for term in terms), default=0)
-    largest *= max(spec.dims.values(), default=1)
-    return largest * max(len(terms), len(loop_slots(spec)), 1) > LARGEST**2 // 4
+    return max(meshes) > LARGEST
 
 
 def _fall_back(
@@ -194,7 +236,7 @@ def _fall_back(
         r = int(r)
         try:
             counts = analyze(
-                substituted(batch.spec, tuple(int(e) for e in batch.extents[r])),
+                batch.spec_of(r),
                 stationary_fix=stationary_fix,
                 link_transfers=link_transfers,
             )
