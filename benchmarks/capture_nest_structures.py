@@ -1,6 +1,7 @@
 """Capture the loop structures of real nests for the batch analysis' tests and benchmark:
 the nests map-search analyses in a short search of the 1-pass attention cascade (BERT at 4K
-tokens on FuseMax, split dimensions folded back so their loops factorize freely), and the
+tokens on FuseMax: as they are, a dimension per piece of a split rank, and with the pieces
+folded back into one dimension so that its loops factorize freely), and the
 nests of the Timeloop cases (examples/timeloop and ../shared/corpus/timeloop, as imported,
 and as map-search analyses them on the mapper input examples/timeloop/gemm-mapper).
 Writes tests/data/nest_structures.json.
@@ -105,7 +106,8 @@ def pick(specs: list[NestSpec], count: int) -> list[NestSpec]:
 
 
 def main() -> None:
-    attention_specs = [nest_structures.fold_split_dims(s) for s in captured(attention_search)]
+    split = captured(attention_search)
+    attention_specs = [nest_structures.fold_split_dims(s) for s in split]
     searched = [nest_structures.fold_split_dims(s) for s in captured(timeloop_search)]
     timeloop_specs = []
     cases = [ROOT / "examples" / "timeloop" / "gemm", *sorted(CORPUS.glob("0*"))]
@@ -118,6 +120,10 @@ def main() -> None:
             timeloop_specs.append(to_nest_spec(spec))
     data = {
         "attention": [nest_structures.to_json(s) for s in pick(attention_specs, 8)],
+        "attention-split": [
+            nest_structures.to_json(s)
+            for s in pick([s for s in split if nest_structures.has_digit_groups(s)], 6)
+        ],
         "timeloop-search": [nest_structures.to_json(s) for s in pick(searched, 4)],
         "timeloop": [nest_structures.to_json(s) for s in pick(timeloop_specs, 10)],
     }

@@ -158,11 +158,7 @@ def analyze_batch(
     if coefficients is None:
         given = [t.coefficient for tensor in spec.tensors for ts in tensor.projection for t in ts]
         coefficients = np.tile(np.array(given, dtype=np.int64), (rows, 1))
-    coefficients = (
-        np.asarray(coefficients, dtype=np.int64).reshape(rows, -1)
-        if rows
-        else np.zeros((0, len(terms)), dtype=np.int64)
-    )
+    coefficients = np.asarray(coefficients, dtype=np.int64)
     if coefficients.shape != (rows, len(terms)):
         raise NestSpecError(
             f"coefficients: shape {coefficients.shape} is not ({rows}, {len(terms)}) "

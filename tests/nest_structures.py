@@ -90,20 +90,26 @@ def _positions(spec: NestSpec) -> dict[str, dict[tuple[int, int], int]]:
     return found
 
 
-def fold_split_dims(spec: NestSpec) -> NestSpec:
-    """The nest with each group of dimensions that are the digits of one index (found in the
-    same tensor dimensions, coefficients in mixed radix of their sizes, loops of lower digits
-    all inside those of higher ones) folded into one dimension with all their loops: the same
-    nest, whose loops' extents can now be factorized freely."""
+def _digit_groups(spec: NestSpec) -> list[tuple[list[str], dict[tuple[int, int], int]]]:
+    """The groups of dimensions that are the digits of one index, lowest first, with the
+    coefficient of the lowest at each (tensor, tensor dimension) they are found in: found in
+    the same tensor dimensions (one term each), coefficients in mixed radix of their sizes,
+    loops of lower digits all inside those of higher ones."""
     positions = _positions(spec)
-    slots = [
-        (s, k, lp.dim) for s, level in enumerate(spec.levels) for k, lp in enumerate(level.loops)
-    ]
+    single = all(
+        len([t for t in terms if t.dim == dim]) <= 1
+        for tensor in spec.tensors
+        for terms in tensor.projection
+        for dim in spec.dims
+    )
+    if not single:
+        return []
+    slot_dims = [lp.dim for level in spec.levels for lp in level.loops]
     groups: dict[tuple[tuple[int, int], ...], list[str]] = {}
     for dim, where in positions.items():
         if where:
             groups.setdefault(tuple(sorted(where)), []).append(dim)
-    rename: dict[str, tuple[str, int]] = {}  # dim -> (folded dim, its weight)
+    found = []
     for where, dims in groups.items():
         if len(dims) < 2:
             continue
@@ -116,11 +122,28 @@ def fold_split_dims(spec: NestSpec) -> NestSpec:
         base = {p: positions[dims[0]][p] for p in where}
         if any(positions[d][p] != base[p] * weights[d] for d in dims for p in where):
             continue
-        order = [dims.index(dim) for _, _, dim in slots if dim in dims]
+        order = [dims.index(dim) for dim in slot_dims if dim in dims]
         if order != sorted(order, reverse=True):
             continue
+        found.append((dims, base))
+    return found
+
+
+def has_digit_groups(spec: NestSpec) -> bool:
+    """Whether some rank of the nest is split into pieces (`_digit_groups`)."""
+    return bool(_digit_groups(spec))
+
+
+def fold_split_dims(spec: NestSpec) -> NestSpec:
+    """The nest with each group of dimensions that are the digits of one index
+    (`_digit_groups`) folded into one dimension with all their loops: the same nest, whose
+    loops' extents can now be factorized freely."""
+    rename: dict[str, tuple[str, int]] = {}  # dim -> (folded dim, its weight)
+    for dims, _ in _digit_groups(spec):
+        weight = 1
         for dim in dims:
-            rename[dim] = (dims[0] + "_folded", weights[dim])
+            rename[dim] = (dims[0] + "_folded", weight)
+            weight *= spec.dims[dim]
     if not rename:
         return spec
     dims: dict[str, int] = {}
@@ -154,6 +177,70 @@ def fold_split_dims(spec: NestSpec) -> NestSpec:
     folded = NestSpec(dims, tuple(tensors), levels, spec.compute_mesh_x, spec.compute_mesh_y)
     assert analyze(folded) == analyze(spec), "folding changed the nest"
     return folded
+
+
+def split_rows(
+    spec: NestSpec, rows: int, seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Rows for a nest as map-search builds it (a dimension per piece of a split rank, the
+    pieces' strides in the coefficients): per row, each group of digits (`_digit_groups`)
+    gets a random split of its index into pieces, so the pieces' sizes and the strides
+    change from row to row, and each dimension's size is factorized over its loops.
+    Returns (extents, dims, coefficients) as `analyze_batch` takes them."""
+    rng = random.Random(seed)
+    slots = loop_slots(spec)
+    ratios = _mesh_ratios(spec)
+    groups = _digit_groups(spec)
+    terms = [
+        (t, r, term)
+        for t, tensor in enumerate(spec.tensors)
+        for r, ts in enumerate(tensor.projection)
+        for term in ts
+    ]
+    all_extents, all_sizes, all_coefficients = [], [], []
+    for _ in range(rows * 20):
+        sizes = dict(spec.dims)
+        weights: dict[str, tuple[int, dict[tuple[int, int], int]]] = {}
+        for dims, base in groups:
+            pieces = [1] * len(dims)
+            for factor in _prime_factors(math.prod(spec.dims[d] for d in dims)):
+                pieces[rng.randrange(len(dims))] *= factor
+            weight = 1
+            for dim, piece in zip(dims, pieces, strict=True):
+                sizes[dim] = piece
+                weights[dim] = (weight, base)
+                weight *= piece
+        row = [1] * len(slots)
+        for dim, size in sizes.items():
+            choices = [j for j, slot in enumerate(slots) if slot.dim == dim]
+            for factor in _prime_factors(size) if choices else ():
+                row[rng.choice(choices)] *= factor
+        if any(
+            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis)
+            > ratio
+            for (s, axis), ratio in ratios.items()
+        ):
+            continue
+        coefficients = []
+        for t, r, term in terms:
+            if term.dim in weights:
+                weight, base = weights[term.dim]
+                coefficients.append(base[(t, r)] * weight)
+            else:
+                coefficients.append(term.coefficient)
+        all_extents.append(row)
+        all_sizes.append([sizes[d] for d in spec.dims])
+        all_coefficients.append(coefficients)
+        if len(all_extents) == rows:
+            break
+    sizes_array = np.array(all_sizes, dtype=np.int64).reshape(len(all_sizes), len(spec.dims))
+    dims = {d: sizes_array[:, k] for k, d in enumerate(spec.dims)}
+    extents = np.array(all_extents, dtype=np.int64).reshape(len(all_extents), len(slots))
+    return (
+        extents,
+        dims,
+        np.array(all_coefficients, dtype=np.int64).reshape(len(all_extents), len(terms)),
+    )
 
 
 def _prime_factors(n: int) -> list[int]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nest_structures import factorizations, fold_split_dims, stored
+from nest_structures import factorizations, fold_split_dims, split_rows, stored
 
 from einsum_opt.costmodel.nest_analysis import (
     LevelSpec,
@@ -24,7 +24,12 @@ from einsum_opt.costmodel.nest_analysis import (
     Term,
     analyze,
 )
-from einsum_opt.costmodel.nest_analysis_batch import analyze_batch, loop_slots, substituted
+from einsum_opt.costmodel.nest_analysis_batch import (
+    analyze_batch,
+    loop_slots,
+    projection_terms,
+    substituted,
+)
 
 SIZES = (1, 2, 3, 4, 6, 8, 9, 12, 16)
 
@@ -105,11 +110,26 @@ def _rows(spec: NestSpec, seed: int) -> np.ndarray:
     return np.vstack([rows, broken])
 
 
-def _agree(spec: NestSpec, rows: np.ndarray, stationary_fix: bool, link_transfers: bool) -> int:
+def _agree(
+    spec: NestSpec,
+    rows: np.ndarray,
+    stationary_fix: bool,
+    link_transfers: bool,
+    dims: dict[str, np.ndarray] | None = None,
+    coefficients: np.ndarray | None = None,
+) -> int:
     """Assert each row equals the scalar analysis (or its error); return the fallback count."""
-    batch = analyze_batch(spec, rows, stationary_fix=stationary_fix, link_transfers=link_transfers)
+    batch = analyze_batch(
+        spec,
+        rows,
+        dims=dims,
+        coefficients=coefficients,
+        stationary_fix=stationary_fix,
+        link_transfers=link_transfers,
+    )
     for r, row in enumerate(rows):
-        one = substituted(spec, tuple(int(e) for e in row))
+        sizes = None if dims is None else {d: int(v[r]) for d, v in dims.items()}
+        one = substituted(spec, row, sizes, None if coefficients is None else coefficients[r])
         try:
             expected = analyze(one, stationary_fix=stationary_fix, link_transfers=link_transfers)
         except NestSpecError as error:
@@ -131,7 +151,57 @@ def test_every_row_equals_the_scalar_analysis(
     _agree(spec, _rows(spec, seed), stationary_fix, link_transfers)
 
 
-STORED = [(source, k, spec) for source, specs in stored().items() for k, spec in enumerate(specs)]
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(structures(), st.integers(0, 2**16), st.booleans())
+def test_rows_with_their_own_sizes_and_coefficients_equal_the_scalar_analysis(
+    spec: NestSpec, seed: int, stationary_fix: bool
+) -> None:
+    rng = random.Random(seed)
+    count = 10
+    dims = {d: np.array([rng.choice(SIZES) for _ in range(count)]) for d in spec.dims}
+    rows = []
+    for r in range(count):
+        sized = NestSpec(
+            {d: int(v[r]) for d, v in dims.items()},
+            spec.tensors,
+            spec.levels,
+            spec.compute_mesh_x,
+            spec.compute_mesh_y,
+        )
+        found = factorizations(sized, 1, seed + r, distinct=False)
+        rows.append(found[0] if len(found) else np.ones(len(loop_slots(spec)), dtype=np.int64))
+    terms = len(projection_terms(spec))
+    coefficients = np.array(
+        [[rng.choice((1, 2, 3, -1, -2, 4)) for _ in range(terms)] for _ in range(count)],
+        dtype=np.int64,
+    ).reshape(count, terms)
+    extents = np.array(rows, dtype=np.int64).reshape(count, len(loop_slots(spec)))
+    for link_transfers in (False, True):
+        _agree(spec, extents, stationary_fix, link_transfers, dims, coefficients)
+
+
+SPLIT = stored()["attention-split"]
+
+
+@pytest.mark.parametrize("index", range(len(SPLIT)))
+def test_split_ranks_with_pieces_and_strides_per_row_are_exact_and_vectorised(index: int) -> None:
+    # As map-search builds them: a dimension per piece of a split rank, whose sizes and
+    # strides (coefficients) change from row to row.
+    spec = SPLIT[index]
+    extents, dims, coefficients = split_rows(spec, 30, seed=index)
+    assert len({tuple(c) for c in coefficients}) > 1
+    for stationary_fix in (False, True):
+        for link_transfers in (False, True):
+            fallback = _agree(spec, extents, stationary_fix, link_transfers, dims, coefficients)
+            assert fallback == 0
+
+
+STORED = [
+    (source, k, spec)
+    for source, specs in stored().items()
+    if source != "attention-split"
+    for k, spec in enumerate(specs)
+]
 
 
 @pytest.mark.parametrize(
@@ -259,6 +329,10 @@ def test_a_wrong_structure_or_shape_is_an_error() -> None:
     with pytest.raises(NestSpecError, match=r"extents: shape \(2, 2\) is not \(rows, 3\)"):
         analyze_batch(spec, np.ones((2, 2), dtype=np.int64))
     assert analyze_batch(spec, np.ones((0, 3), dtype=np.int64)).valid.shape == (0,)
+    with pytest.raises(NestSpecError, match=r"coefficients: shape \(1, 2\) is not \(1, 4\)"):
+        analyze_batch(spec, np.ones((1, 3), dtype=np.int64), coefficients=np.ones((1, 2)))
+    with pytest.raises(NestSpecError, match="dims: unknown dimension Q"):
+        analyze_batch(spec, np.ones((1, 3), dtype=np.int64), dims={"Q": np.ones(1)})
     glb, pe = spec.levels
     wrong = NestSpec(
         spec.dims, spec.tensors, (glb, LevelSpec("PE", 4, 1, frozenset({"V"}), pe.loops)), 4, 1
