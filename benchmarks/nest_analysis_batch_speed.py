@@ -1,7 +1,9 @@
 """How much faster is the batch analysis than the scalar one? For real loop structures
 (tests/data/nest_structures.json: nests map-search analyses on the 1-pass attention cascade
 and on a Timeloop mapper input, and the Timeloop cases), N = 1000 distinct random
-factorizations of the dimensions over the structure's loop slots: the CPU time of one
+factorizations of the dimensions over the structure's loop slots (for the attention nests as
+map-search builds them, "attention-split", random splits of each split rank into its pieces:
+sizes and strides per row): the CPU time of one
 `analyze_batch` against a loop of `analyze` over the same rows (its caches cleared first, the
 rows distinct), as a ratio within one run; the rows checked equal. Each time is the least of
 a few runs (the batch 5, the loop 2, its caches cleared before each), as the machine is
@@ -22,7 +24,7 @@ import nest_structures  # noqa: E402
 
 from einsum_opt.costmodel.link_transfers import fanout_of  # noqa: E402
 from einsum_opt.costmodel.nest_analysis import analyze  # noqa: E402
-from einsum_opt.costmodel.nest_analysis_batch import analyze_batch, substituted  # noqa: E402
+from einsum_opt.costmodel.nest_analysis_batch import analyze_batch  # noqa: E402
 from einsum_opt.costmodel.tile_trace import walk_trace  # noqa: E402
 
 
@@ -32,15 +34,19 @@ def main() -> None:
     for source, specs in nest_structures.stored().items():
         batch_total = scalar_total = 0.0
         for index, spec in enumerate(specs):
-            extents = nest_structures.factorizations(spec, rows, seed=index)
+            dims, coefficients = None, None
+            if source == "attention-split":  # pieces' sizes and strides per row
+                extents, dims, coefficients = nest_structures.split_rows(spec, rows, seed=index)
+            else:
+                extents = nest_structures.factorizations(spec, rows, seed=index)
             if len(extents) < rows // 2:
                 continue  # too few distinct factorizations to measure
             batch_time = scalar_time = float("inf")
             for _ in range(5):
                 start = time.process_time()
-                batch = analyze_batch(spec, extents)
+                batch = analyze_batch(spec, extents, dims=dims, coefficients=coefficients)
                 batch_time = min(batch_time, time.process_time() - start)
-            specs_of_rows = [substituted(spec, tuple(int(e) for e in row)) for row in extents]
+            specs_of_rows = [batch.spec_of(r) for r in range(len(extents))]
             for _ in range(2):
                 walk_trace.cache_clear()
                 fanout_of.cache_clear()
