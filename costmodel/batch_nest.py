@@ -21,7 +21,6 @@ from einsum_opt.costmodel.nest_spec import Loop, NestSpec, NestSpecError, Term, 
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
-Floats = npt.NDArray[np.float64]
 
 SAFE = float(2**60)
 """Magnitudes below this (checked in float64, whose rounding is far smaller than the margin to
