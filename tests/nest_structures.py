@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from einsum_opt.costmodel.nest_analysis import analyze
-from einsum_opt.costmodel.nest_analysis_batch import loop_slots
+from einsum_opt.costmodel.nest_analysis_batch import Slot, loop_slots
 from einsum_opt.costmodel.nest_spec import LevelSpec, Loop, NestSpec, TensorSpec, Term
 
 STORED = Path(__file__).resolve().parent / "data" / "nest_structures.json"
@@ -210,16 +211,8 @@ def split_rows(
                 sizes[dim] = piece
                 weights[dim] = (weight, base)
                 weight *= piece
-        row = [1] * len(slots)
-        for dim, size in sizes.items():
-            choices = [j for j, slot in enumerate(slots) if slot.dim == dim]
-            for factor in _prime_factors(size) if choices else ():
-                row[rng.choice(choices)] *= factor
-        if any(
-            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis)
-            > ratio
-            for (s, axis), ratio in ratios.items()
-        ):
+        row = _random_row(sizes, slots, ratios, rng)
+        if row is None:
             continue
         coefficients = []
         for t, r, term in terms:
@@ -262,16 +255,8 @@ def factorizations(spec: NestSpec, rows: int, seed: int, distinct: bool = True) 
     found: list[tuple[int, ...]] = []
     seen: set[tuple[int, ...]] = set()
     for _ in range(rows * 20):
-        row = [1] * len(slots)
-        for dim, size in spec.dims.items():
-            choices = [j for j, slot in enumerate(slots) if slot.dim == dim]
-            for factor in _prime_factors(size) if choices else ():
-                row[rng.choice(choices)] *= factor
-        if any(
-            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis)
-            > ratio
-            for (s, axis), ratio in ratios.items()
-        ):
+        row = _random_row(spec.dims, slots, ratios, rng)
+        if row is None:
             continue
         key = tuple(row)
         if distinct and key in seen:
@@ -281,6 +266,28 @@ def factorizations(spec: NestSpec, rows: int, seed: int, distinct: bool = True) 
         if len(found) == rows:
             break
     return np.array(found, dtype=np.int64).reshape(len(found), len(slots))
+
+
+def _random_row(
+    sizes: Mapping[str, int],
+    slots: tuple[Slot, ...],
+    ratios: Mapping[tuple[int, str], int],
+    rng: random.Random,
+) -> list[int] | None:
+    """Every dimension's size factorized over its slots at random (prime by prime), or None
+    when a level's fan-out on an axis exceeds its mesh ratio."""
+    row = [1] * len(slots)
+    for dim, size in sizes.items():
+        choices = [j for j, slot in enumerate(slots) if slot.dim == dim]
+        for factor in _prime_factors(size) if choices else ():
+            row[rng.choice(choices)] *= factor
+    for (s, axis), ratio in ratios.items():
+        if (
+            math.prod(row[j] for j, sl in enumerate(slots) if sl.level == s and sl.axis == axis)
+            > ratio
+        ):
+            return None
+    return row
 
 
 def _mesh_ratios(spec: NestSpec) -> dict[tuple[int, str], int]:
