@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from einsum_opt.lowering.accesses import left_resident
-from einsum_opt.lowering.loopnest_to_dataflow import stage_shape
 from einsum_opt.transforms.map_search.batch_cost import KernelRows, kernel_rows, result_shape
 from einsum_opt.transforms.map_search.batch_rows import (
     FusedLoops,
@@ -30,9 +29,9 @@ from einsum_opt.transforms.map_search.batch_rows import (
     residency,
 )
 from einsum_opt.transforms.map_search.candidates import Outcome, Worker
-from einsum_opt.transforms.map_search.compose import PIPELINE, Cost, KernelLoops, kernel_loops
+from einsum_opt.transforms.map_search.compose import Cost, KernelLoops, kernel_loops
 from einsum_opt.transforms.map_search.genome import Genome, OwnPlan
-from einsum_opt.transforms.map_search.light_nest import as_nest, as_nests
+from einsum_opt.transforms.map_search.light_nest import LightNest, as_nest, as_nests
 from einsum_opt.transforms.map_search.nest_eval import IllegalMapping, NestResult
 from einsum_opt.transforms.map_search.own_loops import retilings, table_of
 from einsum_opt.transforms.map_search.plan import EinsumMap
@@ -64,12 +63,6 @@ class OptionBatch:
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             if b > a
         ]
-
-    def without(self, seen: Callable[[Genome], bool]) -> tuple[OptionBatch, list[Genome]]:
-        """The batch without the rows whose genome `seen` accepts, and its rows' genomes."""
-        kept = [(r, g) for r, g in enumerate(self.genomes()) if not seen(g)]
-        rows = [r for r, _ in kept]
-        return OptionBatch(self.base, self.options, self.choice[rows]), [g for _, g in kept]
 
     def genome(self, row: int) -> Genome:
         """Row `row`'s genome."""
@@ -112,16 +105,16 @@ def retiling_batch(
     sizes = [len(plans) for _, plans in options]
     total = math.prod(sizes)
     picks = range(1, total) if total - 1 <= limit else sorted(rng.sample(range(1, total), limit))
+    # Row number -> one option per Einsum, the last Einsum's fastest (mixed radix).
+    numbers = np.array(picks, dtype=object if total >= 2**62 else np.int64)
     choice = np.zeros((len(picks), len(sizes)), dtype=np.int64)
-    for row, number in enumerate(picks):
-        for j in range(len(sizes) - 1, -1, -1):
-            number, choice[row, j] = divmod(number, sizes[j])
+    for j in range(len(sizes) - 1, -1, -1):
+        choice[:, j] = numbers % sizes[j]
+        numbers = numbers // sizes[j]
     return OptionBatch(genome, tuple(options), choice)
 
 
-def evaluate_batch(
-    worker: Worker, batch: OptionBatch, alone: bool = True
-) -> list[Outcome | None]:
+def evaluate_batch(worker: Worker, batch: OptionBatch, alone: bool = True) -> list[Outcome | None]:
     """Each row's outcome, as `worker.one(batch.genome(row), None)` gives it. `alone=False`:
     the rows the batch cannot cost together are not costed (None) rather than costed one by
     one (a search skips them instead of spending a candidate's full time on each)."""
@@ -163,7 +156,6 @@ class _BatchCoster:
             for label, total in found.peaks.items():
                 peaks[label] = np.maximum(peaks.get(label, 0), total)
             self.alone |= ~found.exact
-        self._views()
         energy = compute_pj + storage_pj
         coster = self.evaluator.coster
         overflow = np.zeros(self.rows, dtype=np.int64)
@@ -215,13 +207,6 @@ class _BatchCoster:
         if j is None:
             return np.zeros(self.rows, dtype=np.int64)
         return self.batch.choice[:, j].astype(np.int64)
-
-    def _views(self) -> None:
-        """Views are analysed as the scalar evaluator analyses them (their plans follow the
-        readers' units, which options keep)."""
-        for e in self.facts.einsums:
-            if e.view:
-                self.evaluator.nests.result(e.index, self.base_plan[e.index])
 
     # -- one kernel ------------------------------------------------------------------------
 
@@ -278,28 +263,19 @@ class _BatchCoster:
             fits = np.array([loops.trips_fit([as_nest(n)]) for n in opts.nests], dtype=np.bool_)
             self.alone |= ~fits[choice[:, k]]
         if loops.iterative is None and len(options) > 1:
-            fused = FusedLoops(options, choice)
-            length = fused.length(0, len(options) - 1)
-            names = fused.names(0)
-            same = tuple(names[: len(loops.pipeline)]) == loops.pipeline
-            self.alone |= (length != len(loops.pipeline)) | (not same)
+            # The base's nests share `loops.pipeline`, so a row shares the same loops when it
+            # shares as many.
+            length = FusedLoops(options, choice).length(0, len(options) - 1)
+            self.alone |= length != len(loops.pipeline)
 
     def _stages(
-        self, loops: KernelLoops, lights: Sequence[Sequence[object]], choice: Ints
+        self, loops: KernelLoops, lights: Sequence[Sequence[LightNest]], choice: Ints
     ) -> tuple[Ints, Ints, Ints]:
         """Each row's stage times, PEs and runs per position (`shaped`, option by option)."""
         arch = self.evaluator.arch
         columns = []
         for k, options in enumerate(lights):
-            table = []
-            for light in options:
-                nest = as_nest(light)  # type: ignore[arg-type]
-                times, extent = stage_shape(nest, arch, loops.skips[k])
-                runs = 1
-                if loops.roles[k] == PIPELINE:
-                    ext = nest.extents()
-                    runs = math.prod(ext[v] for v in loops.pipeline if v in ext)
-                table.append((times, math.prod(extent), runs))
+            table = [loops.stage(k, as_nest(light), arch) for light in options]
             columns.append(np.array(table, dtype=np.int64)[choice[:, k]])
         stacked = np.stack(columns, axis=1)
         return stacked[:, :, 0], stacked[:, :, 1], stacked[:, :, 2]

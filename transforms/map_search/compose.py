@@ -131,6 +131,15 @@ class KernelLoops:
             return False
         return self.iterative is not None or fused_loops(nests) == self.pipeline
 
+    def stage(self, k: int, nest: NestOp, arch: Architecture) -> tuple[int, int, int]:
+        """(times, PEs, runs) of the stage of `nest` at position k."""
+        times, extent = stage_shape(nest, arch, self.skips[k])
+        runs = 1
+        if self.roles[k] == PIPELINE:
+            ext = nest.extents()
+            runs = math.prod(ext[v] for v in self.pipeline if v in ext)
+        return times, math.prod(extent), runs
+
     def trips_fit(self, nests: Sequence[NestOp]) -> bool:
         """Whether the repeat and pipeline loops of `nests` have these trips."""
         for var, trip in self.trips:
@@ -222,23 +231,14 @@ def kernel_loops(
 
 def shaped(loops: KernelLoops, nests: Sequence[NestOp], arch: Architecture) -> KernelStructure:
     """The structure of a kernel of `nests` with these loops: each stage's shape and runs."""
-    runs, times, points = [], [], []
+    stages = [loops.stage(k, nest, arch) for k, nest in enumerate(nests)]
     pipeline = loops.pipeline
-    for nest, role, skip in zip(nests, loops.roles, loops.skips, strict=True):
-        shape = stage_shape(nest, arch, skip)
-        if role == PIPELINE:
-            ext = nest.extents()
-            runs.append(math.prod(ext[v] for v in pipeline if v in ext))
-        else:
-            runs.append(1)
-        times.append(shape[0])
-        points.append(math.prod(shape[1]))
     trips = dict(loops.trips)
     return KernelStructure(
         loops.roles,
-        tuple(runs),
-        tuple(times),
-        tuple(points),
+        tuple(runs for _, _, runs in stages),
+        tuple(times for times, _, _ in stages),
+        tuple(points for _, points, _ in stages),
         loops.members,
         loops.graph,
         math.prod(trips[v] for v in pipeline) if loops.members else 1,

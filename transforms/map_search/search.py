@@ -208,22 +208,20 @@ class Search:
         return sorted(outcomes, key=lambda o: rank_key(o.cost, self.objective))
 
     def _sweep(self, genome: Genome) -> Outcome | None:
-        """Cost the unseen re-tilings of `genome` together; the best of them (also recorded
-        as the search's best if it is)."""
+        """Cost the re-tilings of `genome` together; the best of those not seen before (also
+        recorded as the search's best if it is)."""
         if self._out_of_time():
             return None
         batch = retiling_batch(self.space, genome, self.batch_rows, self.rng)
         if batch is None or batch.rows < BATCH_MIN:
             return None
-        batch, genomes = batch.without(lambda g: g in self.seen)
-        if batch.rows == 0:
-            return None
         began = time.monotonic()
         outcomes, analysed = self.executor.map_batch(batch)
         self.last_round += time.monotonic() - began
-        # A row the batch skipped stays unseen: a round may still cost it one by one.
-        self.seen.update(g for g, o in zip(genomes, outcomes, strict=True) if o is not None)
-        costed = [o for o in outcomes if o is not None]
+        # Rows already seen (rare: batches around different genomes seldom meet) are not
+        # counted again; a row the batch skipped stays unseen, for a round to cost alone.
+        costed = [o for o in outcomes if o is not None and o.genome not in self.seen]
+        self.seen.update(o.genome for o in costed)
         self.stats.batched += len(costed)
         return self._merged(costed, analysed)
 
